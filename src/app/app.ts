@@ -1,0 +1,115 @@
+import { nanoid } from 'nanoid';
+import { compile, defaultLimits, type CompileLimits } from '../canvas/compile.ts';
+import type { ApplyOptions, RunHandle, Submitter } from '../canvas/submit.ts';
+import type { CanvasData } from '../canvas/types.ts';
+import { LovageError } from '../errors.ts';
+import type { EventStore } from '../eventstore/store.ts';
+import { defaultStoreUrl, openStore } from '../eventstore/url.ts';
+import { Coordinator } from '../workers/coordinator.ts';
+import { Worker, type WorkerOptions } from '../workers/worker.ts';
+import { runHandle } from './run-handle.ts';
+import { makeTask, type Task, type TaskOptions } from './task.ts';
+
+/** Options of {@link createApp}. */
+export interface AppOptions {
+  /** A store URL (`sqlite:./lovage.db`, `sqlite::memory:`, `memory:`) or a store object. Default: `LOVAGE_STORE`, else `sqlite:./.lovage/lovage.db`. */
+  readonly store?: string | EventStore;
+  /** Limits checked at submit (see `defaultLimits`). */
+  readonly limits?: Partial<CompileLimits>;
+}
+
+/** A Lovage app: the task registry, the store, and the way to submit and to work. */
+export interface App extends Submitter {
+  /**
+   * Registers a task. Names are 1-200 of `A-Z a-z 0-9 _ . : - /`, unique per app.
+   *
+   * @example
+   * const add = app.task('add', (a: number, b: number) => a + b)
+   */
+  task<A extends unknown[], R>(name: string, fn: (...args: A) => R | Promise<R>, options?: TaskOptions): Task<A, Awaited<R>>;
+  /** Validates, compiles and appends a canvas as a new run. Nothing is written when it is refused. */
+  submit(canvas: CanvasData, options?: ApplyOptions): Promise<RunHandle<unknown>>;
+  /** A handle on an existing run. */
+  run<T = unknown>(id: string): RunHandle<T>;
+  /** Starts a worker in this process. */
+  worker(options?: WorkerOptions): Worker;
+  /** The opened store. */
+  store(): Promise<EventStore>;
+  /** Stops this app's workers (gracefully) and closes the store. */
+  close(): Promise<void>;
+}
+
+const RUN_ID = /^[A-Za-z0-9_.:\-]{1,128}$/;
+
+/**
+ * Creates an app.
+ *
+ * @example
+ * const app = createApp({ store: 'sqlite:./lovage.db' })
+ * const add = app.task('add', (a: number, b: number) => a + b)
+ * app.worker({ concurrency: 4 })
+ * console.log(await (await add.delay(1, 2)).get()) // 3
+ */
+export function createApp(options: AppOptions = {}): App {
+  const tasks = new Map<string, (...args: never[]) => unknown>();
+  const taskOptions = new Map<string, { queue: string; priority: number }>();
+  const limits = { ...defaultLimits, ...options.limits };
+  const workers = new Set<Worker>();
+  let resolved: { store: EventStore; coordinator: Coordinator } | undefined;
+  let opened: Promise<{ store: EventStore; coordinator: Coordinator }> | undefined;
+  const open = () => {
+    opened ??= (async () => {
+      const store = typeof options.store === 'object' ? options.store : await openStore(options.store ?? defaultStoreUrl());
+      resolved = { store, coordinator: new Coordinator(store) };
+      return resolved;
+    })();
+    return opened;
+  };
+  const finishedListeners = new Set<(runId: string) => void>();
+  let wired = false;
+  const wire = async () => {
+    const { store, coordinator } = await open();
+    if (!wired) {
+      wired = true;
+      coordinator.onFinished((id) => { for (const l of finishedListeners) l(id); });
+    }
+    return { store, coordinator };
+  };
+  const handleHost = {
+    store: async () => (await wire()).store,
+    onFinished: (l: (runId: string) => void) => { finishedListeners.add(l); return () => finishedListeners.delete(l); },
+  };
+
+  const app: App = {
+    task(name, fn, opts = {}) {
+      if (typeof name !== 'string' || !/^[A-Za-z0-9_.:\-/]{1,200}$/.test(name)) throw new LovageError('VALIDATION', `task name ${JSON.stringify(name)} is invalid; allowed are 1-200 of A-Z a-z 0-9 _ . : - /`);
+      if (typeof fn !== 'function') throw new LovageError('VALIDATION', `task ${name}: expected a function, got ${typeof fn}`);
+      if (tasks.has(name)) throw new LovageError('VALIDATION', `task ${name} is registered already; task names are unique per app`);
+      tasks.set(name, fn as (...args: never[]) => unknown);
+      taskOptions.set(name, { queue: opts.queue ?? 'default', priority: opts.priority ?? 0 });
+      return makeTask(name, app);
+    },
+    async submit(canvas, submitOptions = {}) {
+      const runId = submitOptions.runId ?? nanoid();
+      if (!RUN_ID.test(runId)) throw new LovageError('VALIDATION', `run id ${JSON.stringify(runId)} is invalid; allowed are 1-128 of A-Z a-z 0-9 _ . : -`);
+      const dag = compile(canvas, { limits, resolveTask: (name) => taskOptions.get(name) });
+      const { store, coordinator } = await wire();
+      await coordinator.submit(runId, dag, await store.now());
+      return runHandle(handleHost, runId);
+    },
+    run: (id) => runHandle(handleHost, id),
+    worker(workerOptions = {}) {
+      // The worker starts once the store is open; it reads the host only from then on.
+      const worker = new Worker({ get store() { return resolved!.store; }, get coordinator() { return resolved!.coordinator; }, tasks }, workerOptions);
+      workers.add(worker);
+      void wire().then(() => worker.start(), (e) => { worker.lastError = e; });
+      return worker;
+    },
+    store: async () => (await wire()).store,
+    async close() {
+      await Promise.all([...workers].map((w) => w.stop()));
+      if (opened) await (await opened).store.close();
+    },
+  };
+  return app;
+}

@@ -1,0 +1,128 @@
+import { LovageError } from '../errors.ts';
+import type { Dag, DagNode, Expr } from './dag.ts';
+import { assertJson, type Json } from './json.ts';
+import type { CanvasData, SignatureOptions } from './types.ts';
+
+/** Limits checked while compiling; every one is configurable on the app. */
+export interface CompileLimits {
+  /** Deepest nesting of chain/group/chord/map (default 16). */
+  readonly maxDepth: number;
+  /** Most members of one group, map, starmap or chunks (default 100,000). */
+  readonly maxGroupWidth: number;
+  /** Most nodes in one run (default 250,000). */
+  readonly maxNodes: number;
+  /** Largest JSON size of one node's arguments, in bytes (default 1 MiB). */
+  readonly maxArgsBytes: number;
+}
+
+/** The defaults of {@link CompileLimits}. */
+export const defaultLimits: CompileLimits = Object.freeze({
+  maxDepth: 16,
+  maxGroupWidth: 100_000,
+  maxNodes: 250_000,
+  maxArgsBytes: 1024 * 1024,
+});
+
+/** What compile needs to know of a task: its default queue and priority; `undefined` if unknown. */
+export type TaskResolver = (name: string) => { readonly queue: string; readonly priority: number } | undefined;
+
+export interface CompileOptions {
+  readonly limits?: Partial<CompileLimits>;
+  /** Refuses unknown task names when given; without it every name routes to `default`. */
+  readonly resolveTask?: TaskResolver;
+}
+
+const TASK_NAME = /^[A-Za-z0-9_.:\-/]{1,200}$/;
+const QUEUE_NAME = /^[A-Za-z0-9_.:\-]{1,100}$/;
+
+/**
+ * Compiles a canvas into a DAG: pure and deterministic, node ids name each node's place.
+ * Throws a VALIDATION or LIMIT LovageError naming the path of the first bad part; nothing is written.
+ *
+ * @example
+ * compile(chain(add.s(1, 2), mul.s(10))).nodes.map((n) => n.id) // ['0', '1']
+ */
+export function compile(canvas: CanvasData, options: CompileOptions = {}): Dag {
+  const limits = { ...defaultLimits, ...options.limits };
+  const nodes: DagNode[] = [];
+  const ids = new Set<string>();
+
+  const fail = (code: 'VALIDATION' | 'LIMIT', path: string, message: string): never => {
+    throw new LovageError(code, `canvas at ${path || 'root'}: ${message}`, { path });
+  };
+
+  const addNode = (path: string, task: unknown, args: unknown, immutable: boolean, opts: SignatureOptions | undefined, input: Expr | null): Expr => {
+    if (typeof task !== 'string' || !TASK_NAME.test(task)) fail('VALIDATION', path, `task name ${JSON.stringify(task)} is invalid; allowed are 1-200 of A-Z a-z 0-9 _ . : - /`);
+    const name = task as string;
+    const known = options.resolveTask ? options.resolveTask(name) : { queue: 'default', priority: 0 };
+    if (!known) fail('VALIDATION', path, `unknown task "${name}"; register it with app.task("${name}", fn) before submitting`);
+    if (!Array.isArray(args)) fail('VALIDATION', path, 'args must be an array');
+    assertJson(args, `canvas at ${path} (task ${name}) args`);
+    const size = JSON.stringify(args).length;
+    if (size > limits.maxArgsBytes) fail('LIMIT', path, `arguments of task ${name} are ${size} bytes; the limit is maxArgsBytes = ${limits.maxArgsBytes}`);
+    const queue = opts?.queue ?? known!.queue;
+    if (typeof queue !== 'string' || !QUEUE_NAME.test(queue)) fail('VALIDATION', path, `queue ${JSON.stringify(queue)} is invalid; allowed are 1-100 of A-Z a-z 0-9 _ . : -`);
+    const priority = opts?.priority ?? known!.priority;
+    if (!Number.isInteger(priority) || Math.abs(priority) > 1_000_000) fail('VALIDATION', path, `priority ${String(priority)} is invalid; allowed are integers from -1000000 to 1000000`);
+    if (nodes.length >= limits.maxNodes) fail('LIMIT', path, `the run has more than maxNodes = ${limits.maxNodes} nodes`);
+    if (ids.has(path)) fail('VALIDATION', path, 'duplicate node id');
+    ids.add(path);
+    nodes.push({ id: path, task: name, args: args as Json[], immutable, input, queue, priority });
+    return { ref: path };
+  };
+
+  const width = (path: string, n: number, what: string): void => {
+    if (n > limits.maxGroupWidth) fail('LIMIT', path, `${what} has ${n} members; the limit is maxGroupWidth = ${limits.maxGroupWidth}`);
+  };
+
+  const at = (prefix: string, part: string | number): string => (prefix === '' ? String(part) : `${prefix}.${part}`);
+
+  const flattenChain = (c: CanvasData): CanvasData[] => (c.kind === 'chain' ? c.steps.flatMap(flattenChain) : [c]);
+
+  const visit = (c: CanvasData, path: string, prev: Expr | null, depth: number): Expr => {
+    if (depth > limits.maxDepth) fail('LIMIT', path, `nesting is deeper than maxDepth = ${limits.maxDepth}`);
+    if (typeof c !== 'object' || c === null) return fail('VALIDATION', path, `expected a canvas, got ${typeof c}`);
+    switch (c.kind) {
+      case 'signature':
+        return addNode(path, c.task, c.args, c.immutable === true, c.options, prev);
+      case 'chain': {
+        const steps = flattenChain(c);
+        if (steps.length === 0) fail('VALIDATION', path, 'a chain needs at least one step');
+        let out = prev;
+        steps.forEach((step, i) => { out = visit(step, at(path, i), out, depth + 1); });
+        return out!;
+      }
+      case 'group':
+        if (!Array.isArray(c.members)) fail('VALIDATION', path, 'group members must be an array');
+        width(path, c.members.length, 'group');
+        return { list: c.members.map((m, i) => visit(m, at(path, i), prev, depth + 1)) };
+      case 'chord': {
+        if (c.header?.kind !== 'group') fail('VALIDATION', path, 'chord header must be a group');
+        width(path, c.header.members.length, 'chord header');
+        const header: Expr = { list: c.header.members.map((m, i) => visit(m, at(path, `header.${i}`), prev, depth + 1)) };
+        return visit(c.body, at(path, 'body'), header, depth + 1);
+      }
+      case 'map': {
+        if (!Array.isArray(c.argLists)) fail('VALIDATION', path, 'map items must be an array');
+        width(path, c.argLists.length, 'map');
+        return { list: c.argLists.map((args, i) => addNode(at(path, i), c.task, args, true, c.options, prev)) };
+      }
+      case 'chunks': {
+        if (!Array.isArray(c.argLists)) fail('VALIDATION', path, 'chunks argument lists must be an array');
+        if (!Number.isInteger(c.size) || c.size < 1) fail('VALIDATION', path, `chunk size ${String(c.size)} is invalid; allowed are integers ≥ 1`);
+        width(path, c.argLists.length, 'chunks');
+        const list: Expr[] = [];
+        for (let start = 0, k = 0; start < c.argLists.length; start += c.size, k++) {
+          const slice = c.argLists.slice(start, start + c.size);
+          list.push({ list: slice.map((args, j) => addNode(at(path, `${k}.${j}`), c.task, args, true, c.options, prev)) });
+        }
+        return { list };
+      }
+      default:
+        return fail('VALIDATION', path, `unknown canvas kind ${JSON.stringify((c as { kind?: unknown }).kind)}; allowed are signature, chain, group, chord, map, chunks`);
+    }
+  };
+  const root = canvas?.kind === 'chain' ? canvas : ({ kind: 'chain', steps: [canvas] } as const);
+  const result = visit(root, '', null, 0);
+  return { nodes, result };
+}

@@ -1,0 +1,54 @@
+import { LovageError, preview } from '../errors.ts';
+
+/** A JSON value: what may travel in arguments, results and the log. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/**
+ * Throws a VALIDATION error naming `where` and the path inside the value when `value` is not plain
+ * JSON (functions, BigInt, symbols, undefined, NaN/Infinity, cycles, class instances, Map, Date...).
+ */
+export function assertJson(value: unknown, where: string): asserts value is Json {
+  const seen = new Set<object>();
+  const walk = (v: unknown, path: string): void => {
+    switch (typeof v) {
+      case 'string':
+      case 'boolean':
+        return;
+      case 'number':
+        if (!Number.isFinite(v)) fail(path, `${v} is not a JSON number`);
+        return;
+      case 'object': {
+        if (v === null) return;
+        if (seen.has(v)) fail(path, 'a cycle (the value contains itself)');
+        const proto = Object.getPrototypeOf(v);
+        if (Array.isArray(v)) {
+          seen.add(v);
+          for (let i = 0; i < v.length; i++) {
+            if (!(i in v)) fail(`${path}[${i}]`, 'a hole in an array');
+            walk(v[i], `${path}[${i}]`);
+          }
+          seen.delete(v);
+          return;
+        }
+        if (proto !== Object.prototype && proto !== null) {
+          fail(path, `an instance of ${v.constructor?.name ?? 'a class'} (only plain objects and arrays are JSON)`);
+        }
+        seen.add(v);
+        for (const key of Object.keys(v)) walk((v as Record<string, unknown>)[key], `${path}.${key}`);
+        if (Object.getOwnPropertySymbols(v).length > 0) fail(path, 'symbol keys');
+        seen.delete(v);
+        return;
+      }
+      default:
+        fail(path, `a ${typeof v} (${preview(v)})`);
+    }
+  };
+  const fail = (path: string, what: string): never => {
+    throw new LovageError(
+      'VALIDATION',
+      `${where}${path}: ${what} cannot be stored; allowed are JSON values: null, booleans, finite numbers, strings, arrays and plain objects`,
+      { where, path },
+    );
+  };
+  walk(value, '');
+}

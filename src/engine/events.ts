@@ -1,0 +1,42 @@
+import type { Dag } from '../canvas/dag.ts';
+import type { Json } from '../canvas/json.ts';
+
+/** A task's error as recorded in the log. */
+export interface TaskErrorInfo {
+  readonly name: string;
+  readonly message: string;
+  readonly stack?: string;
+}
+
+/**
+ * Every change of a run's state, past tense. `at` is epoch milliseconds from the store's or the
+ * caller's clock, never read inside the engine.
+ */
+export type WorkflowEvent =
+  | { readonly type: 'WorkflowSubmitted'; readonly at: number; readonly dag: Dag }
+  | { readonly type: 'NodeReady'; readonly at: number; readonly nodeId: string; readonly task: string; readonly args: readonly Json[]; readonly queue: string; readonly priority: number }
+  | { readonly type: 'NodeStarted'; readonly at: number; readonly nodeId: string; readonly attempt: number; readonly worker: string; readonly leaseToken: string; readonly leaseExpiresAt: number }
+  | { readonly type: 'NodeSucceeded'; readonly at: number; readonly nodeId: string; readonly attempt: number; readonly result: Json }
+  | { readonly type: 'NodeFailed'; readonly at: number; readonly nodeId: string; readonly attempt: number; readonly error: TaskErrorInfo }
+  | { readonly type: 'NodeLeaseExpired'; readonly at: number; readonly nodeId: string; readonly attempt: number; readonly worker: string }
+  | { readonly type: 'NodeReleased'; readonly at: number; readonly nodeId: string; readonly attempt: number; readonly reason: string }
+  | { readonly type: 'NodeCompletionFenced'; readonly at: number; readonly nodeId: string; readonly attempt: number; readonly leaseToken: string; readonly outcome: 'succeeded' | 'failed'; readonly reason: string }
+  | { readonly type: 'NodesSkipped'; readonly at: number; readonly nodeIds: readonly string[]; readonly reason: string }
+  | { readonly type: 'WorkflowSucceeded'; readonly at: number; readonly result: Json }
+  | { readonly type: 'WorkflowFailed'; readonly at: number; readonly nodeId: string; readonly task: string; readonly error: TaskErrorInfo };
+
+/** The type names of {@link WorkflowEvent}. */
+export type EventType = WorkflowEvent['type'];
+
+/** An event as stored: its run, its version in the run (1-based) and its global position. */
+export interface StoredEvent {
+  readonly runId: string;
+  readonly version: number;
+  readonly position: number;
+  readonly event: WorkflowEvent;
+}
+
+export const eventTypes: ReadonlySet<string> = new Set<EventType>([
+  'WorkflowSubmitted', 'NodeReady', 'NodeStarted', 'NodeSucceeded', 'NodeFailed', 'NodeLeaseExpired',
+  'NodeReleased', 'NodeCompletionFenced', 'NodesSkipped', 'WorkflowSucceeded', 'WorkflowFailed',
+]);

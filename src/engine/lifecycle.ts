@@ -1,0 +1,79 @@
+import { createMachine, transition } from 'xstate';
+import type { EventType } from './events.ts';
+
+/** A node's lifecycle states. */
+export type NodeStatus = 'pending' | 'ready' | 'running' | 'succeeded' | 'failed' | 'skipped';
+/** A run's lifecycle states. */
+export type RunLifecycle = 'new' | 'running' | 'succeeded' | 'failed';
+
+/** The node lifecycle, the one source of truth for which event may move a node where. */
+export const nodeMachine = createMachine({
+  id: 'node',
+  initial: 'pending',
+  states: {
+    pending: { on: { NodeReady: 'ready', NodesSkipped: 'skipped', NodeCompletionFenced: 'pending' } },
+    ready: { on: { NodeStarted: 'running', NodeCompletionFenced: 'ready' } },
+    running: {
+      on: {
+        NodeSucceeded: 'succeeded',
+        NodeFailed: 'failed',
+        NodeLeaseExpired: 'ready',
+        NodeReleased: 'ready',
+        NodeCompletionFenced: 'running',
+      },
+    },
+    succeeded: { type: 'final', on: { NodeCompletionFenced: 'succeeded' } },
+    failed: { type: 'final', on: { NodeCompletionFenced: 'failed' } },
+    skipped: { type: 'final', on: { NodeCompletionFenced: 'skipped' } },
+  },
+});
+
+/** The run lifecycle. */
+export const runMachine = createMachine({
+  id: 'run',
+  initial: 'new',
+  states: {
+    new: { on: { WorkflowSubmitted: 'running' } },
+    running: { on: { WorkflowSucceeded: 'succeeded', WorkflowFailed: 'failed' } },
+    succeeded: { type: 'final' },
+    failed: { type: 'final' },
+  },
+});
+
+type Table<S extends string> = ReadonlyMap<S, ReadonlyMap<string, S>>;
+
+/**
+ * Runs xstate's pure `transition` over every (state, event) pair once, at load, and keeps the
+ * answers in a table: the fold then moves a node with two Map lookups instead of building an
+ * xstate snapshot per event (the fold must replay 100k+ events a second).
+ */
+function tabulate<S extends string>(machine: typeof nodeMachine | typeof runMachine, states: readonly S[], events: readonly string[]): Table<S> {
+  const table = new Map<S, Map<string, S>>();
+  for (const state of states) {
+    const row = new Map<string, S>();
+    for (const type of events) {
+      const snapshot = machine.resolveState({ value: state, context: {} } as never);
+      const [next] = transition(machine as never, snapshot as never, { type } as never) as [{ value: unknown }, unknown];
+      const explicit = Boolean((machine.states as Record<string, { on: Record<string, unknown> }>)[state]?.on[type]);
+      if (explicit) row.set(type, next.value as S);
+    }
+    table.set(state, row);
+  }
+  return table;
+}
+
+const nodeEventTypes: EventType[] = ['NodeReady', 'NodeStarted', 'NodeSucceeded', 'NodeFailed', 'NodeLeaseExpired', 'NodeReleased', 'NodeCompletionFenced', 'NodesSkipped'];
+const runEventTypes: EventType[] = ['WorkflowSubmitted', 'WorkflowSucceeded', 'WorkflowFailed'];
+
+export const nodeTable: Table<NodeStatus> = tabulate(nodeMachine, ['pending', 'ready', 'running', 'succeeded', 'failed', 'skipped'], nodeEventTypes);
+export const runTable: Table<RunLifecycle> = tabulate(runMachine, ['new', 'running', 'succeeded', 'failed'], runEventTypes);
+
+/** The node state after `type`, or `undefined` when the lifecycle does not allow it. */
+export function nextNodeStatus(from: NodeStatus, type: EventType): NodeStatus | undefined {
+  return nodeTable.get(from)?.get(type);
+}
+
+/** The run state after `type`, or `undefined` when the lifecycle does not allow it. */
+export function nextRunStatus(from: RunLifecycle, type: EventType): RunLifecycle | undefined {
+  return runTable.get(from)?.get(type);
+}

@@ -1,0 +1,167 @@
+import type { Json } from '../canvas/json.ts';
+import { decideStart } from '../engine/decide.ts';
+import type { StoredEvent } from '../engine/events.ts';
+import { LovageError } from '../errors.ts';
+import { newToken } from './token.ts';
+import { runStatusAfter, Signal, type AppendRequest, type ClaimRequest, type ClaimedNode, type EventStore, type LeaseRef, type RunRecord } from './store.ts';
+
+interface ReadyRow {
+  readonly runId: string;
+  readonly nodeId: string;
+  readonly task: string;
+  readonly args: readonly Json[];
+  readonly queue: string;
+  readonly priority: number;
+  readonly seq: number;
+  attempts: number;
+  worker?: string;
+  leaseToken?: string;
+  leaseExpiresAt?: number;
+}
+
+const key = (runId: string, nodeId: string): string => `${runId}\u0000${nodeId}`;
+
+/**
+ * The reference store: everything in memory, one process. Same semantics as every other store.
+ *
+ * @example
+ * const app = createApp({ store: new MemoryStore() })
+ */
+export class MemoryStore implements EventStore {
+  readonly #events: StoredEvent[] = [];
+  readonly #streams = new Map<string, StoredEvent[]>();
+  readonly #runs = new Map<string, RunRecord>();
+  readonly #ready = new Map<string, ReadyRow>();
+  readonly #signal = new Signal();
+  readonly #clock: () => number;
+
+  /** `clock` is injectable for tests (default `Date.now`). */
+  constructor(options: { clock?: () => number } = {}) {
+    this.#clock = options.clock ?? Date.now;
+  }
+
+  async now(): Promise<number> {
+    return this.#clock();
+  }
+
+  async append(requests: readonly AppendRequest[]): Promise<StoredEvent[][]> {
+    const versions = new Map<string, number>();
+    for (const r of requests) {
+      const current = versions.get(r.runId) ?? this.#runs.get(r.runId)?.version ?? 0;
+      if (current !== r.expectedVersion) {
+        throw new LovageError('CONCURRENCY', `run ${r.runId} is at version ${current}, expected ${r.expectedVersion}`, { runId: r.runId });
+      }
+      versions.set(r.runId, current + r.events.length);
+    }
+    // Check the projection's uniqueness before changing anything, so the batch stays all-or-nothing.
+    const readyKeys = new Set<string>();
+    for (const r of requests) for (const e of r.events) if (e.type === 'NodeReady') {
+      const k = key(r.runId, e.nodeId);
+      if (this.#ready.has(k) || readyKeys.has(k)) throw new LovageError('CONCURRENCY', `node ${e.nodeId} of run ${r.runId} is already in the ready queue`, { runId: r.runId });
+      readyKeys.add(k);
+    }
+    let woke = false;
+    const out = requests.map((r) => {
+      const stored: StoredEvent[] = [];
+      for (const event of r.events) {
+        const stream = this.#streams.get(r.runId) ?? [];
+        this.#streams.set(r.runId, stream);
+        const s: StoredEvent = { runId: r.runId, version: stream.length + 1, position: this.#events.length + 1, event };
+        stream.push(s);
+        this.#events.push(s);
+        stored.push(s);
+        woke = this.#project(s) || woke;
+      }
+      return stored;
+    });
+    if (woke) this.#signal.emit();
+    return out;
+  }
+
+  #project(s: StoredEvent): boolean {
+    const e = s.event;
+    const status = runStatusAfter(e);
+    const run = this.#runs.get(s.runId);
+    this.#runs.set(s.runId, {
+      runId: s.runId,
+      status: status ?? run?.status ?? 'running',
+      version: s.version,
+      ...(status === 'succeeded' || status === 'failed' ? { finishedVersion: s.version } : run?.finishedVersion !== undefined ? { finishedVersion: run.finishedVersion } : {}),
+      createdAt: run?.createdAt ?? e.at,
+      updatedAt: e.at,
+    });
+    switch (e.type) {
+      case 'NodeReady':
+        this.#ready.set(key(s.runId, e.nodeId), { runId: s.runId, nodeId: e.nodeId, task: e.task, args: e.args, queue: e.queue, priority: e.priority, seq: s.position, attempts: 0 });
+        return true;
+      case 'NodeSucceeded':
+      case 'NodeFailed':
+        this.#ready.delete(key(s.runId, e.nodeId));
+        return false;
+      case 'NodeLeaseExpired':
+      case 'NodeReleased': {
+        const row = this.#ready.get(key(s.runId, e.nodeId));
+        if (row) { delete row.leaseToken; delete row.worker; delete row.leaseExpiresAt; }
+        return true;
+      }
+      case 'NodeStarted': {
+        const row = this.#ready.get(key(s.runId, e.nodeId));
+        if (row) { row.leaseToken = e.leaseToken; row.worker = e.worker; row.leaseExpiresAt = e.leaseExpiresAt; row.attempts = e.attempt; }
+        return false;
+      }
+      default:
+        return false;
+    }
+  }
+
+  async readStream(runId: string, fromVersion = 1): Promise<StoredEvent[]> {
+    return (this.#streams.get(runId) ?? []).slice(Math.max(0, fromVersion - 1));
+  }
+
+  async readAll(afterPosition = 0, limit = 1000): Promise<StoredEvent[]> {
+    return this.#events.slice(afterPosition, afterPosition + limit);
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimedNode[]> {
+    const now = this.#clock();
+    const queues = new Set(request.queues);
+    const candidates: ReadyRow[] = [];
+    for (const row of this.#ready.values()) {
+      if (!queues.has(row.queue)) continue;
+      if (row.leaseToken === undefined || (row.leaseExpiresAt ?? 0) < now) candidates.push(row);
+    }
+    candidates.sort((a, b) => Number(b.leaseToken !== undefined) - Number(a.leaseToken !== undefined) || b.priority - a.priority || a.seq - b.seq);
+    const claimed: ClaimedNode[] = [];
+    for (const row of candidates.slice(0, request.limit)) {
+      const leaseToken = newToken();
+      const leaseExpiresAt = now + request.leaseMs;
+      const events = decideStart({
+        nodeId: row.nodeId, attempts: row.attempts, worker: request.worker, leaseToken, leaseExpiresAt, at: now,
+        ...(row.leaseToken !== undefined && row.worker !== undefined ? { expiredWorker: row.worker } : {}),
+      });
+      const [stored] = await this.append([{ runId: row.runId, expectedVersion: this.#runs.get(row.runId)!.version, events }]);
+      claimed.push({ runId: row.runId, nodeId: row.nodeId, task: row.task, args: row.args, attempt: row.attempts, leaseToken, leaseExpiresAt, events: stored! });
+    }
+    return claimed;
+  }
+
+  async extend(leases: readonly LeaseRef[], leaseMs: number): Promise<boolean[]> {
+    const until = this.#clock() + leaseMs;
+    return leases.map((l) => {
+      const row = this.#ready.get(key(l.runId, l.nodeId));
+      if (!row || row.leaseToken !== l.leaseToken) return false;
+      row.leaseExpiresAt = until;
+      return true;
+    });
+  }
+
+  async getRun(runId: string): Promise<RunRecord | undefined> {
+    return this.#runs.get(runId);
+  }
+
+  onReady(listener: () => void): () => void {
+    return this.#signal.on(listener);
+  }
+
+  async close(): Promise<void> {}
+}

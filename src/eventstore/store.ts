@@ -1,0 +1,90 @@
+import type { Json } from '../canvas/json.ts';
+import type { StoredEvent, WorkflowEvent } from '../engine/events.ts';
+
+/** Events to append to one run, valid only if the run is still at `expectedVersion` (0: a new run). */
+export interface AppendRequest {
+  readonly runId: string;
+  readonly expectedVersion: number;
+  readonly events: readonly WorkflowEvent[];
+}
+
+/** What a worker asks of the ready queue. */
+export interface ClaimRequest {
+  readonly queues: readonly string[];
+  readonly limit: number;
+  readonly worker: string;
+  readonly leaseMs: number;
+}
+
+/** A node leased to a worker, with the events its claim appended (NodeLeaseExpired?, NodeStarted). */
+export interface ClaimedNode {
+  readonly runId: string;
+  readonly nodeId: string;
+  readonly task: string;
+  readonly args: readonly Json[];
+  readonly attempt: number;
+  readonly leaseToken: string;
+  readonly leaseExpiresAt: number;
+  readonly events: readonly StoredEvent[];
+}
+
+/** A lease to extend. */
+export interface LeaseRef {
+  readonly runId: string;
+  readonly nodeId: string;
+  readonly leaseToken: string;
+}
+
+/** The run row of the projection. */
+export interface RunRecord {
+  readonly runId: string;
+  readonly status: 'running' | 'succeeded' | 'failed';
+  readonly version: number;
+  /** The version of the run's WorkflowSucceeded/WorkflowFailed event, once there is one. */
+  readonly finishedVersion?: number;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+/**
+ * The one interface every store implements (memory, SQLite; Postgres and Redis next). Appends are
+ * atomic with their ready-queue projection; leases use the store's clock.
+ */
+export interface EventStore {
+  /** The store's clock, epoch ms: leases and event times come from here, never from a worker. */
+  now(): Promise<number>;
+  /**
+   * Appends all requests or none. Throws a CONCURRENCY LovageError (details.runId) when a run is not
+   * at its expected version. Returns the stored events per request.
+   */
+  append(requests: readonly AppendRequest[]): Promise<StoredEvent[][]>;
+  /** A run's events from `fromVersion` (1-based, inclusive), in order. */
+  readStream(runId: string, fromVersion?: number): Promise<StoredEvent[]>;
+  /** Every run's events after global position `afterPosition`, in append order. */
+  readAll(afterPosition?: number, limit?: number): Promise<StoredEvent[]>;
+  /** Leases up to `limit` ready nodes of `queues` (expired leases first, then by priority, then age). */
+  claim(request: ClaimRequest): Promise<ClaimedNode[]>;
+  /** Extends leases still held; `false` for a lease that was lost. */
+  extend(leases: readonly LeaseRef[], leaseMs: number): Promise<boolean[]>;
+  getRun(runId: string): Promise<RunRecord | undefined>;
+  /** Calls `listener` when nodes may have become ready (wakes idle workers); returns an unsubscribe. */
+  onReady(listener: () => void): () => void;
+  close(): Promise<void>;
+}
+
+/** How a run's status changes with an event, for the runs projection. */
+export function runStatusAfter(event: WorkflowEvent): RunRecord['status'] | undefined {
+  return event.type === 'WorkflowSucceeded' ? 'succeeded' : event.type === 'WorkflowFailed' ? 'failed' : event.type === 'WorkflowSubmitted' ? 'running' : undefined;
+}
+
+/** A small set of local listeners, for `onReady`. */
+export class Signal {
+  readonly #listeners = new Set<() => void>();
+  on(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+  emit(): void {
+    for (const l of this.#listeners) l();
+  }
+}

@@ -1,0 +1,33 @@
+import { resolve } from 'node:path';
+import { LovageError } from '../errors.ts';
+import { MemoryStore } from './memory.ts';
+import { SqliteStore } from './sqlite.ts';
+import type { EventStore } from './store.ts';
+
+const ALLOWED = 'allowed are sqlite:<path> (sqlite:./lovage.db), sqlite::memory:, memory:';
+
+/** The default store: `LOVAGE_STORE`, else a SQLite file under `./.lovage/`. */
+export function defaultStoreUrl(): string {
+  return process.env['LOVAGE_STORE'] || 'sqlite:./.lovage/lovage.db';
+}
+
+/**
+ * Opens a store from a URL. Throws a VALIDATION error naming the URL and the allowed forms.
+ *
+ * @example
+ * const store = await openStore('sqlite:./lovage.db')
+ */
+export async function openStore(url: string): Promise<EventStore> {
+  if (typeof url !== 'string' || url.length === 0) throw new LovageError('VALIDATION', `store URL ${JSON.stringify(url)} is empty; ${ALLOWED}`);
+  if (url === 'memory:' || url === 'memory://') return new MemoryStore();
+  if (url.startsWith('sqlite:')) {
+    let path = url.slice('sqlite:'.length);
+    if (path.startsWith('//')) path = path.slice(2);
+    if (path === '') throw new LovageError('VALIDATION', `store URL "${url}" names no file; ${ALLOWED}`);
+    return SqliteStore.open({ path: path === ':memory:' ? path : resolve(path) });
+  }
+  if (/^(postgres|postgresql|redis|rediss):/.test(url)) {
+    throw new LovageError('UNSUPPORTED', `store URL "${url.replace(/\/\/[^@/]*@/, '//***@')}": the Postgres and Redis stores are not in this version yet; ${ALLOWED}`);
+  }
+  throw new LovageError('VALIDATION', `store URL "${url}" is not recognised; ${ALLOWED}`);
+}

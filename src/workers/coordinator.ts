@@ -1,0 +1,120 @@
+import type { Dag } from '../canvas/dag.ts';
+import { decide, type Command } from '../engine/decide.ts';
+import type { StoredEvent, WorkflowEvent } from '../engine/events.ts';
+import { applyInPlace, applyStored, initialState, type RunState } from '../engine/state.ts';
+import { LovageError } from '../errors.ts';
+import type { AppendRequest, EventStore } from '../eventstore/store.ts';
+
+/** A node outcome to record. */
+export type Completion = Extract<Command, { type: 'Complete' | 'Release' }> & { readonly runId: string };
+
+const MAX_CONFLICT_RETRIES = 100;
+
+/**
+ * Runs the pure coordinator against a store: folds each run's log (kept in a bounded cache and
+ * caught up from the store when another process appended), calls `decide`, and appends the outcome
+ * together with its decisions in one atomic append guarded by the run's expected version.
+ */
+export class Coordinator {
+  readonly #store: EventStore;
+  readonly #cache = new Map<string, RunState>();
+  readonly #cacheSize: number;
+  readonly #finished = new Set<(runId: string) => void>();
+
+  constructor(store: EventStore, options: { cacheSize?: number } = {}) {
+    this.#store = store;
+    this.#cacheSize = options.cacheSize ?? 10_000;
+  }
+
+  /** Appends a new run: WorkflowSubmitted and its first NodeReady events. */
+  async submit(runId: string, dag: Dag, at: number): Promise<void> {
+    const state = initialState(runId);
+    const events = decide(state, { type: 'Submit', at, dag });
+    await this.#store.append([{ runId, expectedVersion: 0, events }]);
+    for (const e of events) applyInPlace(state, e);
+    this.#remember(state);
+  }
+
+  /** Folds events this process appended through the store (claims) into the cache. */
+  observe(events: readonly StoredEvent[]): void {
+    for (const s of events) {
+      const state = this.#cache.get(s.runId);
+      if (!state) continue;
+      if (state.version + 1 !== s.version) {
+        this.#cache.delete(s.runId);
+        continue;
+      }
+      applyInPlace(state, s.event);
+    }
+  }
+
+  /** Calls `listener(runId)` when this process records the end of a run. */
+  onFinished(listener: (runId: string) => void): () => void {
+    this.#finished.add(listener);
+    return () => this.#finished.delete(listener);
+  }
+
+  /** The run's state, caught up with the store. The caller must not change it. */
+  async load(runId: string): Promise<RunState> {
+    let state = this.#cache.get(runId);
+    if (!state) state = initialState(runId);
+    this.#cache.delete(runId);
+    applyStored(state, await this.#store.readStream(runId, state.version + 1));
+    if (state.version > 0) this.#remember(state);
+    return state;
+  }
+
+  /**
+   * Records outcomes (completions and releases), in one append for the whole batch. A completion
+   * whose lease is stale is recorded as NodeCompletionFenced, never as a second outcome.
+   */
+  async record(completions: readonly Completion[]): Promise<StoredEvent[][]> {
+    for (let attempt = 0; ; attempt++) {
+      const byRun = new Map<string, Completion[]>();
+      for (const c of completions) {
+        const list = byRun.get(c.runId);
+        if (list) list.push(c);
+        else byRun.set(c.runId, [c]);
+      }
+      const requests: AppendRequest[] = [];
+      const finished: string[] = [];
+      for (const [runId, items] of byRun) {
+        const state = this.#cache.get(runId) ?? (await this.load(runId));
+        const wasOver = isOver(state);
+        const expectedVersion = state.version;
+        const events: WorkflowEvent[] = [];
+        for (const c of items) {
+          for (const e of decide(state, c)) {
+            applyInPlace(state, e);
+            events.push(e);
+          }
+        }
+        if (events.length > 0) requests.push({ runId, expectedVersion, events });
+        if (!wasOver && isOver(state)) finished.push(runId);
+      }
+      try {
+        const stored = requests.length > 0 ? await this.#store.append(requests) : [];
+        for (const runId of finished) {
+          this.#cache.delete(runId);
+          for (const l of this.#finished) l(runId);
+        }
+        return stored;
+      } catch (e) {
+        // The cached states were changed optimistically: forget them, catch up from the log, decide again.
+        for (const r of requests) this.#cache.delete(r.runId);
+        if (!(e instanceof LovageError && e.code === 'CONCURRENCY') || attempt >= MAX_CONFLICT_RETRIES) throw e;
+      }
+    }
+  }
+
+  #remember(state: RunState): void {
+    this.#cache.delete(state.runId);
+    if (isOver(state)) return;
+    this.#cache.set(state.runId, state);
+    if (this.#cache.size > this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value!);
+  }
+}
+
+function isOver(state: RunState): boolean {
+  return state.status === 'succeeded' || state.status === 'failed';
+}

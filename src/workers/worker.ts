@@ -1,0 +1,234 @@
+import { hostname } from 'node:os';
+import { assertJson, type Json } from '../canvas/json.ts';
+import type { TaskErrorInfo } from '../engine/events.ts';
+import { LovageError } from '../errors.ts';
+import type { ClaimedNode, EventStore } from '../eventstore/store.ts';
+import { newToken } from '../eventstore/token.ts';
+import { contextStorage, type TaskContext } from './context.ts';
+import type { Completion, Coordinator } from './coordinator.ts';
+
+/** Options of a worker. */
+export interface WorkerOptions {
+  /** Queues to consume (default `['default']`). */
+  readonly queues?: readonly string[];
+  /** Most tasks running at once (default 16). */
+  readonly concurrency?: number;
+  /** Most nodes claimed, and completions recorded, per store transaction (default `min(concurrency, 100)`). */
+  readonly batchSize?: number;
+  /** Lease length, ms (default 30,000). A worker silent this long loses its nodes to others. */
+  readonly leaseMs?: number;
+  /** Longest idle wait before asking the store again, ms (default 100); local appends wake it at once. */
+  readonly pollMs?: number;
+  /** How long `stop()` lets running tasks finish before releasing them, ms (default 10,000). */
+  readonly shutdownGraceMs?: number;
+  /** The worker's name in the history (default `host:pid:random`). */
+  readonly name?: string;
+}
+
+/** What a worker needs of its app. */
+export interface WorkerHost {
+  readonly store: EventStore;
+  readonly coordinator: Coordinator;
+  readonly tasks: ReadonlyMap<string, (...args: never[]) => unknown>;
+}
+
+interface InFlight {
+  readonly node: ClaimedNode;
+  readonly abort: AbortController;
+}
+
+/**
+ * A worker: claims ready nodes of its queues in batches, runs them, records each outcome fenced by
+ * its lease token, heartbeats its leases, and shuts down gracefully.
+ *
+ * @example
+ * const worker = app.worker({ queues: ['default'], concurrency: 8 })
+ * process.on('SIGTERM', () => worker.stop())
+ */
+export class Worker {
+  readonly name: string;
+  readonly #host: WorkerHost;
+  readonly #queues: readonly string[];
+  readonly #concurrency: number;
+  readonly #batchSize: number;
+  readonly #leaseMs: number;
+  readonly #pollMs: number;
+  readonly #graceMs: number;
+  readonly #inFlight = new Map<string, InFlight>();
+  #pending: Completion[] = [];
+  #running = false;
+  #wake: (() => void) | undefined;
+  #loop: Promise<void> | undefined;
+  #flushing: Promise<void> | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #stopping: Promise<void> | undefined;
+  /** The last error the loop met (store unreachable...); the loop backs off and goes on. */
+  lastError: unknown;
+
+  constructor(host: WorkerHost, options: WorkerOptions = {}) {
+    this.#host = host;
+    this.#queues = options.queues ?? ['default'];
+    this.#concurrency = positive(options.concurrency ?? 16, 'concurrency');
+    this.#batchSize = positive(options.batchSize ?? Math.min(this.#concurrency, 100), 'batchSize');
+    this.#leaseMs = positive(options.leaseMs ?? 30_000, 'leaseMs');
+    this.#pollMs = positive(options.pollMs ?? 100, 'pollMs');
+    this.#graceMs = Math.max(0, options.shutdownGraceMs ?? 10_000);
+    this.name = options.name ?? `${hostname()}:${process.pid}:${newToken().slice(0, 6)}`;
+    if (this.#queues.length === 0) throw new LovageError('VALIDATION', 'worker queues must name at least one queue');
+  }
+
+  /** Starts claiming. */
+  start(): this {
+    if (this.#running) return this;
+    this.#running = true;
+    this.#unsubscribe = this.#host.store.onReady(() => this.#wake?.());
+    this.#heartbeat = setInterval(() => void this.#extendLeases(), Math.max(10, Math.floor(this.#leaseMs / 3)));
+    this.#heartbeat.unref();
+    this.#loop = this.#run();
+    return this;
+  }
+
+  /** Nodes running now. */
+  get active(): number {
+    return this.#inFlight.size;
+  }
+
+  /**
+   * Stops claiming, lets running tasks finish for `shutdownGraceMs`, then aborts and releases the
+   * rest (NodeReleased: another worker takes them at once) and records every outcome.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#shutdown();
+    return this.#stopping;
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#running = false;
+    this.#wake?.();
+    await this.#loop;
+    const deadline = Date.now() + this.#graceMs;
+    while (this.#inFlight.size > 0 && Date.now() < deadline) await sleep(Math.min(20, deadline - Date.now()));
+    for (const f of this.#inFlight.values()) {
+      f.abort.abort(new LovageError('LEASE_LOST', `worker ${this.name} is shutting down`));
+      this.#pending.push({ type: 'Release', runId: f.node.runId, nodeId: f.node.nodeId, leaseToken: f.node.leaseToken, reason: `worker ${this.name} shut down`, at: await this.#host.store.now() });
+    }
+    this.#inFlight.clear();
+    await this.#flush();
+    clearInterval(this.#heartbeat);
+    this.#unsubscribe?.();
+  }
+
+  async #run(): Promise<void> {
+    let idleMs = 1;
+    while (this.#running) {
+      try {
+        const free = this.#concurrency - this.#inFlight.size;
+        let claimed: ClaimedNode[] = [];
+        if (free > 0) {
+          claimed = await this.#host.store.claim({ queues: this.#queues, limit: Math.min(free, this.#batchSize), worker: this.name, leaseMs: this.#leaseMs });
+          for (const node of claimed) {
+            this.#host.coordinator.observe(node.events);
+            this.#execute(node);
+          }
+        }
+        if (claimed.length > 0) {
+          idleMs = 1;
+          // Let synchronous and quick tasks settle so their outcomes go out in one batch.
+          await new Promise<void>((r) => setImmediate(r));
+          if (this.#pending.length >= this.#batchSize || this.#inFlight.size === 0) await this.#flush();
+          continue;
+        }
+        await this.#flush();
+        if (!this.#running) break;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => { this.#wake = undefined; resolve(); }, free > 0 ? idleMs : this.#pollMs);
+          this.#wake = () => { clearTimeout(timer); this.#wake = undefined; resolve(); };
+        });
+        idleMs = Math.min(this.#pollMs, idleMs * 2);
+      } catch (e) {
+        this.lastError = e;
+        await sleep(Math.min(1000, (idleMs = Math.min(1000, idleMs * 2))));
+      }
+    }
+  }
+
+  #execute(node: ClaimedNode): void {
+    const abort = new AbortController();
+    this.#inFlight.set(node.leaseToken, { node, abort });
+    const fn = this.#host.tasks.get(node.task);
+    const ctx: TaskContext = {
+      runId: node.runId,
+      nodeId: node.nodeId,
+      task: node.task,
+      attempt: node.attempt,
+      signal: abort.signal,
+      heartbeat: async () => (await this.#host.store.extend([node], this.#leaseMs))[0] === true,
+    };
+    const started = (async (): Promise<{ ok: true; value: Json } | { ok: false; error: TaskErrorInfo }> => {
+      try {
+        if (!fn) throw new LovageError('NOT_FOUND', `task "${node.task}" is not registered in worker ${this.name}; register it with app.task("${node.task}", fn) in the worker's app`);
+        const value = (await contextStorage.run(ctx, () => fn(...(node.args as never[])))) ?? null;
+        assertJson(value, `result of task ${node.task}`);
+        return { ok: true, value };
+      } catch (e) {
+        return { ok: false, error: errorInfo(e) };
+      }
+    })();
+    void started.then(async (outcome) => {
+      if (!this.#inFlight.delete(node.leaseToken)) return; // released at shutdown
+      this.#pending.push({ type: 'Complete', runId: node.runId, nodeId: node.nodeId, attempt: node.attempt, leaseToken: node.leaseToken, outcome, at: await this.#host.store.now() });
+      if (this.#pending.length >= this.#batchSize || !this.#running) void this.#flush().catch((e) => (this.lastError = e));
+      else this.#wake?.();
+    });
+  }
+
+  /** Records pending outcomes, one batch at a time. */
+  async #flush(): Promise<void> {
+    while (this.#flushing) await this.#flushing;
+    if (this.#pending.length === 0) return;
+    const batch = this.#pending;
+    this.#pending = [];
+    this.#flushing = (async () => {
+      try {
+        await this.#host.coordinator.record(batch);
+      } catch (e) {
+        this.#pending.unshift(...batch);
+        throw e;
+      } finally {
+        this.#flushing = undefined;
+      }
+    })();
+    await this.#flushing;
+  }
+
+  async #extendLeases(): Promise<void> {
+    const flights = [...this.#inFlight.values()];
+    if (flights.length === 0) return;
+    try {
+      const held = await this.#host.store.extend(flights.map((f) => f.node), this.#leaseMs);
+      held.forEach((ok, i) => {
+        if (!ok) flights[i]!.abort.abort(new LovageError('LEASE_LOST', `lease of node ${flights[i]!.node.nodeId} was lost; its outcome will be recorded as stale`));
+      });
+    } catch (e) {
+      this.lastError = e;
+    }
+  }
+}
+
+function positive(n: number, what: string): number {
+  if (!Number.isInteger(n) || n < 1) throw new LovageError('VALIDATION', `worker ${what} must be an integer ≥ 1, got ${String(n)}`);
+  return n;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.max(0, ms)));
+}
+
+/** A thrown value as recorded in the log. */
+export function errorInfo(e: unknown): TaskErrorInfo {
+  if (e instanceof Error) return { name: e.name, message: e.message, ...(e.stack !== undefined ? { stack: e.stack } : {}) };
+  let message: string;
+  try { message = JSON.stringify(e) ?? String(e); } catch { message = String(e); }
+  return { name: 'NonError', message: `a non-Error value was thrown: ${message}` };
+}
