@@ -20,6 +20,8 @@ export interface AppOptions {
 
 /** A Lovage app: the task registry, the store, and the way to submit and to work. */
 export interface App extends Submitter {
+  /** The store URL this app was created with (`undefined` for a store object or the default). */
+  readonly storeUrl: string | undefined;
   /**
    * Registers a task. Names are 1-200 of `A-Z a-z 0-9 _ . : - /`, unique per app.
    *
@@ -81,6 +83,7 @@ export function createApp(options: AppOptions = {}): App {
   };
 
   const app: App = {
+    storeUrl: typeof options.store === 'string' ? options.store : undefined,
     task(name, fn, opts = {}) {
       if (typeof name !== 'string' || !/^[A-Za-z0-9_.:\-/]{1,200}$/.test(name)) throw new LovageError('VALIDATION', `task name ${JSON.stringify(name)} is invalid; allowed are 1-200 of A-Z a-z 0-9 _ . : - /`);
       if (typeof fn !== 'function') throw new LovageError('VALIDATION', `task ${name}: expected a function, got ${typeof fn}`);
