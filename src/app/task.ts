@@ -53,7 +53,7 @@ export function makeTask<A extends unknown[], R>(name: string, submitter: Submit
     bind({ kind: 'signature', task: name, args: Object.freeze([...args]), immutable, options: Object.freeze({ ...options }) });
   const task: Task<A, R> = {
     name,
-    s: ((...args: unknown[]) => sig(args, false)) as Task<A, R>['s'],
+    s: ((...args: unknown[]) => sig(args, false)) as unknown as Task<A, R>['s'],
     si: (...args) => sig(args, true) as never,
     map: (items) => bind({ kind: 'map', task: name, argLists: items.map((i) => [i]), options: {} }) as never,
     starmap: (argLists) => bind({ kind: 'map', task: name, argLists: argLists.map((a) => [...a]), options: {} }) as never,

@@ -63,7 +63,7 @@ export type Canvas<In = any, Out = unknown> = CanvasData & {
 };
 
 /** Any canvas, whatever its types. */
-export type AnyCanvas = Canvas<any, any>;
+export type AnyCanvas = CanvasData & { readonly [io]?: { readonly input: (value: never) => void; readonly output: unknown } };
 /** The value a canvas expects from its parent. */
 export type InOf<C> = C extends { readonly [io]?: { readonly input: (value: infer I) => void } } ? I : never;
 /** The value a canvas produces. */

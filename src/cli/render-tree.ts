@@ -1,4 +1,3 @@
-import type { Json } from '../canvas/json.ts';
 import type { RunState } from '../engine/state.ts';
 
 interface Trie {
@@ -7,7 +6,7 @@ interface Trie {
   nodeId?: string;
 }
 
-const preview = (v: Json | undefined, max = 40): string => {
+const preview = (v: unknown, max = 40): string => {
   const text = JSON.stringify(v) ?? '';
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 };
