@@ -79,18 +79,17 @@ export class Coordinator {
       const requests: AppendRequest[] = [];
       const finished: string[] = [];
       for (const [runId, items] of byRun) {
-        const state = this.#cache.get(runId) ?? (await this.load(runId));
-        const wasOver = isOver(state);
-        const expectedVersion = state.version;
-        const events: WorkflowEvent[] = [];
-        for (const c of items) {
-          for (const e of decide(state, c)) {
-            applyInPlace(state, e);
-            events.push(e);
-          }
+        let state = this.#cache.get(runId) ?? (await this.load(runId));
+        let events = decideAll(state, items);
+        // Deciding nothing proves nothing about a cached state: it may be stale. Check with the log.
+        if (events.length === 0 && this.#cache.has(runId)) {
+          this.#cache.delete(runId);
+          state = await this.load(runId);
+          events = decideAll(state, items);
         }
+        const expectedVersion = state.version - events.length;
         if (events.length > 0) requests.push({ runId, expectedVersion, events });
-        if (!wasOver && isOver(state)) finished.push(runId);
+        if (events.some((e) => e.type === 'WorkflowSucceeded' || e.type === 'WorkflowFailed')) finished.push(runId);
       }
       try {
         const stored = requests.length > 0 ? await this.#store.append(requests) : [];
@@ -113,6 +112,18 @@ export class Coordinator {
     this.#cache.set(state.runId, state);
     if (this.#cache.size > this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value!);
   }
+}
+
+/** Decides each item in turn on `state`, applying the events in place; returns them all. */
+function decideAll(state: RunState, items: readonly Completion[]): WorkflowEvent[] {
+  const events: WorkflowEvent[] = [];
+  for (const c of items) {
+    for (const e of decide(state, c)) {
+      applyInPlace(state, e);
+      events.push(e);
+    }
+  }
+  return events;
 }
 
 function isOver(state: RunState): boolean {

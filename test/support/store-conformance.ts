@@ -1,0 +1,160 @@
+// The one suite every store passes. Call `storeConformance(name, open)` once per store.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { compile } from '../../src/canvas/compile.ts';
+import type { CanvasData } from '../../src/canvas/types.ts';
+import { decide } from '../../src/engine/decide.ts';
+import type { WorkflowEvent } from '../../src/engine/events.ts';
+import { initialState } from '../../src/engine/state.ts';
+import { LovageError } from '../../src/errors.ts';
+import type { EventStore } from '../../src/eventstore/store.ts';
+import { Coordinator } from '../../src/workers/coordinator.ts';
+
+/** A clock the test moves by hand. */
+export class ManualClock {
+  t = 1_700_000_000_000;
+  readonly now = (): number => this.t;
+}
+
+const sig = (task: string, args: number[] = [], options: { queue?: string; priority?: number } = {}): CanvasData => ({ kind: 'signature', task, args, immutable: false, options });
+const submitted = (canvas: CanvasData, at: number): WorkflowEvent[] => decide(initialState('x'), { type: 'Submit', at, dag: compile(canvas) });
+
+export function storeConformance(name: string, open: (clock: ManualClock) => Promise<EventStore>): void {
+  describe(`${name} store conformance`, () => {
+    let store: EventStore;
+    let clock: ManualClock;
+    beforeEach(async () => {
+      clock = new ManualClock();
+      store = await open(clock);
+    });
+    afterEach(() => store.close());
+
+    it('appends and reads a stream in version order, from a version', async () => {
+      const events = submitted(sig('t', [1]), clock.t);
+      const [stored] = await store.append([{ runId: 'r1', expectedVersion: 0, events }]);
+      expect(stored!.map((s) => s.version)).toEqual([1, 2]);
+      expect((await store.readStream('r1')).map((s) => s.event)).toEqual(events);
+      expect((await store.readStream('r1', 2)).map((s) => s.version)).toEqual([2]);
+      expect(await store.readStream('missing')).toEqual([]);
+      expect(await store.getRun('r1')).toMatchObject({ runId: 'r1', status: 'running', version: 2 });
+    });
+
+    it('refuses an append at a stale expected version, writing nothing', async () => {
+      await store.append([{ runId: 'r1', expectedVersion: 0, events: submitted(sig('t'), clock.t) }]);
+      const more: WorkflowEvent[] = [{ type: 'NodesSkipped', at: clock.t, nodeIds: [], reason: 'test' }];
+      for (const expectedVersion of [0, 1, 3]) {
+        await expect(store.append([{ runId: 'r1', expectedVersion, events: more }])).rejects.toMatchObject({ code: 'CONCURRENCY' });
+      }
+      expect(await store.readStream('r1')).toHaveLength(2);
+      await store.append([{ runId: 'r1', expectedVersion: 2, events: more }]);
+      expect(await store.readStream('r1')).toHaveLength(3);
+    });
+
+    it('a batch lands whole or not at all, with its projection', async () => {
+      await store.append([{ runId: 'r1', expectedVersion: 0, events: submitted(sig('t'), clock.t) }]);
+      const error = await store
+        .append([
+          { runId: 'r2', expectedVersion: 0, events: submitted(sig('t'), clock.t) },
+          { runId: 'r1', expectedVersion: 0, events: submitted(sig('t'), clock.t) },
+        ])
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LovageError);
+      expect(await store.readStream('r2')).toEqual([]);
+      expect(await store.getRun('r2')).toBeUndefined();
+      expect(await store.claim({ queues: ['default'], limit: 10, worker: 'w', leaseMs: 1000 })).toHaveLength(1);
+    });
+
+    it('refuses a second NodeReady for the same node (the ready queue is unique per node)', async () => {
+      const events = submitted(sig('t'), clock.t);
+      await store.append([{ runId: 'r1', expectedVersion: 0, events }]);
+      await expect(store.append([{ runId: 'r1', expectedVersion: 2, events: [events[1]!] }])).rejects.toBeInstanceOf(Error);
+      expect(await store.readStream('r1')).toHaveLength(2);
+    });
+
+    it('reads all runs in one global order, continuing from a position', async () => {
+      await store.append([{ runId: 'a', expectedVersion: 0, events: submitted(sig('t'), clock.t) }]);
+      await store.append([{ runId: 'b', expectedVersion: 0, events: submitted(sig('t'), clock.t) }]);
+      await store.append([{ runId: 'a', expectedVersion: 2, events: [{ type: 'NodesSkipped', at: clock.t, nodeIds: [], reason: 'x' }] }]);
+      const all = await store.readAll();
+      expect(all.map((s) => `${s.runId}${s.version}`)).toEqual(['a1', 'a2', 'b1', 'b2', 'a3']);
+      const positions = all.map((s) => s.position);
+      expect([...positions].sort((x, y) => x - y)).toEqual(positions);
+      expect(new Set(positions).size).toBe(positions.length);
+      expect((await store.readAll(all[1]!.position, 2)).map((s) => `${s.runId}${s.version}`)).toEqual(['b1', 'b2']);
+    });
+
+    it('claims by priority then age, only from the asked queues, appending NodeStarted', async () => {
+      const canvas: CanvasData = { kind: 'group', members: [sig('low', [], { priority: 0 }), sig('high', [], { priority: 5 }), sig('other', [], { queue: 'mail' }), sig('low2', [], { priority: 0 })] };
+      await store.append([{ runId: 'r1', expectedVersion: 0, events: submitted(canvas, clock.t) }]);
+      const first = await store.claim({ queues: ['default'], limit: 2, worker: 'w1', leaseMs: 1000 });
+      expect(first.map((c) => c.task)).toEqual(['high', 'low']);
+      expect(first[0]!.events.map((s) => s.event.type)).toEqual(['NodeStarted']);
+      expect(first[0]).toMatchObject({ attempt: 1, leaseExpiresAt: clock.t + 1000 });
+      const second = await store.claim({ queues: ['default'], limit: 5, worker: 'w1', leaseMs: 1000 });
+      expect(second.map((c) => c.task)).toEqual(['low2']);
+      expect(await store.claim({ queues: ['default'], limit: 5, worker: 'w1', leaseMs: 1000 })).toEqual([]);
+      expect((await store.claim({ queues: ['mail'], limit: 5, worker: 'w1', leaseMs: 1000 })).map((c) => c.task)).toEqual(['other']);
+    });
+
+    it('extends held leases; an expired lease goes to another worker with NodeLeaseExpired and attempt 2', async () => {
+      await store.append([{ runId: 'r1', expectedVersion: 0, events: submitted(sig('t'), clock.t) }]);
+      const [a] = await store.claim({ queues: ['default'], limit: 1, worker: 'A', leaseMs: 1000 });
+      clock.t += 900;
+      expect(await store.extend([a!], 1000)).toEqual([true]);
+      clock.t += 900; // within the extended lease
+      expect(await store.claim({ queues: ['default'], limit: 1, worker: 'B', leaseMs: 1000 })).toEqual([]);
+      clock.t += 200; // past it
+      const [b] = await store.claim({ queues: ['default'], limit: 1, worker: 'B', leaseMs: 1000 });
+      expect(b).toMatchObject({ attempt: 2, nodeId: '0' });
+      expect(b!.events.map((s) => s.event)).toMatchObject([{ type: 'NodeLeaseExpired', worker: 'A', attempt: 1 }, { type: 'NodeStarted', worker: 'B', attempt: 2 }]);
+      expect(await store.extend([a!], 1000)).toEqual([false]);
+    });
+
+    it('fences a stale completion: recorded as NodeCompletionFenced, never as a second outcome', async () => {
+      const coordinator = new Coordinator(store);
+      await coordinator.submit('r1', compile(sig('t', [1])), clock.t);
+      const [a] = await store.claim({ queues: ['default'], limit: 1, worker: 'A', leaseMs: 1000 });
+      clock.t += 2000;
+      const [b] = await store.claim({ queues: ['default'], limit: 1, worker: 'B', leaseMs: 1000 });
+      coordinator.observe([...a!.events, ...b!.events]);
+      await coordinator.record([{ type: 'Complete', runId: 'r1', nodeId: '0', attempt: b!.attempt, leaseToken: b!.leaseToken, outcome: { ok: true, value: 'B' }, at: clock.t }]);
+      await coordinator.record([{ type: 'Complete', runId: 'r1', nodeId: '0', attempt: a!.attempt, leaseToken: a!.leaseToken, outcome: { ok: true, value: 'A' }, at: clock.t }]);
+      const types = (await store.readStream('r1')).map((s) => s.event.type);
+      expect(types.filter((t) => t === 'NodeSucceeded')).toHaveLength(1);
+      expect(types.slice(-1)).toEqual(['NodeCompletionFenced']);
+      expect(await store.getRun('r1')).toMatchObject({ status: 'succeeded', finishedVersion: types.indexOf('WorkflowSucceeded') + 1 });
+    });
+
+    it('a coordinator with a stale cache catches up on conflict and decides again', async () => {
+      const one = new Coordinator(store);
+      const two = new Coordinator(store);
+      await one.submit('r1', compile({ kind: 'group', members: [sig('t', [1]), sig('t', [2])] }), clock.t);
+      const claimed = await store.claim({ queues: ['default'], limit: 2, worker: 'W', leaseMs: 1000 });
+      await one.load('r1');
+      await two.load('r1');
+      const done = (c: (typeof claimed)[number], value: number) => ({ type: 'Complete' as const, runId: 'r1', nodeId: c.nodeId, attempt: c.attempt, leaseToken: c.leaseToken, outcome: { ok: true as const, value }, at: clock.t });
+      await one.record([done(claimed[0]!, 1)]);
+      await two.record([done(claimed[1]!, 2)]); // two's cache is stale: conflict, reload, decide again
+      const events = (await store.readStream('r1')).map((s) => s.event);
+      expect(events.filter((e) => e.type === 'WorkflowSucceeded')).toEqual([{ type: 'WorkflowSucceeded', at: clock.t, result: [1, 2] }]);
+    });
+
+    it('a released node is claimable again at once', async () => {
+      const coordinator = new Coordinator(store);
+      await coordinator.submit('r1', compile(sig('t')), clock.t);
+      const [a] = await store.claim({ queues: ['default'], limit: 1, worker: 'A', leaseMs: 60_000 });
+      await coordinator.record([{ type: 'Release', runId: 'r1', nodeId: '0', leaseToken: a!.leaseToken, reason: 'shutdown', at: clock.t }]);
+      const [b] = await store.claim({ queues: ['default'], limit: 1, worker: 'B', leaseMs: 60_000 });
+      expect(b).toMatchObject({ attempt: 2, nodeId: '0' });
+      expect(b!.events.map((s) => s.event.type)).toEqual(['NodeStarted']);
+    });
+
+    it('wakes local listeners when nodes become ready', async () => {
+      let woken = 0;
+      const off = store.onReady(() => woken++);
+      await store.append([{ runId: 'r1', expectedVersion: 0, events: submitted(sig('t'), clock.t) }]);
+      off();
+      await store.append([{ runId: 'r2', expectedVersion: 0, events: submitted(sig('t'), clock.t) }]);
+      expect(woken).toBe(1);
+    });
+  });
+}
