@@ -18,12 +18,14 @@ const MAX_CONFLICT_RETRIES = 100;
 export class Coordinator {
   readonly #store: EventStore;
   readonly #cache = new Map<string, RunState>();
-  readonly #cacheSize: number;
+  readonly #cacheNodes: number;
+  #cachedNodes = 0;
   readonly #finished = new Set<(runId: string) => void>();
 
-  constructor(store: EventStore, options: { cacheSize?: number } = {}) {
+  /** `cacheNodes`: how many DAG nodes the run-state cache may hold, over all runs (default 1,000,000). */
+  constructor(store: EventStore, options: { cacheNodes?: number } = {}) {
     this.#store = store;
-    this.#cacheSize = options.cacheSize ?? 10_000;
+    this.#cacheNodes = options.cacheNodes ?? 1_000_000;
   }
 
   /** Appends a new run: WorkflowSubmitted and its first NodeReady events. */
@@ -41,7 +43,7 @@ export class Coordinator {
       const state = this.#cache.get(s.runId);
       if (!state) continue;
       if (state.version + 1 !== s.version) {
-        this.#cache.delete(s.runId);
+        this.#forget(s.runId);
         continue;
       }
       applyInPlace(state, s.event);
@@ -58,7 +60,7 @@ export class Coordinator {
   async load(runId: string): Promise<RunState> {
     let state = this.#cache.get(runId);
     if (!state) state = initialState(runId);
-    this.#cache.delete(runId);
+    this.#forget(runId);
     applyStored(state, await this.#store.readStream(runId, state.version + 1));
     if (state.version > 0) this.#remember(state);
     return state;
@@ -83,7 +85,7 @@ export class Coordinator {
         let events = decideAll(state, items);
         // Deciding nothing proves nothing about a cached state: it may be stale. Check with the log.
         if (events.length === 0 && this.#cache.has(runId)) {
-          this.#cache.delete(runId);
+          this.#forget(runId);
           state = await this.load(runId);
           events = decideAll(state, items);
         }
@@ -94,23 +96,32 @@ export class Coordinator {
       try {
         const stored = requests.length > 0 ? await this.#store.append(requests) : [];
         for (const runId of finished) {
-          this.#cache.delete(runId);
+          this.#forget(runId);
           for (const l of this.#finished) l(runId);
         }
         return stored;
       } catch (e) {
         // The cached states were changed optimistically: forget them, catch up from the log, decide again.
-        for (const r of requests) this.#cache.delete(r.runId);
+        for (const r of requests) this.#forget(r.runId);
         if (!(e instanceof LovageError && e.code === 'CONCURRENCY') || attempt >= MAX_CONFLICT_RETRIES) throw e;
       }
     }
   }
 
+  /** Keeps a state, newest last; the oldest go when the cache holds more than `cacheNodes` nodes. */
   #remember(state: RunState): void {
-    this.#cache.delete(state.runId);
+    this.#forget(state.runId);
     if (isOver(state)) return;
     this.#cache.set(state.runId, state);
-    if (this.#cache.size > this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value!);
+    this.#cachedNodes += weight(state);
+    while (this.#cachedNodes > this.#cacheNodes && this.#cache.size > 1) this.#forget(this.#cache.keys().next().value!);
+  }
+
+  #forget(runId: string): void {
+    const state = this.#cache.get(runId);
+    if (!state) return;
+    this.#cache.delete(runId);
+    this.#cachedNodes -= weight(state);
   }
 }
 
@@ -124,6 +135,10 @@ function decideAll(state: RunState, items: readonly Completion[]): WorkflowEvent
     }
   }
   return events;
+}
+
+function weight(state: RunState): number {
+  return Math.max(1, state.nodes.size);
 }
 
 function isOver(state: RunState): boolean {
