@@ -20,6 +20,7 @@ export function runHandle<T>(host: HandleHost, id: string): RunHandle<T> {
     const store = await host.store();
     const run = await store.getRun(id);
     if (!run) throw new LovageError('NOT_FOUND', `run ${id} does not exist in this store`, { runId: id });
+    if (run.status === 'quarantined') throw new LovageError('CORRUPT_LOG', `run ${id} is quarantined: ${run.quarantineReason ?? 'its log does not fold'}`, { runId: id });
     if (run.finishedVersion === undefined) return { done: false };
     const [stored] = await store.readStream(id, run.finishedVersion);
     if (!stored) throw new LovageError('CORRUPT_LOG', `run ${id} is finished at version ${run.finishedVersion}, but that event is missing`);

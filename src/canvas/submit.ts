@@ -8,7 +8,7 @@ export interface ApplyOptions {
 }
 
 /** The status of a run as the log tells it. */
-export type RunStatus = 'running' | 'succeeded' | 'failed';
+export type RunStatus = 'running' | 'succeeded' | 'failed' | 'quarantined';
 
 /**
  * A handle on a submitted run.

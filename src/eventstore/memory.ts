@@ -84,7 +84,8 @@ export class MemoryStore implements EventStore {
     const run = this.#runs.get(s.runId);
     this.#runs.set(s.runId, {
       runId: s.runId,
-      status: status ?? run?.status ?? 'running',
+      status: run?.status === 'quarantined' ? 'quarantined' : (status ?? run?.status ?? 'running'),
+      ...(run?.quarantineReason !== undefined ? { quarantineReason: run.quarantineReason } : {}),
       version: s.version,
       ...(status === 'succeeded' || status === 'failed' ? { finishedVersion: s.version } : run?.finishedVersion !== undefined ? { finishedVersion: run.finishedVersion } : {}),
       createdAt: run?.createdAt ?? e.at,
@@ -157,6 +158,13 @@ export class MemoryStore implements EventStore {
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
     return this.#runs.get(runId);
+  }
+
+  async quarantine(runId: string, reason: string): Promise<void> {
+    const run = this.#runs.get(runId);
+    if (!run) return;
+    this.#runs.set(runId, { ...run, status: 'quarantined', quarantineReason: reason, updatedAt: this.#clock() });
+    for (const [k, row] of this.#ready) if (row.runId === runId) this.#ready.delete(k);
   }
 
   onReady(listener: () => void): () => void {

@@ -87,7 +87,9 @@ export class SqliteStore implements EventStore {
       readAll: db.prepare<[number, number], { run_id: string; version: number; position: number; data: string }>(
         'SELECT r.run_id, e.version, e.position, e.data FROM events e JOIN runs r ON r.run_key = e.run_key WHERE e.position > ? ORDER BY e.position LIMIT ?',
       ),
-      getRun: db.prepare<[string], { run_id: string; status: RunRecord['status']; version: number; finished_version: number | null; created_at: number; updated_at: number }>(
+      quarantine: db.prepare('UPDATE runs SET status = ?, quarantine_reason = ?, updated_at = ? WHERE run_key = ?'),
+      dropReady: db.prepare('DELETE FROM ready WHERE run_key = ?'),
+      getRun: db.prepare<[string], { run_id: string; status: RunRecord['status']; version: number; finished_version: number | null; quarantine_reason: string | null; created_at: number; updated_at: number }>(
         'SELECT r.*, (SELECT max(version) FROM events e WHERE e.run_key = r.run_key) AS version FROM runs r WHERE r.run_id = ?',
       ),
     };
@@ -200,11 +202,11 @@ export class SqliteStore implements EventStore {
   }
 
   async readStream(runId: string, fromVersion = 1): Promise<StoredEvent[]> {
-    return this.#stmt.readStream.all(runId, fromVersion).map((r) => ({ runId, version: r.version, position: r.position, event: JSON.parse(r.data) as WorkflowEvent }));
+    return this.#stmt.readStream.all(runId, fromVersion).map((r) => ({ runId, version: r.version, position: r.position, event: parseEvent(r.data, runId, r.version) }));
   }
 
   async readAll(afterPosition = 0, limit = 1000): Promise<StoredEvent[]> {
-    return this.#stmt.readAll.all(afterPosition, limit).map((r) => ({ runId: r.run_id, version: r.version, position: r.position, event: JSON.parse(r.data) as WorkflowEvent }));
+    return this.#stmt.readAll.all(afterPosition, limit).map((r) => ({ runId: r.run_id, version: r.version, position: r.position, event: parseEvent(r.data, r.run_id, r.version) }));
   }
 
   #claimStatements(queues: readonly string[]) {
@@ -258,7 +260,21 @@ export class SqliteStore implements EventStore {
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
     const r = this.#stmt.getRun.get(runId);
-    return r && { runId: r.run_id, status: r.status, version: r.version, ...(r.finished_version !== null ? { finishedVersion: r.finished_version } : {}), createdAt: r.created_at, updatedAt: r.updated_at };
+    return r && {
+      runId: r.run_id, status: r.status, version: r.version ?? 0,
+      ...(r.finished_version !== null ? { finishedVersion: r.finished_version } : {}),
+      ...(r.quarantine_reason !== null ? { quarantineReason: r.quarantine_reason } : {}),
+      createdAt: r.created_at, updatedAt: r.updated_at,
+    };
+  }
+
+  async quarantine(runId: string, reason: string): Promise<void> {
+    this.#write(() => {
+      const key = this.#keyOf(runId);
+      if (key === undefined) return;
+      this.#stmt.quarantine.run('quarantined', reason, this.#clock(), key);
+      this.#stmt.dropReady.run(key);
+    });
   }
 
   onReady(listener: () => void): () => void {
@@ -267,6 +283,17 @@ export class SqliteStore implements EventStore {
 
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
+  }
+}
+
+/** Parses a stored event; unreadable JSON quarantines the run (CORRUPT_LOG), it never crashes a reader. */
+function parseEvent(data: string, runId: string, version: number): WorkflowEvent {
+  try {
+    const event = JSON.parse(data) as WorkflowEvent;
+    if (typeof event !== 'object' || event === null || typeof event.type !== 'string') throw new Error('not an event object');
+    return event;
+  } catch (e) {
+    throw new LovageError('CORRUPT_LOG', `run ${runId} event ${version} is unreadable (${(e as Error).message}); the run is quarantined`, { runId, version });
   }
 }
 
@@ -284,6 +311,7 @@ async function migrate(raw: Database.Database): Promise<void> {
         .addColumn('run_id', 'text', (c) => c.notNull().unique())
         .addColumn('status', 'text', (c) => c.notNull())
         .addColumn('finished_version', 'integer')
+        .addColumn('quarantine_reason', 'text')
         .addColumn('created_at', 'integer', (c) => c.notNull())
         .addColumn('updated_at', 'integer', (c) => c.notNull())
         .execute();

@@ -38,7 +38,9 @@ export interface LeaseRef {
 /** The run row of the projection. */
 export interface RunRecord {
   readonly runId: string;
-  readonly status: 'running' | 'succeeded' | 'failed';
+  /** `quarantined`: its log does not fold; nothing more is recorded for it (see `quarantineReason`). */
+  readonly status: 'running' | 'succeeded' | 'failed' | 'quarantined';
+  readonly quarantineReason?: string;
   readonly version: number;
   /** The version of the run's WorkflowSucceeded/WorkflowFailed event, once there is one. */
   readonly finishedVersion?: number;
@@ -67,6 +69,8 @@ export interface EventStore {
   /** Extends leases still held; `false` for a lease that was lost. */
   extend(leases: readonly LeaseRef[], leaseMs: number): Promise<boolean[]>;
   getRun(runId: string): Promise<RunRecord | undefined>;
+  /** Takes a run whose log does not fold out of the ready queue and marks it quarantined, with the reason. */
+  quarantine(runId: string, reason: string): Promise<void>;
   /** Calls `listener` when nodes may have become ready (wakes idle workers); returns an unsubscribe. */
   onReady(listener: () => void): () => void;
   close(): Promise<void>;

@@ -68,9 +68,12 @@ export class Coordinator {
 
   /**
    * Records outcomes (completions and releases), in one append for the whole batch. A completion
-   * whose lease is stale is recorded as NodeCompletionFenced, never as a second outcome.
+   * whose lease is stale is recorded as NodeCompletionFenced, never as a second outcome. A run whose
+   * log does not fold (CORRUPT_LOG) is quarantined: its outcomes are not recorded and it is
+   * returned with the error; the other runs of the batch go on.
    */
-  async record(completions: readonly Completion[]): Promise<StoredEvent[][]> {
+  async record(completions: readonly Completion[]): Promise<{ runId: string; error: LovageError }[]> {
+    const quarantined = new Map<string, LovageError>();
     for (let attempt = 0; ; attempt++) {
       const byRun = new Map<string, Completion[]>();
       for (const c of completions) {
@@ -81,25 +84,33 @@ export class Coordinator {
       const requests: AppendRequest[] = [];
       const finished: string[] = [];
       for (const [runId, items] of byRun) {
-        let state = this.#cache.get(runId) ?? (await this.load(runId));
-        let events = decideAll(state, items);
-        // Deciding nothing proves nothing about a cached state: it may be stale. Check with the log.
-        if (events.length === 0 && this.#cache.has(runId)) {
+        if (quarantined.has(runId)) continue;
+        try {
+          let state = this.#cache.get(runId) ?? (await this.load(runId));
+          let events = decideAll(state, items);
+          // Deciding nothing proves nothing about a cached state: it may be stale. Check with the log.
+          if (events.length === 0 && this.#cache.has(runId)) {
+            this.#forget(runId);
+            state = await this.load(runId);
+            events = decideAll(state, items);
+          }
+          const expectedVersion = state.version - events.length;
+          if (events.length > 0) requests.push({ runId, expectedVersion, events });
+          if (events.some((e) => e.type === 'WorkflowSucceeded' || e.type === 'WorkflowFailed')) finished.push(runId);
+        } catch (e) {
+          if (!(e instanceof LovageError && e.code === 'CORRUPT_LOG')) throw e;
           this.#forget(runId);
-          state = await this.load(runId);
-          events = decideAll(state, items);
+          quarantined.set(runId, e);
+          await this.#store.quarantine(runId, e.message);
         }
-        const expectedVersion = state.version - events.length;
-        if (events.length > 0) requests.push({ runId, expectedVersion, events });
-        if (events.some((e) => e.type === 'WorkflowSucceeded' || e.type === 'WorkflowFailed')) finished.push(runId);
       }
       try {
-        const stored = requests.length > 0 ? await this.#store.append(requests) : [];
+        if (requests.length > 0) await this.#store.append(requests);
         for (const runId of finished) {
           this.#forget(runId);
           for (const l of this.#finished) l(runId);
         }
-        return stored;
+        return [...quarantined].map(([runId, error]) => ({ runId, error }));
       } catch (e) {
         // The cached states were changed optimistically: forget them, catch up from the log, decide again.
         for (const r of requests) this.#forget(r.runId);

@@ -23,6 +23,11 @@ export interface WorkerOptions {
   readonly shutdownGraceMs?: number;
   /** The worker's name in the history (default `host:pid:random`). */
   readonly name?: string;
+  /**
+   * Called with errors the worker survives: a store that does not answer (it backs off and retries),
+   * a run quarantined because its log does not fold. Default: one line on stderr.
+   */
+  readonly onError?: (error: unknown) => void;
 }
 
 /** What a worker needs of its app. */
@@ -63,7 +68,8 @@ export class Worker {
   #heartbeat: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
   #stopping: Promise<void> | undefined;
-  /** The last error the loop met (store unreachable...); the loop backs off and goes on. */
+  readonly #onError: (error: unknown) => void;
+  /** The last error the worker met (see `onError`). */
   lastError: unknown;
 
   constructor(host: WorkerHost, options: WorkerOptions = {}) {
@@ -75,6 +81,7 @@ export class Worker {
     this.#pollMs = positive(options.pollMs ?? 100, 'pollMs');
     this.#graceMs = Math.max(0, options.shutdownGraceMs ?? 10_000);
     this.name = options.name ?? `${hostname()}:${process.pid}:${newToken().slice(0, 6)}`;
+    this.#onError = options.onError ?? ((e) => console.error(`lovage worker ${this.name}: ${e instanceof Error ? e.message : String(e)}`));
     if (this.#queues.length === 0) throw new LovageError('VALIDATION', 'worker queues must name at least one queue');
   }
 
@@ -109,11 +116,15 @@ export class Worker {
     await this.#loop;
     const deadline = Date.now() + this.#graceMs;
     while (this.#inFlight.size > 0 && Date.now() < deadline) await sleep(Math.min(20, deadline - Date.now()));
-    for (const f of this.#inFlight.values()) {
-      f.abort.abort(new LovageError('LEASE_LOST', `worker ${this.name} is shutting down`));
-      this.#pending.push({ type: 'Release', runId: f.node.runId, nodeId: f.node.nodeId, leaseToken: f.node.leaseToken, reason: `worker ${this.name} shut down`, at: await this.#host.store.now() });
-    }
+    // Out of #inFlight before the abort, with no await in between: an aborted task's outcome is then
+    // dropped (never recorded as a failure), and no flush can take #pending while a release is added.
+    const at = await this.#host.store.now();
+    const flights = [...this.#inFlight.values()];
     this.#inFlight.clear();
+    for (const f of flights) {
+      f.abort.abort(new LovageError('LEASE_LOST', `worker ${this.name} is shutting down`));
+      this.#pending.push({ type: 'Release', runId: f.node.runId, nodeId: f.node.nodeId, leaseToken: f.node.leaseToken, reason: `worker ${this.name} shut down`, at });
+    }
     await this.#flush();
     clearInterval(this.#heartbeat);
     this.#unsubscribe?.();
@@ -147,7 +158,7 @@ export class Worker {
         });
         idleMs = Math.min(this.#pollMs, idleMs * 2);
       } catch (e) {
-        this.lastError = e;
+        this.#report(e);
         await sleep(Math.min(1000, (idleMs = Math.min(1000, idleMs * 2))));
       }
     }
@@ -176,9 +187,12 @@ export class Worker {
       }
     })();
     void started.then(async (outcome) => {
+      // Read the clock first: `this.#pending.push(... await ...)` would push into the array a flush took
+      // meanwhile (lost), and the node must stay in #inFlight until its outcome is pending (shutdown waits).
+      const at = await this.#host.store.now();
       if (!this.#inFlight.delete(node.leaseToken)) return; // released at shutdown
-      this.#pending.push({ type: 'Complete', runId: node.runId, nodeId: node.nodeId, attempt: node.attempt, leaseToken: node.leaseToken, outcome, at: await this.#host.store.now() });
-      if (this.#pending.length >= this.#batchSize || !this.#running) void this.#flush().catch((e) => (this.lastError = e));
+      this.#pending.push({ type: 'Complete', runId: node.runId, nodeId: node.nodeId, attempt: node.attempt, leaseToken: node.leaseToken, outcome, at });
+      if (this.#pending.length >= this.#batchSize || !this.#running) void this.#flush().catch((e) => this.#report(e));
       else this.#wake?.();
     });
   }
@@ -191,7 +205,7 @@ export class Worker {
     this.#pending = [];
     this.#flushing = (async () => {
       try {
-        await this.#host.coordinator.record(batch);
+        for (const q of await this.#host.coordinator.record(batch)) this.#report(q.error);
       } catch (e) {
         this.#pending.unshift(...batch);
         throw e;
@@ -200,6 +214,11 @@ export class Worker {
       }
     })();
     await this.#flushing;
+  }
+
+  #report(error: unknown): void {
+    this.lastError = error;
+    this.#onError(error);
   }
 
   async #extendLeases(): Promise<void> {
@@ -211,7 +230,7 @@ export class Worker {
         if (!ok) flights[i]!.abort.abort(new LovageError('LEASE_LOST', `lease of node ${flights[i]!.node.nodeId} was lost; its outcome will be recorded as stale`));
       });
     } catch (e) {
-      this.lastError = e;
+      this.#report(e);
     }
   }
 }

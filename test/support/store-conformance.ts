@@ -148,6 +148,14 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       expect(b!.events.map((s) => s.event.type)).toEqual(['NodeStarted']);
     });
 
+    it('quarantine takes a run out of the ready queue and keeps the reason', async () => {
+      await store.append([{ runId: 'bad', expectedVersion: 0, events: submitted(sig('t'), clock.t) }]);
+      await store.append([{ runId: 'good', expectedVersion: 0, events: submitted(sig('t'), clock.t) }]);
+      await store.quarantine('bad', 'event 3 is unreadable');
+      expect(await store.getRun('bad')).toMatchObject({ status: 'quarantined', quarantineReason: 'event 3 is unreadable', version: 2 });
+      expect((await store.claim({ queues: ['default'], limit: 10, worker: 'w', leaseMs: 1000 })).map((c) => c.runId)).toEqual(['good']);
+    });
+
     it('wakes local listeners when nodes become ready', async () => {
       let woken = 0;
       const off = store.onReady(() => woken++);
