@@ -111,7 +111,8 @@ export function createApp(options: AppOptions = {}): App {
     store: async () => (await wire()).store,
     async close() {
       await Promise.all([...workers].map((w) => w.stop()));
-      if (opened) await (await opened).store.close();
+      // A store that failed to open (bad URL...) has nothing to close; its error went to submit already.
+      if (opened) await opened.then(({ store }) => store.close(), () => undefined);
     },
   };
   return app;

@@ -2,7 +2,8 @@ import { LovageError } from '../errors.ts';
 import { submittable, type Submittable } from './submit.ts';
 import type { AnyCanvas, Canvas, CanvasData, GroupData, InOf, OutOf } from './types.ts';
 
-type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
+/** Each member's input as a parameter type, so intersecting keeps `number & unknown` = `number` (a union of inputs would collapse to `unknown` first). */
+type MemberInputs<C> = C extends unknown ? (x: InOf<C>) => void : never;
 type Last<T extends readonly unknown[]> = T extends readonly [...unknown[], infer L] ? L : T[number];
 /** `H` if it accepts `Prev`, else the canvas type that would: the error then points at the step. */
 type Accepting<H, Prev> = [Prev] extends [InOf<H>] ? H : Canvas<Prev, OutOf<H>>;
@@ -10,7 +11,7 @@ type CheckSteps<T extends readonly unknown[], Prev, First extends boolean> = T e
   ? [First extends true ? H : Accepting<H, Prev>, ...CheckSteps<R, OutOf<H>, false>]
   : T;
 type GroupOut<T extends readonly unknown[]> = { -readonly [K in keyof T]: OutOf<T[K]> };
-type GroupIn<T extends readonly unknown[]> = T extends readonly [] ? unknown : UnionToIntersection<InOf<T[number]>>;
+type GroupIn<T extends readonly unknown[]> = T extends readonly [] ? unknown : MemberInputs<T[number]> extends (x: infer I) => void ? I : never;
 
 function assertCanvas(value: unknown, where: string): asserts value is CanvasData {
   const kind = (value as { kind?: unknown } | null)?.kind;
@@ -65,7 +66,7 @@ export function chord<H extends readonly AnyCanvas[], B extends AnyCanvas>(
   header: H | (Canvas<any, any> & GroupData),
   body: B & Accepting<B, H extends readonly AnyCanvas[] ? GroupOut<H> : never>,
 ): Canvas<GroupIn<H>, OutOf<B>> & Submittable<OutOf<B>>;
-export function chord<G extends Canvas<any, readonly unknown[]>, B extends AnyCanvas>(
+export function chord<G extends Canvas<never, readonly unknown[]>, B extends AnyCanvas>(
   header: G,
   body: B & Accepting<B, OutOf<G>>,
 ): Canvas<InOf<G>, OutOf<B>> & Submittable<OutOf<B>>;

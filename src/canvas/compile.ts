@@ -58,7 +58,7 @@ export function compile(canvas: CanvasData, options: CompileOptions = {}): Dag {
     if (!known) fail('VALIDATION', path, `unknown task "${name}"; register it with app.task("${name}", fn) before submitting`);
     if (!Array.isArray(args)) fail('VALIDATION', path, 'args must be an array');
     assertJson(args, `canvas at ${path} (task ${name}) args`);
-    const size = JSON.stringify(args).length;
+    const size = Buffer.byteLength(JSON.stringify(args), 'utf8');
     if (size > limits.maxArgsBytes) fail('LIMIT', path, `arguments of task ${name} are ${size} bytes; the limit is maxArgsBytes = ${limits.maxArgsBytes}`);
     const queue = opts?.queue ?? known!.queue;
     if (typeof queue !== 'string' || !QUEUE_NAME.test(queue)) fail('VALIDATION', path, `queue ${JSON.stringify(queue)} is invalid; allowed are 1-100 of A-Z a-z 0-9 _ . : -`);
