@@ -34,10 +34,11 @@ function semantics(storeUrl: string, numRuns: number) {
   it('results equal the reference evaluator (no failures)', async () => {
     await fc.assert(
       fc.asyncProperty(canvasArb(false), async (canvas) => {
-        const { outcome } = await execute(canvas);
+        const { outcome, events } = await execute(canvas);
         const ref = reference(canvas);
         expect(ref.ok).toBe(true);
         expect(outcome).toEqual({ ok: true, value: ref.ok ? ref.value : undefined });
+        expect(events.filter((e) => e.type === 'NodeSucceeded').length).toBe(ref.executed);
       }),
       { numRuns },
     );
@@ -63,6 +64,8 @@ function semantics(storeUrl: string, numRuns: number) {
         expect(dag.nodes.map((n) => terminal.get(n.id) ?? 0)).toEqual(dag.nodes.map(() => 1));
         const booms = events.filter((e) => e.type === 'NodeFailed').length;
         expect(booms).toBe(ref.ok ? 0 : ref.executedBooms);
+        // Exactly the nodes the reference runs ran: nothing after a failure, even what reads no value.
+        expect(events.filter((e) => e.type === 'NodeSucceeded').length).toBe(ref.executed);
         const last = events.filter((e) => e.type === 'WorkflowSucceeded' || e.type === 'WorkflowFailed');
         expect(last).toHaveLength(1);
       }),

@@ -11,9 +11,7 @@
 // - Known gaps the types could express but do not today (so there are no assertions pinning them):
 //   `chain()` with no steps compiles (it throws VALIDATION at run time); a partial signature such as
 //   `add.s(1)` can be submitted on its own (`add.s(1).applyAsync()`), though nothing will supply its
-//   missing argument; `t.map(items)` checks only the task's first parameter; an array literal given to
-//   `group([...])` or as a chord header is inferred as an array, not a tuple, so member order is lost
-//   in the types (`group(a, b)` with separate arguments keeps the tuple).
+//   missing argument; `t.map(items)` checks only the task's first parameter.
 import { afterAll, afterEach, describe, expect, expectTypeOf, it } from 'vitest';
 import { chain, chord, createApp, group, type App, type Canvas, type InOf, type OutOf, type RunHandle, type Signature, type Task } from '../src/index.ts';
 
@@ -234,5 +232,14 @@ describe('types and values agree', () => {
     const g = await (await group(ladd.s(1, 2), ltoStr.s(3)).applyAsync()).get({ timeoutMs: 10_000 });
     expectTypeOf(g).toEqualTypeOf<[number, string]>();
     expect(g).toEqual([3, '3']);
+  });
+});
+
+describe('array forms keep their tuple types', () => {
+  it('group([...]) and chord([...], body) type like group(a, b)', () => {
+    expectTypeOf(group([add.s(1, 1), toStr.s(2)])).toEqualTypeOf(group(add.s(1, 1), toStr.s(2)));
+    expectTypeOf(chord([add.s(1, 1), toStr.s(2)], pair.s())).toEqualTypeOf<Signature<never, string>>();
+    // @ts-expect-error pair wants [number, string], the header array gives [string, number]
+    chord([toStr.s(2), add.s(1, 1)], pair.s());
   });
 });

@@ -84,13 +84,13 @@ describe('arguments that are not JSON', () => {
     ['a function', () => 1, 'args[0]', 'a function'],
     ['a BigInt', 10n, 'args[0]', 'a bigint (10n)'],
     ['a cycle', [cycle], 'args[0][0].self', 'a cycle'],
-    ['NaN', { x: [1, NaN] }, 'args[0].x[1]', 'NaN is not a JSON number'],
-    ['Infinity', -Infinity, 'args[0]', '-Infinity is not a JSON number'],
+    ['NaN', { x: [1, NaN] }, 'args[0].x[1]', 'NaN (not a finite number) cannot be stored'],
+    ['Infinity', -Infinity, 'args[0]', '-Infinity (not a finite number) cannot be stored'],
     ['a Date', new Date(0), 'args[0]', 'an instance of Date'],
     ['a Map', new Map([[1, 2]]), 'args[0]', 'an instance of Map'],
     ['a class instance', { p: new Point() }, 'args[0].p', 'an instance of Point'],
-    ['undefined inside an array', [1, undefined], 'args[0][1]', 'a undefined'],
-    ['undefined as a property', { a: undefined }, 'args[0].a', 'a undefined'],
+    ['undefined inside an array', [1, undefined], 'args[0][1]', 'undefined cannot be stored'],
+    ['undefined as a property', { a: undefined }, 'args[0].a', 'undefined cannot be stored'],
     ['a hole in an array', [1, , 3], 'args[0][1]', 'a hole in an array'],
     ['a symbol', Symbol('s'), 'args[0]', 'a symbol'],
   ];
@@ -282,5 +282,20 @@ describe('run handles', () => {
     expect(error.message).toContain(`run ${run.id} did not finish within 50 ms`);
     expect(Date.now() - started).toBeGreaterThanOrEqual(45);
     expect(await run.status()).toBe('running');
+  });
+});
+
+describe('hostile nesting is refused with a LovageError, not a stack overflow', () => {
+  it('a chain nested 100,000 deep, and arguments nested 100,000 deep', async () => {
+    const app = createApp({ store: 'memory:' });
+    app.task('t', (x: unknown) => x);
+    let canvas: CanvasData = { kind: 'signature', task: 't', args: [], immutable: false, options: {} };
+    for (let i = 0; i < 100_000; i++) canvas = { kind: 'chain', steps: [canvas] };
+    await expect(app.submit(canvas)).rejects.toMatchObject({ code: 'LIMIT', message: expect.stringContaining('maxDepth = 16') });
+    let deep: unknown = 1;
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    await expect(app.submit({ kind: 'signature', task: 't', args: [deep], immutable: false, options: {} })).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('nesting deeper than 256 levels') });
+    expect(await (await app.store()).readAll()).toEqual([]);
+    await app.close();
   });
 });

@@ -48,7 +48,7 @@ export function chain<T extends readonly AnyCanvas[]>(
  * const run = await group(add.s(1, 1), mul.s(2, 3)).applyAsync() // [2, 6]
  */
 export function group<T extends readonly AnyCanvas[]>(...members: T): Canvas<GroupIn<T>, GroupOut<T>> & Submittable<GroupOut<T>>;
-export function group<T extends readonly AnyCanvas[]>(members: T): Canvas<GroupIn<T>, GroupOut<T>> & Submittable<GroupOut<T>>;
+export function group<const T extends readonly AnyCanvas[]>(members: T): Canvas<GroupIn<T>, GroupOut<T>> & Submittable<GroupOut<T>>;
 export function group(...args: unknown[]): AnyCanvas {
   const members = args.length === 1 && Array.isArray(args[0]) ? (args[0] as unknown[]) : args;
   members.forEach((m, i) => assertCanvas(m, `group member ${i}`));
@@ -62,7 +62,7 @@ export function group(...args: unknown[]): AnyCanvas {
  * @example
  * const run = await chord([add.s(1, 1), add.s(2, 2)], xsum.s()).applyAsync() // xsum([2, 4]) = 6
  */
-export function chord<H extends readonly AnyCanvas[], B extends AnyCanvas>(
+export function chord<const H extends readonly AnyCanvas[], B extends AnyCanvas>(
   header: H | (Canvas<any, any> & GroupData),
   body: B & Accepting<B, H extends readonly AnyCanvas[] ? GroupOut<H> : never>,
 ): Canvas<GroupIn<H>, OutOf<B>> & Submittable<OutOf<B>>;

@@ -77,7 +77,14 @@ export function compile(canvas: CanvasData, options: CompileOptions = {}): Dag {
 
   const at = (prefix: string, part: string | number): string => (prefix === '' ? String(part) : `${prefix}.${part}`);
 
-  const flattenChain = (c: CanvasData): CanvasData[] => (c.kind === 'chain' ? c.steps.flatMap(flattenChain) : [c]);
+  const flattenChain = (c: CanvasData, path: string, depth: number): CanvasData[] => {
+    if (depth > limits.maxDepth) fail('LIMIT', path, `nesting is deeper than maxDepth = ${limits.maxDepth}`);
+    if (c?.kind !== 'chain') return [c];
+    if (!Array.isArray(c.steps)) fail('VALIDATION', path, 'chain steps must be an array');
+    return c.steps.flatMap((step) => flattenChain(step, path, depth + 1));
+  };
+  // The value of a group-like part: its members' results, ordered after `prev` even when it has none.
+  const list = (members: Expr[], prev: Expr | null): Expr => (members.length === 0 && prev !== null ? { list: members, after: prev } : { list: members });
 
   const visit = (c: CanvasData, path: string, prev: Expr | null, depth: number): Expr => {
     if (depth > limits.maxDepth) fail('LIMIT', path, `nesting is deeper than maxDepth = ${limits.maxDepth}`);
@@ -86,7 +93,7 @@ export function compile(canvas: CanvasData, options: CompileOptions = {}): Dag {
       case 'signature':
         return addNode(path, c.task, c.args, c.immutable === true, c.options, prev);
       case 'chain': {
-        const steps = flattenChain(c);
+        const steps = flattenChain(c, path, depth);
         if (steps.length === 0) fail('VALIDATION', path, 'a chain needs at least one step');
         let out = prev;
         steps.forEach((step, i) => { out = visit(step, at(path, i), out, depth + 1); });
@@ -95,28 +102,28 @@ export function compile(canvas: CanvasData, options: CompileOptions = {}): Dag {
       case 'group':
         if (!Array.isArray(c.members)) fail('VALIDATION', path, 'group members must be an array');
         width(path, c.members.length, 'group');
-        return { list: c.members.map((m, i) => visit(m, at(path, i), prev, depth + 1)) };
+        return list(c.members.map((m, i) => visit(m, at(path, i), prev, depth + 1)), prev);
       case 'chord': {
         if (c.header?.kind !== 'group') fail('VALIDATION', path, 'chord header must be a group');
         width(path, c.header.members.length, 'chord header');
-        const header: Expr = { list: c.header.members.map((m, i) => visit(m, at(path, `header.${i}`), prev, depth + 1)) };
+        const header = list(c.header.members.map((m, i) => visit(m, at(path, `header.${i}`), prev, depth + 1)), prev);
         return visit(c.body, at(path, 'body'), header, depth + 1);
       }
       case 'map': {
         if (!Array.isArray(c.argLists)) fail('VALIDATION', path, 'map items must be an array');
         width(path, c.argLists.length, 'map');
-        return { list: c.argLists.map((args, i) => addNode(at(path, i), c.task, args, true, c.options, prev)) };
+        return list(c.argLists.map((args, i) => addNode(at(path, i), c.task, args, true, c.options, prev)), prev);
       }
       case 'chunks': {
         if (!Array.isArray(c.argLists)) fail('VALIDATION', path, 'chunks argument lists must be an array');
         if (!Number.isInteger(c.size) || c.size < 1) fail('VALIDATION', path, `chunk size ${String(c.size)} is invalid; allowed are integers ≥ 1`);
         width(path, c.argLists.length, 'chunks');
-        const list: Expr[] = [];
+        const chunks: Expr[] = [];
         for (let start = 0, k = 0; start < c.argLists.length; start += c.size, k++) {
           const slice = c.argLists.slice(start, start + c.size);
-          list.push({ list: slice.map((args, j) => addNode(at(path, `${k}.${j}`), c.task, args, true, c.options, prev)) });
+          chunks.push({ list: slice.map((args, j) => addNode(at(path, `${k}.${j}`), c.task, args, true, c.options, prev)) });
         }
-        return { list };
+        return list(chunks, prev);
       }
       default:
         return fail('VALIDATION', path, `unknown canvas kind ${JSON.stringify((c as { kind?: unknown }).kind)}; allowed are signature, chain, group, chord, map, chunks`);

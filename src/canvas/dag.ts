@@ -2,9 +2,10 @@ import type { Json } from './json.ts';
 
 /**
  * How a node's input is computed from other nodes' results: one node's result, or an array of
- * sub-expressions (a group's results, in member order).
+ * sub-expressions (a group's results, in member order). `after` orders without adding a value: an
+ * empty group in a chain evaluates to `[]`, yet still waits for the steps before it.
  */
-export type Expr = { readonly ref: string } | { readonly list: readonly Expr[] };
+export type Expr = { readonly ref: string } | { readonly list: readonly Expr[]; readonly after?: Expr };
 
 /** One task execution in a run. `input` is what is prepended to `args` (ignored when `immutable`). */
 export interface DagNode {
@@ -36,6 +37,7 @@ export function exprRefs(expr: Expr | null, into: string[] = [], seen = new Set<
     return into;
   }
   for (const e of expr.list) exprRefs(e, into, seen);
+  if (expr.after) exprRefs(expr.after, into, seen);
   return into;
 }
 

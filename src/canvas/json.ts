@@ -7,25 +7,26 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  * Throws a VALIDATION error naming `where` and the path inside the value when `value` is not plain
  * JSON (functions, BigInt, symbols, undefined, NaN/Infinity, cycles, class instances, Map, Date...).
  */
-export function assertJson(value: unknown, where: string): asserts value is Json {
+export function assertJson(value: unknown, where: string, maxDepth = 256): asserts value is Json {
   const seen = new Set<object>();
-  const walk = (v: unknown, path: string): void => {
+  const walk = (v: unknown, path: string, depth = 0): void => {
     switch (typeof v) {
       case 'string':
       case 'boolean':
         return;
       case 'number':
-        if (!Number.isFinite(v)) fail(path, `${v} is not a JSON number`);
+        if (!Number.isFinite(v)) fail(path, `${v} (not a finite number)`);
         return;
       case 'object': {
         if (v === null) return;
         if (seen.has(v)) fail(path, 'a cycle (the value contains itself)');
+        if (depth >= maxDepth) fail(path, `nesting deeper than ${maxDepth} levels`);
         const proto = Object.getPrototypeOf(v);
         if (Array.isArray(v)) {
           seen.add(v);
           for (let i = 0; i < v.length; i++) {
             if (!(i in v)) fail(`${path}[${i}]`, 'a hole in an array');
-            walk(v[i], `${path}[${i}]`);
+            walk(v[i], `${path}[${i}]`, depth + 1);
           }
           seen.delete(v);
           return;
@@ -34,13 +35,13 @@ export function assertJson(value: unknown, where: string): asserts value is Json
           fail(path, `an instance of ${v.constructor?.name ?? 'a class'} (only plain objects and arrays are JSON)`);
         }
         seen.add(v);
-        for (const key of Object.keys(v)) walk((v as Record<string, unknown>)[key], `${path}.${key}`);
+        for (const key of Object.keys(v)) walk((v as Record<string, unknown>)[key], `${path}.${key}`, depth + 1);
         if (Object.getOwnPropertySymbols(v).length > 0) fail(path, 'symbol keys');
         seen.delete(v);
         return;
       }
       default:
-        fail(path, `a ${typeof v} (${preview(v)})`);
+        fail(path, v === undefined ? 'undefined' : `a ${typeof v} (${preview(v)})`);
     }
   };
   const fail = (path: string, what: string): never => {

@@ -1,4 +1,4 @@
-import { evalExpr, type Dag } from '../canvas/dag.ts';
+import { evalExpr, exprRefs, type Dag } from '../canvas/dag.ts';
 import type { Json } from '../canvas/json.ts';
 import type { TaskErrorInfo, WorkflowEvent } from './events.ts';
 import type { RunState } from './state.ts';
@@ -60,18 +60,12 @@ function decideSubmit(dag: Dag, at: number): WorkflowEvent[] {
   const none = (): Json => null;
   // Nodes that read no other node start the run (an input of empty groups reads none either).
   for (const node of dag.nodes) {
-    if (hasNoRefs(node.input)) {
+    if (exprRefs(node.input).length === 0) {
       events.push({ type: 'NodeReady', at, nodeId: node.id, task: node.task, args: argsFor(node, none), queue: node.queue, priority: node.priority });
     }
   }
   if (dag.nodes.length === 0) events.push({ type: 'WorkflowSucceeded', at, result: evalExpr(dag.result, none) });
   return events;
-}
-
-function hasNoRefs(expr: Dag['nodes'][number]['input']): boolean {
-  if (expr === null) return true;
-  if ('ref' in expr) return false;
-  return expr.list.every(hasNoRefs);
 }
 
 function decideComplete(state: RunState, c: Extract<Command, { type: 'Complete' }>): WorkflowEvent[] {

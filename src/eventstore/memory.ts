@@ -49,7 +49,8 @@ export class MemoryStore implements EventStore {
     for (const r of requests) {
       const current = versions.get(r.runId) ?? this.#runs.get(r.runId)?.version ?? 0;
       if (current !== r.expectedVersion) {
-        throw new LovageError('CONCURRENCY', `run ${r.runId} is at version ${current}, expected ${r.expectedVersion}`, { runId: r.runId });
+        const why = r.expectedVersion === 0 ? 'it exists already' : `it is at version ${current}`;
+        throw new LovageError('CONCURRENCY', `run ${r.runId} is not at version ${r.expectedVersion}: ${why}`, { runId: r.runId });
       }
       versions.set(r.runId, current + r.events.length);
     }

@@ -37,8 +37,9 @@ type Prev = { readonly value: Value } | null;
  * immutable; a group is an array in member order; a chord body gets the header array; map/starmap/
  * chunks ignore the parent; a failed step stops what depends on it; independent branches go on.
  */
-export function reference(canvas: CanvasData): { ok: true; value: Json } | { ok: false; executedBooms: number } {
+export function reference(canvas: CanvasData): ({ ok: true; value: Json } | { ok: false; executedBooms: number }) & { executed: number } {
   let booms = 0;
+  let executed = 0;
   const call = (task: string, args: Json[], prev: Prev, immutable: boolean): Value => {
     if (prev && prev.value === FAIL) return FAIL;
     const full = immutable || prev === null ? args : [prev.value as Json, ...args];
@@ -46,10 +47,13 @@ export function reference(canvas: CanvasData): { ok: true; value: Json } | { ok:
       booms++;
       return FAIL;
     }
+    executed++;
     return full;
   };
   const all = (values: Value[]): Value => (values.includes(FAIL) ? FAIL : (values as Json[]));
   const evalC = (c: CanvasData, prev: Prev): Value => {
+    // Nothing after a failure runs, whether or not it reads the failed value (an empty group does not).
+    if (prev?.value === FAIL) return FAIL;
     switch (c.kind) {
       case 'signature':
         return call(c.task, c.args as Json[], prev, c.immutable);
@@ -72,5 +76,5 @@ export function reference(canvas: CanvasData): { ok: true; value: Json } | { ok:
     }
   };
   const value = evalC(canvas, null);
-  return value === FAIL || booms > 0 ? { ok: false, executedBooms: booms } : { ok: true, value };
+  return value === FAIL || booms > 0 ? { ok: false, executedBooms: booms, executed } : { ok: true, value, executed };
 }
