@@ -147,6 +147,11 @@ export class MemoryStore implements EventStore {
     return claimed;
   }
 
+  async appendAndClaim(requests: readonly AppendRequest[], claim: ClaimRequest): Promise<ClaimedNode[]> {
+    await this.append(requests);
+    return this.claim(claim);
+  }
+
   async extend(leases: readonly LeaseRef[], leaseMs: number): Promise<boolean[]> {
     const until = this.#clock() + leaseMs;
     return leases.map((l) => {

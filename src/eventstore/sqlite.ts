@@ -226,25 +226,38 @@ export class SqliteStore implements EventStore {
 
   async claim(request: ClaimRequest): Promise<ClaimedNode[]> {
     if (request.queues.length === 0 || request.limit < 1) return [];
+    return this.#write(() => this.#claimRows(request));
+  }
+
+  async appendAndClaim(requests: readonly AppendRequest[], claim: ClaimRequest): Promise<ClaimedNode[]> {
+    const woke = requests.some((r) => r.events.some((e) => e.type === 'NodeReady' || e.type === 'NodeReleased'));
+    const claimed = this.#write(() => {
+      for (const r of requests) this.#appendOne(r.runId, r.expectedVersion, r.events);
+      return claim.queues.length === 0 || claim.limit < 1 ? [] : this.#claimRows(claim);
+    });
+    if (woke) this.#signal.emit();
+    return claimed;
+  }
+
+  /** Leases ready rows; runs inside a write transaction. */
+  #claimRows(request: ClaimRequest): ClaimedNode[] {
     const stmts = this.#claimStatements(request.queues);
-    return this.#write(() => {
-      const now = this.#clock();
-      const rows = stmts.expired.all(now, ...request.queues, request.limit) as ReadyRow[];
-      if (rows.length < request.limit) rows.push(...(stmts.fresh.all(...request.queues, request.limit - rows.length) as ReadyRow[]));
-      const leaseExpiresAt = now + request.leaseMs;
-      const versions = new Map<number, number>();
-      return rows.map((row): ClaimedNode => {
-        const leaseToken = newToken();
-        const events = decideStart({
-          nodeId: row.node_id, attempts: row.attempts, worker: request.worker, leaseToken, leaseExpiresAt, at: now,
-          ...(row.lease_token !== null && row.worker !== null ? { expiredWorker: row.worker } : {}),
-        });
-        this.#newKeys.set(row.run_id, row.run_key);
-        const version = versions.get(row.run_key) ?? this.#stmt.runVersion.get(row.run_key)?.version ?? 0;
-        const stored = this.#appendOne(row.run_id, version, events);
-        versions.set(row.run_key, version + events.length);
-        return { runId: row.run_id, nodeId: row.node_id, task: row.task, args: JSON.parse(row.args) as Json[], attempt: row.attempts + 1, leaseToken, leaseExpiresAt, events: stored };
+    const now = this.#clock();
+    const rows = stmts.expired.all(now, ...request.queues, request.limit) as ReadyRow[];
+    if (rows.length < request.limit) rows.push(...(stmts.fresh.all(...request.queues, request.limit - rows.length) as ReadyRow[]));
+    const leaseExpiresAt = now + request.leaseMs;
+    const versions = new Map<number, number>();
+    return rows.map((row): ClaimedNode => {
+      const leaseToken = newToken();
+      const events = decideStart({
+        nodeId: row.node_id, attempts: row.attempts, worker: request.worker, leaseToken, leaseExpiresAt, at: now,
+        ...(row.lease_token !== null && row.worker !== null ? { expiredWorker: row.worker } : {}),
       });
+      this.#newKeys.set(row.run_id, row.run_key);
+      const version = versions.get(row.run_key) ?? this.#stmt.runVersion.get(row.run_key)?.version ?? 0;
+      const stored = this.#appendOne(row.run_id, version, events);
+      versions.set(row.run_key, version + events.length);
+      return { runId: row.run_id, nodeId: row.node_id, task: row.task, args: JSON.parse(row.args) as Json[], attempt: row.attempts + 1, leaseToken, leaseExpiresAt, events: stored };
     });
   }
 

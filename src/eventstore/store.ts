@@ -66,6 +66,11 @@ export interface EventStore {
   readAll(afterPosition?: number, limit?: number): Promise<StoredEvent[]>;
   /** Leases up to `limit` ready nodes of `queues` (expired leases first, then by priority, then age). */
   claim(request: ClaimRequest): Promise<ClaimedNode[]>;
+  /**
+   * `append` then `claim` in one transaction: a worker records its outcomes and takes its next nodes
+   * with one commit (as BullMQ's completion script fetches the next job). All or nothing.
+   */
+  appendAndClaim(requests: readonly AppendRequest[], claim: ClaimRequest): Promise<ClaimedNode[]>;
   /** Extends leases still held; `false` for a lease that was lost. */
   extend(leases: readonly LeaseRef[], leaseMs: number): Promise<boolean[]>;
   getRun(runId: string): Promise<RunRecord | undefined>;

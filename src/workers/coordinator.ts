@@ -3,7 +3,7 @@ import { decide, type Command } from '../engine/decide.ts';
 import type { StoredEvent, WorkflowEvent } from '../engine/events.ts';
 import { applyInPlace, applyStored, initialState, type RunState } from '../engine/state.ts';
 import { LovageError } from '../errors.ts';
-import type { AppendRequest, EventStore } from '../eventstore/store.ts';
+import type { AppendRequest, ClaimedNode, ClaimRequest, EventStore } from '../eventstore/store.ts';
 
 /** A node outcome to record. */
 export type Completion = Extract<Command, { type: 'Complete' | 'Release' }> & { readonly runId: string };
@@ -72,7 +72,7 @@ export class Coordinator {
    * log does not fold (CORRUPT_LOG) is quarantined: its outcomes are not recorded and it is
    * returned with the error; the other runs of the batch go on.
    */
-  async record(completions: readonly Completion[]): Promise<{ runId: string; error: LovageError }[]> {
+  async record(completions: readonly Completion[], claim?: ClaimRequest): Promise<{ quarantined: { runId: string; error: LovageError }[]; claimed: ClaimedNode[] }> {
     const quarantined = new Map<string, LovageError>();
     for (let attempt = 0; ; attempt++) {
       const byRun = new Map<string, Completion[]>();
@@ -105,12 +105,15 @@ export class Coordinator {
         }
       }
       try {
-        if (requests.length > 0) await this.#store.append(requests);
+        let claimed: ClaimedNode[] = [];
+        if (claim) claimed = await this.#store.appendAndClaim(requests, claim);
+        else if (requests.length > 0) await this.#store.append(requests);
         for (const runId of finished) {
           this.#forget(runId);
           for (const l of this.#finished) l(runId);
         }
-        return [...quarantined].map(([runId, error]) => ({ runId, error }));
+        for (const node of claimed) this.observe(node.events);
+        return { quarantined: [...quarantined].map(([runId, error]) => ({ runId, error })), claimed };
       } catch (e) {
         // The cached states were changed optimistically: forget them, catch up from the log, decide again.
         for (const r of requests) this.#forget(r.runId);

@@ -205,7 +205,7 @@ export class Worker {
     this.#pending = [];
     this.#flushing = (async () => {
       try {
-        for (const q of await this.#host.coordinator.record(batch)) this.#report(q.error);
+        for (const q of (await this.#host.coordinator.record(batch)).quarantined) this.#report(q.error);
       } catch (e) {
         this.#pending.unshift(...batch);
         throw e;

@@ -156,6 +156,23 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       expect((await store.claim({ queues: ['default'], limit: 10, worker: 'w', leaseMs: 1000 })).map((c) => c.runId)).toEqual(['good']);
     });
 
+    it('appendAndClaim records outcomes and claims the next nodes in one transaction, all or nothing', async () => {
+      const coordinator = new Coordinator(store);
+      await coordinator.submit('r1', compile({ kind: 'chain', steps: [sig('a'), sig('b')] }), clock.t);
+      const [a] = await store.claim({ queues: ['default'], limit: 1, worker: 'W', leaseMs: 1000 });
+      coordinator.observe(a!.events);
+      const { claimed } = await coordinator.record(
+        [{ type: 'Complete', runId: 'r1', nodeId: '0', attempt: 1, leaseToken: a!.leaseToken, outcome: { ok: true, value: 1 }, at: clock.t }],
+        { queues: ['default'], limit: 5, worker: 'W', leaseMs: 1000 },
+      );
+      expect(claimed.map((c) => [c.nodeId, c.args])).toEqual([['1', [1]]]);
+      // A refused append claims nothing.
+      const stale = { runId: 'r1', expectedVersion: 1, events: [{ type: 'NodesSkipped' as const, at: clock.t, nodeIds: [], reason: 'x' }] };
+      await store.append([{ runId: 'r2', expectedVersion: 0, events: submitted(sig('c'), clock.t) }]);
+      await expect(store.appendAndClaim([stale], { queues: ['default'], limit: 5, worker: 'W', leaseMs: 1000 })).rejects.toMatchObject({ code: 'CONCURRENCY' });
+      expect((await store.claim({ queues: ['default'], limit: 5, worker: 'W', leaseMs: 1000 })).map((c) => c.runId)).toEqual(['r2']);
+    });
+
     it('wakes local listeners when nodes become ready', async () => {
       let woken = 0;
       const off = store.onReady(() => woken++);
