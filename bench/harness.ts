@@ -1,0 +1,135 @@
+// Shared pieces of the benchmark scripts: a fresh SQLite file per workload, result rows, timing helpers.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createApp, type App } from '../src/app/app.ts';
+import { SqliteStore } from '../src/eventstore/sqlite.ts';
+import type { EventStore } from '../src/eventstore/store.ts';
+
+/** One line of the printed table. */
+export interface Row {
+  readonly workload: string;
+  readonly size: string;
+  /** Wall time, ms (undefined when the row is a ratio or a latency). */
+  readonly timeMs?: number;
+  /** What was achieved, already formatted ("52.1k tasks/s", "p50 0.31 ms"). */
+  readonly rate: string;
+  /** The budget, formatted ("≥ 50k tasks/s"), or "" when the row has none. */
+  readonly budget: string;
+  /** true: met, false: missed, undefined: informational. */
+  readonly pass?: boolean;
+  readonly note?: string;
+}
+
+/** What every workload gets from the runner. */
+export interface BenchContext {
+  readonly quick: boolean;
+  /** `n`, or `n / 10` with `--quick`. */
+  scale(n: number): number;
+  /** Adds a row to the table (and prints it at once, so a long run shows progress). */
+  report(row: Row): void;
+  /** Values workloads hand to each other (the peer's rate, for the W1 ratio). */
+  readonly shared: Map<string, number>;
+}
+
+/** A workload: a name (for `--only`) and its body. */
+export interface Workload {
+  readonly id: string;
+  readonly title: string;
+  run(ctx: BenchContext): Promise<void>;
+}
+
+/** Worker settings used by every Lovage workload (the peer claims batches of 100 too). */
+export const WORKER = { concurrency: 100, batchSize: 100 } as const;
+
+/** A temporary directory, removed (with the database, its WAL and SHM) when `fn` settles. */
+export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'lovage-bench-'));
+  try {
+    return await fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** An app on a fresh temp-file SQLite store (WAL), closed and deleted when `fn` settles. */
+export async function withApp<T>(fn: (app: App, store: SqliteStore) => Promise<T>): Promise<T> {
+  return withTempDir(async (dir) => {
+    const store = await SqliteStore.open({ path: join(dir, 'lovage.db') });
+    const app = createApp({ store });
+    try {
+      return await fn(app, store);
+    } finally {
+      await app.close();
+    }
+  });
+}
+
+/** Thrown when a workload runs past its deadline; the runner reports it as a row, then goes on. */
+export class BenchTimeout extends Error {
+  constructor(what: string, ms: number, progress: string) {
+    super(`${what} did not finish within ${(ms / 1000).toFixed(0)} s (${progress})`);
+  }
+}
+
+/**
+ * Resolves, once every run in `ids` is finished (succeeded or failed), to the `performance.now()` at
+ * which that was first seen. Polls the runs projection once per event-loop turn (`setImmediate`, not
+ * a 1 ms timer, so the end is seen within one turn), and only one run per poll: the last submitted
+ * (runs finish in about submit order). Then it checks every run with the clock already stopped, so
+ * a 100k-run burn-down is not slowed by 100k polls; a run still open there restarts the clock.
+ */
+export async function waitFinished(store: EventStore, ids: readonly string[], timeoutMs: number, what: string): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  const done = async (id: string) => (await store.getRun(id))?.finishedVersion !== undefined;
+  let seen = 0;
+  const until = async (id: string) => {
+    for (let spins = 1; !(await done(id)); spins++) {
+      if ((spins & 255) === 0 && performance.now() > deadline) throw new BenchTimeout(what, timeoutMs, `${seen} of ${ids.length} runs seen finished`);
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    return performance.now();
+  };
+  if (ids.length === 0) return performance.now();
+  let end = await until(ids[ids.length - 1]!);
+  for (; seen < ids.length; seen++) if (!(await done(ids[seen]!))) end = await until(ids[seen]!);
+  return end;
+}
+
+/** Throws unless every run in `ids` succeeded (a benchmark of failing runs would measure nothing). */
+export async function assertSucceeded(store: SqliteStore, ids: readonly string[]): Promise<void> {
+  for (const id of ids) {
+    const run = await store.getRun(id);
+    if (run?.status !== 'succeeded') throw new Error(`run ${id} is ${run?.status ?? 'missing'}, expected succeeded`);
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The `q`-quantile (0..1) of `sorted` (ascending), nearest rank. */
+export function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+export function median(values: readonly number[]): number {
+  return quantile([...values].sort((a, b) => a - b), 0.5);
+}
+
+/** 52_100 -> "52.1k", 1_234_567 -> "1.23M". */
+export function count(n: number): string {
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e4) return `${(n / 1e3).toFixed(1)}k`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(2)}k`;
+  return n.toFixed(n >= 100 ? 0 : 1);
+}
+
+/** Milliseconds with a sensible number of digits. */
+export function ms(t: number): string {
+  if (t >= 10_000) return `${(t / 1000).toFixed(1)} s`;
+  if (t >= 1000) return `${(t / 1000).toFixed(2)} s`;
+  if (t >= 10) return `${t.toFixed(0)} ms`;
+  if (t >= 1) return `${t.toFixed(2)} ms`;
+  return `${t.toFixed(3)} ms`;
+}

@@ -1,0 +1,109 @@
+// `npm run bench [-- --quick] [-- --only W1,W5]`: runs the workloads against a temp-file SQLite store
+// (WAL) with an in-process worker and prints one table. See docs/benchmarks.md.
+import { execFileSync } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import { count, ms, type BenchContext, type Row, type Workload } from './harness.ts';
+import { peerSqlite } from './peer-sqlite.ts';
+import { w1BurnDown } from './w1-burn-down.ts';
+import { w3Latency } from './w3-latency.ts';
+import { w4Chain } from './w4-chain.ts';
+import { w5Chord } from './w5-chord.ts';
+import { w6Fold } from './w6-fold.ts';
+import { WORKER } from './harness.ts';
+
+/** The commit measured, and whether src/ differs from it (read-only git plumbing; '' outside a checkout). */
+function sourceVersion(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    let dirty = false;
+    try {
+      execFileSync('git', ['diff-index', '--quiet', 'HEAD', '--', 'src'], { stdio: 'ignore' });
+    } catch {
+      dirty = true;
+    }
+    return `, commit ${head}${dirty ? ' + uncommitted changes in src/' : ''}`;
+  } catch {
+    return '';
+  }
+}
+
+const ALL: readonly Workload[] = [peerSqlite, w1BurnDown, w3Latency, w4Chain, w5Chord, w6Fold];
+
+function parseArgs(argv: readonly string[]): { quick: boolean; only: Set<string> | undefined } {
+  let quick = false;
+  let only: Set<string> | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--quick') quick = true;
+    else if (a === '--only' || a.startsWith('--only=')) {
+      const list = a === '--only' ? argv[++i] : a.slice('--only='.length);
+      if (!list) throw new Error('--only needs a list, e.g. --only W1,W5');
+      only = new Set(list.split(',').map((s) => s.trim().toUpperCase()).filter(Boolean));
+      const known = new Set(ALL.map((w) => w.id));
+      for (const id of only) if (!known.has(id)) throw new Error(`--only: unknown workload ${id}; known are ${[...known].join(', ')}`);
+    } else if (a === '--help' || a === '-h') {
+      console.log('usage: npm run bench -- [--quick] [--only W1,W3,W4,W5,W6,PEER]');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${a}; allowed are --quick and --only W1,W5`);
+  }
+  // W1 is reported as a ratio of the peer: selecting W1 selects the peer.
+  if (only?.has('W1')) only.add('PEER');
+  return { quick, only };
+}
+
+const COLUMNS = ['workload', 'size', 'time', 'rate', 'budget', 'result'] as const;
+const WIDTHS = [32, 14, 9, 26, 20, 6];
+
+function cells(row: Row): string[] {
+  const result = row.pass === undefined ? '' : row.pass ? 'pass' : 'MISS';
+  return [row.workload, row.size, row.timeMs === undefined ? '' : ms(row.timeMs), row.rate, row.budget, result];
+}
+
+function line(values: readonly string[]): string {
+  return values.map((v, i) => v.padEnd(WIDTHS[i]!)).join('  ').trimEnd();
+}
+
+async function main(): Promise<void> {
+  let args: ReturnType<typeof parseArgs>;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    console.error(e instanceof Error ? e.message : String(e));
+    process.exitCode = 2;
+    return;
+  }
+  const { quick, only } = args;
+  const rows: Row[] = [];
+  const ctx: BenchContext = {
+    quick,
+    scale: (n) => (quick ? Math.max(1, Math.round(n / 10)) : n),
+    report(row) {
+      rows.push(row);
+      console.log(line(cells(row)) + (row.note ? `\n${' '.repeat(4)}· ${row.note}` : ''));
+    },
+    shared: new Map(),
+  };
+  console.log(`Lovage benchmarks — SQLite temp file (WAL), in-process worker ${JSON.stringify(WORKER)}, no-op tasks${quick ? ', --quick (10× smaller)' : ''}`);
+  console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${count(totalmem() / 2 ** 30)} GiB${sourceVersion()}\n`);
+  console.log(line(COLUMNS));
+  console.log(line(WIDTHS.map((w) => '-'.repeat(w))));
+  const started = Date.now();
+  for (const w of ALL) {
+    if (only && !only.has(w.id)) continue;
+    try {
+      await w.run(ctx);
+    } catch (e) {
+      process.exitCode = 1;
+      ctx.report({ workload: `${w.id} ${w.title}`, size: '', rate: 'ERROR', budget: '', pass: false, note: e instanceof Error ? e.message : String(e) });
+    }
+  }
+
+  console.log(`\nSummary (${((Date.now() - started) / 1000).toFixed(0)} s):\n`);
+  console.log(line(COLUMNS));
+  console.log(line(WIDTHS.map((w) => '-'.repeat(w))));
+  for (const row of rows) console.log(line(cells(row)));
+  const missed = rows.filter((r) => r.pass === false).length;
+  console.log(`\n${rows.filter((r) => r.pass === true).length} budgets met, ${missed} missed.`);
+}
+
+await main();
