@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { assertJson, type Json } from '../canvas/json.ts';
 import type { TaskErrorInfo } from '../engine/events.ts';
 import { LovageError } from '../errors.ts';
-import type { ClaimedNode, EventStore } from '../eventstore/store.ts';
+import type { ClaimedNode, ClaimRequest, EventStore } from '../eventstore/store.ts';
 import { newToken } from '../eventstore/token.ts';
 import { contextStorage, type TaskContext } from './context.ts';
 import type { Completion, Coordinator } from './coordinator.ts';
@@ -37,14 +37,33 @@ export interface WorkerHost {
   readonly tasks: ReadonlyMap<string, (...args: never[]) => unknown>;
 }
 
-interface InFlight {
-  readonly node: ClaimedNode;
-  readonly abort: AbortController;
+/** A running node; its AbortController is made only if the task reads `signal` (most never do). */
+class InFlight {
+  #controller: AbortController | undefined;
+  #reason: unknown;
+  #aborted = false;
+  constructor(readonly node: ClaimedNode) {}
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+  abort(reason: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+  }
 }
+
+type Outcome = { ok: true; value: Json } | { ok: false; error: TaskErrorInfo };
 
 /**
  * A worker: claims ready nodes of its queues in batches, runs them, records each outcome fenced by
- * its lease token, heartbeats its leases, and shuts down gracefully.
+ * its lease token (claiming the next batch in the same transaction), heartbeats its leases, and
+ * shuts down gracefully.
  *
  * @example
  * const worker = app.worker({ queues: ['default'], concurrency: 8 })
@@ -59,16 +78,15 @@ export class Worker {
   readonly #leaseMs: number;
   readonly #pollMs: number;
   readonly #graceMs: number;
+  readonly #onError: (error: unknown) => void;
   readonly #inFlight = new Map<string, InFlight>();
   #pending: Completion[] = [];
   #running = false;
   #wake: (() => void) | undefined;
   #loop: Promise<void> | undefined;
-  #flushing: Promise<void> | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
   #stopping: Promise<void> | undefined;
-  readonly #onError: (error: unknown) => void;
   /** The last error the worker met (see `onError`). */
   lastError: unknown;
 
@@ -85,9 +103,9 @@ export class Worker {
     if (this.#queues.length === 0) throw new LovageError('VALIDATION', 'worker queues must name at least one queue');
   }
 
-  /** Starts claiming. */
+  /** Starts claiming (a stopped worker does not start again). */
   start(): this {
-    if (this.#running) return this;
+    if (this.#running || this.#stopping) return this;
     this.#running = true;
     this.#unsubscribe = this.#host.store.onReady(() => this.#wake?.());
     this.#heartbeat = setInterval(() => void this.#extendLeases(), Math.max(10, Math.floor(this.#leaseMs / 3)));
@@ -115,105 +133,129 @@ export class Worker {
     this.#wake?.();
     await this.#loop;
     const deadline = Date.now() + this.#graceMs;
-    while (this.#inFlight.size > 0 && Date.now() < deadline) await sleep(Math.min(20, deadline - Date.now()));
+    while (this.#inFlight.size > 0 && Date.now() < deadline) {
+      await this.#idle(Math.min(20, deadline - Date.now()));
+      await this.#flush().catch((e: unknown) => this.#report(e));
+    }
     // Out of #inFlight before the abort, with no await in between: an aborted task's outcome is then
-    // dropped (never recorded as a failure), and no flush can take #pending while a release is added.
-    const at = await this.#host.store.now();
+    // dropped (never recorded as a failure), and its release is the one outcome recorded.
+    const at = await this.#now();
     const flights = [...this.#inFlight.values()];
     this.#inFlight.clear();
     for (const f of flights) {
-      f.abort.abort(new LovageError('LEASE_LOST', `worker ${this.name} is shutting down`));
+      f.abort(new LovageError('LEASE_LOST', `worker ${this.name} is shutting down`));
       this.#pending.push({ type: 'Release', runId: f.node.runId, nodeId: f.node.nodeId, leaseToken: f.node.leaseToken, reason: `worker ${this.name} shut down`, at });
     }
-    await this.#flush();
+    await this.#flush().catch((e: unknown) => this.#report(e));
     clearInterval(this.#heartbeat);
     this.#unsubscribe?.();
   }
 
   async #run(): Promise<void> {
     let idleMs = 1;
+    let backoffMs = 10;
     while (this.#running) {
       try {
         const free = this.#concurrency - this.#inFlight.size;
-        let claimed: ClaimedNode[] = [];
-        if (free > 0) {
-          claimed = await this.#host.store.claim({ queues: this.#queues, limit: Math.min(free, this.#batchSize), worker: this.name, leaseMs: this.#leaseMs });
-          for (const node of claimed) {
-            this.#host.coordinator.observe(node.events);
-            this.#execute(node);
-          }
+        const claim = free > 0 ? { queues: this.#queues, limit: Math.min(free, this.#batchSize), worker: this.name, leaseMs: this.#leaseMs } : undefined;
+        let claimed: ClaimedNode[];
+        if (this.#pending.length > 0) {
+          claimed = await this.#flush(claim); // outcomes and the next claim: one transaction
+        } else if (claim) {
+          claimed = await this.#host.store.claim(claim);
+          for (const node of claimed) this.#host.coordinator.observe(node.events);
+        } else {
+          claimed = [];
         }
+        backoffMs = 10;
+        for (const node of claimed) this.#execute(node);
         if (claimed.length > 0) {
           idleMs = 1;
-          // Let synchronous and quick tasks settle so their outcomes go out in one batch.
+          // Let quick tasks settle so their outcomes go out in one batch.
           await new Promise<void>((r) => setImmediate(r));
-          if (this.#pending.length >= this.#batchSize || this.#inFlight.size === 0) await this.#flush();
           continue;
         }
-        await this.#flush();
-        if (!this.#running) break;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(() => { this.#wake = undefined; resolve(); }, free > 0 ? idleMs : this.#pollMs);
-          this.#wake = () => { clearTimeout(timer); this.#wake = undefined; resolve(); };
-        });
+        if (this.#pending.length > 0) continue;
+        // Woken at once by a local append or a finished task; the poll finds other processes' work.
+        await this.#idle(free > 0 ? idleMs : this.#pollMs);
         idleMs = Math.min(this.#pollMs, idleMs * 2);
       } catch (e) {
         this.#report(e);
-        await sleep(Math.min(1000, (idleMs = Math.min(1000, idleMs * 2))));
+        await sleep(backoffMs);
+        backoffMs = Math.min(5_000, backoffMs * 2);
       }
     }
   }
 
+  #idle(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, ms));
+      this.#wake = done;
+    });
+  }
+
+  /** The store's clock; if the store does not answer, the local one (the record is kept either way). */
+  async #now(): Promise<number> {
+    try {
+      return await this.#host.store.now();
+    } catch (e) {
+      this.#report(e);
+      return Date.now();
+    }
+  }
+
   #execute(node: ClaimedNode): void {
-    const abort = new AbortController();
-    this.#inFlight.set(node.leaseToken, { node, abort });
+    const flight = new InFlight(node);
+    this.#inFlight.set(node.leaseToken, flight);
     const fn = this.#host.tasks.get(node.task);
     const ctx: TaskContext = {
       runId: node.runId,
       nodeId: node.nodeId,
       task: node.task,
       attempt: node.attempt,
-      signal: abort.signal,
+      get signal() {
+        return flight.signal;
+      },
       heartbeat: async () => (await this.#host.store.extend([node], this.#leaseMs))[0] === true,
     };
-    const started = (async (): Promise<{ ok: true; value: Json } | { ok: false; error: TaskErrorInfo }> => {
-      try {
-        if (!fn) throw new LovageError('NOT_FOUND', `task "${node.task}" is not registered in worker ${this.name}; register it with app.task("${node.task}", fn) in the worker's app`);
-        const value = (await contextStorage.run(ctx, () => fn(...(node.args as never[])))) ?? null;
-        assertJson(value, `result of task ${node.task}`);
-        return { ok: true, value };
-      } catch (e) {
-        return { ok: false, error: errorInfo(e) };
-      }
-    })();
-    void started.then(async (outcome) => {
-      // Read the clock first: `this.#pending.push(... await ...)` would push into the array a flush took
-      // meanwhile (lost), and the node must stay in #inFlight until its outcome is pending (shutdown waits).
-      const at = await this.#host.store.now();
+    void this.#call(fn, node, ctx).then(async (outcome) => {
+      // The clock first: the node stays in #inFlight until its outcome is pending (shutdown waits for it).
+      const at = await this.#now();
       if (!this.#inFlight.delete(node.leaseToken)) return; // released at shutdown
       this.#pending.push({ type: 'Complete', runId: node.runId, nodeId: node.nodeId, attempt: node.attempt, leaseToken: node.leaseToken, outcome, at });
-      if (this.#pending.length >= this.#batchSize || !this.#running) void this.#flush().catch((e) => this.#report(e));
-      else this.#wake?.();
+      this.#wake?.();
     });
   }
 
-  /** Records pending outcomes, one batch at a time. */
-  async #flush(): Promise<void> {
-    while (this.#flushing) await this.#flushing;
-    if (this.#pending.length === 0) return;
+  async #call(fn: ((...args: never[]) => unknown) | undefined, node: ClaimedNode, ctx: TaskContext): Promise<Outcome> {
+    try {
+      if (!fn) throw new LovageError('NOT_FOUND', `task "${node.task}" is not registered in worker ${this.name}; register it with app.task("${node.task}", fn) in the worker's app`);
+      const value = (await contextStorage.run(ctx, () => fn(...(node.args as never[])))) ?? null;
+      assertJson(value, `result of task ${node.task}`);
+      return { ok: true, value };
+    } catch (e) {
+      return { ok: false, error: errorInfo(e) };
+    }
+  }
+
+  /** Records pending outcomes (and claims, when asked, in the same transaction). */
+  async #flush(claim?: ClaimRequest): Promise<ClaimedNode[]> {
+    if (this.#pending.length === 0 && !claim) return [];
     const batch = this.#pending;
     this.#pending = [];
-    this.#flushing = (async () => {
-      try {
-        for (const q of (await this.#host.coordinator.record(batch)).quarantined) this.#report(q.error);
-      } catch (e) {
-        this.#pending.unshift(...batch);
-        throw e;
-      } finally {
-        this.#flushing = undefined;
-      }
-    })();
-    await this.#flushing;
+    try {
+      const { quarantined, claimed } = await this.#host.coordinator.record(batch, claim);
+      for (const q of quarantined) this.#report(q.error);
+      return claimed;
+    } catch (e) {
+      this.#pending = batch.concat(this.#pending);
+      throw e;
+    }
   }
 
   #report(error: unknown): void {
@@ -227,7 +269,7 @@ export class Worker {
     try {
       const held = await this.#host.store.extend(flights.map((f) => f.node), this.#leaseMs);
       held.forEach((ok, i) => {
-        if (!ok) flights[i]!.abort.abort(new LovageError('LEASE_LOST', `lease of node ${flights[i]!.node.nodeId} was lost; its outcome will be recorded as stale`));
+        if (!ok) flights[i]!.abort(new LovageError('LEASE_LOST', `lease of node ${flights[i]!.node.nodeId} was lost; its outcome will be recorded as stale`));
       });
     } catch (e) {
       this.#report(e);
