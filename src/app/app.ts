@@ -67,19 +67,28 @@ export function createApp(options: AppOptions = {}): App {
     })();
     return opened;
   };
-  const finishedListeners = new Set<(runId: string) => void>();
+  // Handles waiting on a run, by run id: a finished run wakes only its own waiters.
+  const waiters = new Map<string, Set<() => void>>();
   let wired = false;
   const wire = async () => {
     const { store, coordinator } = await open();
     if (!wired) {
       wired = true;
-      coordinator.onFinished((id) => { for (const l of finishedListeners) l(id); });
+      coordinator.onFinished((id) => { for (const wake of waiters.get(id) ?? []) wake(); });
     }
     return { store, coordinator };
   };
   const handleHost = {
     store: async () => (await wire()).store,
-    onFinished: (l: (runId: string) => void) => { finishedListeners.add(l); return () => finishedListeners.delete(l); },
+    onFinished: (runId: string, wake: () => void) => {
+      let set = waiters.get(runId);
+      if (!set) waiters.set(runId, (set = new Set()));
+      set.add(wake);
+      return () => {
+        set.delete(wake);
+        if (set.size === 0) waiters.delete(runId);
+      };
+    },
   };
 
   const app: App = {

@@ -6,7 +6,8 @@ import type { EventStore } from '../eventstore/store.ts';
 /** Where a handle waits: the store, and local notice of runs this process finished. */
 export interface HandleHost {
   readonly store: () => Promise<EventStore>;
-  onFinished(listener: (runId: string) => void): () => void;
+  /** Calls `wake` when this process records the end of run `runId`; returns an unsubscribe. */
+  onFinished(runId: string, wake: () => void): () => void;
 }
 
 /** Makes a handle on run `id`. */
@@ -47,7 +48,7 @@ export function runHandle<T>(host: HandleHost, id: string): RunHandle<T> {
         if (left <= 0) throw new LovageError('TIMEOUT', `run ${id} did not finish within ${timeoutMs} ms (it is still running)`, { runId: id });
         await new Promise<void>((resolve) => {
           const timer = setTimeout(done, Math.min(wait, left));
-          const off = host.onFinished((runId) => { if (runId === id) done(); });
+          const off = host.onFinished(id, done);
           function done() { clearTimeout(timer); off(); resolve(); }
         });
         wait = Math.min(100, wait * 2);
