@@ -59,17 +59,17 @@ export class SqliteStore implements EventStore {
     this.#clock = clock;
     this.#stmt = this.prepare();
     this.#tx = db.transaction((fn: () => unknown) => fn());
-    // Checkpoints run on a timer, not inside a commit: SQLite's automatic one copies the WAL into the
-    // database in the middle of whichever commit crosses 1000 pages, a 5 ms stall for that caller.
+    // Checkpoints mostly run on a timer between commits: SQLite's automatic one copies the WAL into the
+    // database in the middle of whichever commit crosses 1000 pages, a 5 ms stall for that caller. The
+    // automatic one stays as a backstop: a WAL left to grow makes every read slower.
     if (db.name !== ':memory:') {
-      db.pragma('wal_autocheckpoint = 0');
       this.#checkpoint = setInterval(() => {
         try {
           db.pragma('wal_checkpoint(PASSIVE)');
         } catch {
           // Busy or closed: the next tick tries again; SQLite also checkpoints when the last connection closes.
         }
-      }, 1000);
+      }, 200);
       this.#checkpoint.unref();
     }
   }
