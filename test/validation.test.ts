@@ -219,7 +219,7 @@ describe('store URLs', () => {
   it('Postgres and Redis URLs are UNSUPPORTED for now, with the password hidden', async () => {
     const error = await refusal(() => openStore('postgres://user:s3cret@db.example/app'));
     expect(error.code).toBe('UNSUPPORTED');
-    expect(error.message).toContain('postgres://***@db.example/app');
+    expect(error.message).toContain('postgres://user:***@db.example/app');
     expect(error.message).not.toContain('s3cret');
   });
 

@@ -26,8 +26,16 @@ export async function openStore(url: string): Promise<EventStore> {
     if (path === '') throw new LovageError('VALIDATION', `store URL "${url}" names no file; ${ALLOWED}`);
     return SqliteStore.open({ path: path === ':memory:' ? path : resolve(path) });
   }
-  if (/^(postgres|postgresql|redis|rediss):/.test(url)) {
-    throw new LovageError('UNSUPPORTED', `store URL "${url.replace(/\/\/[^@/]*@/, '//***@')}": the Postgres and Redis stores are not in this version yet; ${ALLOWED}`);
+  if (/^(postgres|postgresql):/.test(url)) {
+    throw new LovageError('UNSUPPORTED', `store URL "${redact(url)}": the Postgres store is not in this version yet; ${ALLOWED}`);
+  }
+  if (/^(redis|rediss):/.test(url)) {
+    throw new LovageError('UNSUPPORTED', `store URL "${redact(url)}": the Redis store is not in this version yet; ${ALLOWED}`);
   }
   throw new LovageError('VALIDATION', `store URL "${url}" is not recognised; ${ALLOWED}`);
+}
+
+/** A URL with its password hidden, for messages. */
+export function redact(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }
