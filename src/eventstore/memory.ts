@@ -3,7 +3,7 @@ import { decideStart } from '../engine/decide.ts';
 import type { StoredEvent } from '../engine/events.ts';
 import { LovageError } from '../errors.ts';
 import { newToken } from './token.ts';
-import { runStatusAfter, Signal, type AppendRequest, type ClaimRequest, type ClaimedNode, type EventStore, type LeaseRef, type RunRecord } from './store.ts';
+import { matchesRun, newestFirst, pageSize, runStatusAfter, Signal, type AppendRequest, type RunFilter, type ClaimRequest, type ClaimedNode, type EventStore, type LeaseRef, type RunRecord } from './store.ts';
 
 interface ReadyRow {
   readonly runId: string;
@@ -28,7 +28,8 @@ const key = (runId: string, nodeId: string): string => `${runId}\u0000${nodeId}`
  * const app = createApp({ store: new MemoryStore() })
  */
 export class MemoryStore implements EventStore {
-  readonly #events: StoredEvent[] = [];
+  /** Index = position - 1; a deleted run leaves holes, so positions never move. */
+  readonly #events: (StoredEvent | undefined)[] = [];
   readonly #streams = new Map<string, StoredEvent[]>();
   readonly #runs = new Map<string, RunRecord>();
   readonly #ready = new Map<string, ReadyRow>();
@@ -121,7 +122,12 @@ export class MemoryStore implements EventStore {
   }
 
   async readAll(afterPosition = 0, limit = 1000): Promise<StoredEvent[]> {
-    return this.#events.slice(afterPosition, afterPosition + limit);
+    const out: StoredEvent[] = [];
+    for (let i = afterPosition; i < this.#events.length && out.length < limit; i++) {
+      const e = this.#events[i];
+      if (e) out.push(e);
+    }
+    return out;
   }
 
   async claim(request: ClaimRequest): Promise<ClaimedNode[]> {
@@ -164,6 +170,30 @@ export class MemoryStore implements EventStore {
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
     return this.#runs.get(runId);
+  }
+
+  async listRuns(filter: RunFilter = {}): Promise<RunRecord[]> {
+    const out: RunRecord[] = [];
+    for (const run of this.#runs.values()) {
+      const first = this.#streams.get(run.runId)?.[0]?.event;
+      const tasks = new Set(first?.type === 'WorkflowSubmitted' ? first.dag.nodes.map((n) => n.task) : []);
+      if (matchesRun(run, tasks, first ? JSON.stringify(first) : '', filter)) out.push(run);
+    }
+    return out.sort(newestFirst).slice(0, pageSize(filter.limit));
+  }
+
+  async deleteRuns(runIds: readonly string[]): Promise<number> {
+    let n = 0;
+    for (const runId of runIds) {
+      if (!this.#runs.delete(runId)) continue;
+      n++;
+      this.#streams.delete(runId);
+      for (const [k, row] of this.#ready) if (row.runId === runId) this.#ready.delete(k);
+    }
+    // The global log keeps positions: the deleted run's entries leave it, the others keep their numbers.
+    const gone = new Set(runIds);
+    for (let i = 0; i < this.#events.length; i++) if (gone.has(this.#events[i]?.runId ?? '')) this.#events[i] = undefined;
+    return n;
   }
 
   async quarantine(runId: string, reason: string): Promise<void> {

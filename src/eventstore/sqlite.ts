@@ -7,7 +7,7 @@ import { decideStart } from '../engine/decide.ts';
 import type { StoredEvent, WorkflowEvent } from '../engine/events.ts';
 import { LovageError } from '../errors.ts';
 import { newToken } from './token.ts';
-import { runStatusAfter, Signal, type AppendRequest, type ClaimRequest, type ClaimedNode, type EventStore, type LeaseRef, type RunRecord } from './store.ts';
+import { pageSize, runStatusAfter, Signal, type AppendRequest, type RunFilter, type ClaimRequest, type ClaimedNode, type EventStore, type LeaseRef, type RunRecord } from './store.ts';
 
 /** Options of {@link SqliteStore}. */
 export interface SqliteStoreOptions {
@@ -20,6 +20,33 @@ export interface SqliteStoreOptions {
 }
 
 const EXPIRED_CHECK_MS = 50;
+
+interface RunRow {
+  run_id: string;
+  status: RunRecord['status'];
+  version: number | null;
+  finished_version: number | null;
+  quarantine_reason: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+function toRecord(r: RunRow): RunRecord {
+  return {
+    runId: r.run_id,
+    status: r.status,
+    version: r.version ?? 0,
+    ...(r.finished_version !== null ? { finishedVersion: r.finished_version } : {}),
+    ...(r.quarantine_reason !== null ? { quarantineReason: r.quarantine_reason } : {}),
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+/** Task names as `|a|b|`, so `instr(tasks, '|a|')` matches a whole name. */
+function taskList(names: readonly string[]): string {
+  return `|${[...new Set(names)].join('|')}|`;
+}
 
 interface ReadyRow {
   run_key: number;
@@ -94,7 +121,9 @@ export class SqliteStore implements EventStore {
       runKey: db.prepare<[string], { run_key: number }>('SELECT run_key FROM runs WHERE run_id = ?'),
       runVersion: db.prepare<[number], { version: number | null }>('SELECT max(version) AS version FROM events WHERE run_key = ?'),
       hasVersion: db.prepare<[number, number], { one: number }>('SELECT 1 AS one FROM events WHERE run_key = ? AND version = ?'),
-      insertRun: db.prepare('INSERT INTO runs (run_id, status, finished_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?)'),
+      insertRun: db.prepare('INSERT INTO runs (run_id, status, finished_version, tasks, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)'),
+      deleteEvents: db.prepare('DELETE FROM events WHERE run_key = ?'),
+      deleteRun: db.prepare('DELETE FROM runs WHERE run_key = ?'),
       setStatus: db.prepare('UPDATE runs SET status = ?, finished_version = coalesce(?, finished_version), updated_at = ? WHERE run_key = ?'),
       insertEvent: db.prepare('INSERT INTO events (run_key, version, type, at, data) VALUES (?, ?, ?, ?, ?)'),
       insertReady: db.prepare('INSERT INTO ready (run_key, node_id, run_id, queue, priority, seq, task, args, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)'),
@@ -110,7 +139,7 @@ export class SqliteStore implements EventStore {
       ),
       quarantine: db.prepare('UPDATE runs SET status = ?, quarantine_reason = ?, updated_at = ? WHERE run_key = ?'),
       dropReady: db.prepare('DELETE FROM ready WHERE run_key = ?'),
-      getRun: db.prepare<[string], { run_id: string; status: RunRecord['status']; version: number; finished_version: number | null; quarantine_reason: string | null; created_at: number; updated_at: number }>(
+      getRun: db.prepare<[string], RunRow>(
         'SELECT r.*, (SELECT max(version) FROM events e WHERE e.run_key = r.run_key) AS version FROM runs r WHERE r.run_id = ?',
       ),
     };
@@ -171,7 +200,9 @@ export class SqliteStore implements EventStore {
     let key: number;
     if (expectedVersion === 0) {
       try {
-        key = Number(s.insertRun.run(runId, status ?? 'running', finishedVersion, events[0]!.at, last.at).lastInsertRowid);
+        const first = events[0]!;
+        const tasks = first.type === 'WorkflowSubmitted' ? taskList(first.dag.nodes.map((n) => n.task)) : '|';
+        key = Number(s.insertRun.run(runId, status ?? 'running', finishedVersion, tasks, first.at, last.at).lastInsertRowid);
       } catch (e) {
         if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw conflict(runId, expectedVersion, 'it exists already');
         throw e;
@@ -301,12 +332,60 @@ export class SqliteStore implements EventStore {
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
     const r = this.#stmt.getRun.get(runId);
-    return r && {
-      runId: r.run_id, status: r.status, version: r.version ?? 0,
-      ...(r.finished_version !== null ? { finishedVersion: r.finished_version } : {}),
-      ...(r.quarantine_reason !== null ? { quarantineReason: r.quarantine_reason } : {}),
-      createdAt: r.created_at, updatedAt: r.updated_at,
-    };
+    return r && toRecord(r);
+  }
+
+  async listRuns(filter: RunFilter = {}): Promise<RunRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.status?.length) {
+      where.push(`r.status IN (${filter.status.map(() => '?').join(', ')})`);
+      params.push(...filter.status);
+    }
+    if (filter.task !== undefined) {
+      where.push('instr(r.tasks, ?) > 0');
+      params.push(`|${filter.task}|`);
+    }
+    if (filter.text !== undefined) {
+      where.push('EXISTS (SELECT 1 FROM events e WHERE e.run_key = r.run_key AND e.version = 1 AND instr(e.data, ?) > 0)');
+      params.push(filter.text);
+    }
+    if (filter.createdFrom !== undefined) {
+      where.push('r.created_at >= ?');
+      params.push(filter.createdFrom);
+    }
+    if (filter.createdTo !== undefined) {
+      where.push('r.created_at < ?');
+      params.push(filter.createdTo);
+    }
+    if (filter.after) {
+      where.push('(r.created_at < ? OR (r.created_at = ? AND r.run_id < ?))');
+      params.push(filter.after.createdAt, filter.after.createdAt, filter.after.runId);
+    }
+    const rows = this.db
+      .prepare(
+        `SELECT r.*, (SELECT max(version) FROM events e WHERE e.run_key = r.run_key) AS version FROM runs r
+         ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY r.created_at DESC, r.run_id DESC LIMIT ?`,
+      )
+      .all(...params, pageSize(filter.limit)) as RunRow[];
+    return rows.map(toRecord);
+  }
+
+  async deleteRuns(runIds: readonly string[]): Promise<number> {
+    return this.#write(() => {
+      let n = 0;
+      for (const runId of runIds) {
+        const key = this.#keyOf(runId);
+        if (key === undefined) continue;
+        this.#stmt.deleteEvents.run(key);
+        this.#stmt.dropReady.run(key);
+        this.#stmt.deleteRun.run(key);
+        this.#keys.delete(runId);
+        this.#newKeys.delete(runId);
+        n++;
+      }
+      return n;
+    });
   }
 
   async quarantine(runId: string, reason: string): Promise<void> {
@@ -354,6 +433,7 @@ async function migrate(raw: Database.Database): Promise<void> {
         .addColumn('status', 'text', (c) => c.notNull())
         .addColumn('finished_version', 'integer')
         .addColumn('quarantine_reason', 'text')
+        .addColumn('tasks', 'text', (c) => c.notNull())
         .addColumn('created_at', 'integer', (c) => c.notNull())
         .addColumn('updated_at', 'integer', (c) => c.notNull())
         .execute();
@@ -382,6 +462,7 @@ async function migrate(raw: Database.Database): Promise<void> {
         .addPrimaryKeyConstraint('ready_pk', ['run_key', 'node_id'])
         .modifyEnd(sql`WITHOUT ROWID`)
         .execute();
+      await sql`CREATE INDEX runs_created ON runs (created_at DESC, run_id DESC)`.execute(k);
       await sql`CREATE INDEX IF NOT EXISTS ready_fresh ON ready (queue, priority DESC, seq) WHERE lease_token IS NULL`.execute(k);
       await sql`CREATE INDEX IF NOT EXISTS ready_leased ON ready (lease_expires) WHERE lease_token IS NOT NULL`.execute(k);
     },

@@ -48,6 +48,23 @@ export interface RunRecord {
   readonly updatedAt: number;
 }
 
+/** Which runs `listRuns` returns: all conditions must hold. Newest first. */
+export interface RunFilter {
+  readonly status?: readonly RunRecord['status'][];
+  /** Runs with at least one node of this task. */
+  readonly task?: string;
+  /** Runs whose submitted canvas (the WorkflowSubmitted event's JSON) contains this text. */
+  readonly text?: string;
+  /** Created at or after, epoch ms. */
+  readonly createdFrom?: number;
+  /** Created before, epoch ms. */
+  readonly createdTo?: number;
+  /** Page size (default 50, at most 1000). */
+  readonly limit?: number;
+  /** Continue after this run (the last of the previous page): older, or as old with a smaller id. */
+  readonly after?: { readonly createdAt: number; readonly runId: string };
+}
+
 /**
  * The one interface every store implements (memory, SQLite; Postgres and Redis next). Appends are
  * atomic with their ready-queue projection; leases use the store's clock.
@@ -74,6 +91,10 @@ export interface EventStore {
   /** Extends leases still held; `false` for a lease that was lost. */
   extend(leases: readonly LeaseRef[], leaseMs: number): Promise<boolean[]>;
   getRun(runId: string): Promise<RunRecord | undefined>;
+  /** Runs matching `filter`, newest first (by createdAt, then runId descending). */
+  listRuns(filter?: RunFilter): Promise<RunRecord[]>;
+  /** Deletes runs whole — events, ready-queue rows, run rows — in one transaction; returns how many existed. */
+  deleteRuns(runIds: readonly string[]): Promise<number>;
   /** Takes a run whose log does not fold out of the ready queue and marks it quarantined, with the reason. */
   quarantine(runId: string, reason: string): Promise<void>;
   /** Calls `listener` when nodes may have become ready (wakes idle workers); returns an unsubscribe. */
@@ -84,6 +105,27 @@ export interface EventStore {
 /** How a run's status changes with an event, for the runs projection. */
 export function runStatusAfter(event: WorkflowEvent): RunRecord['status'] | undefined {
   return event.type === 'WorkflowSucceeded' ? 'succeeded' : event.type === 'WorkflowFailed' ? 'failed' : event.type === 'WorkflowSubmitted' ? 'running' : undefined;
+}
+
+/** The page size of a RunFilter: 50 by default, 1..1000. */
+export function pageSize(limit: number | undefined): number {
+  return Math.min(1000, Math.max(1, Math.floor(limit ?? 50)));
+}
+
+/** Whether a run matches a filter (for stores that filter in memory). */
+export function matchesRun(run: RunRecord, tasks: ReadonlySet<string>, canvasJson: string, f: RunFilter): boolean {
+  if (f.status?.length && !f.status.includes(run.status)) return false;
+  if (f.task !== undefined && !tasks.has(f.task)) return false;
+  if (f.text !== undefined && !canvasJson.includes(f.text)) return false;
+  if (f.createdFrom !== undefined && run.createdAt < f.createdFrom) return false;
+  if (f.createdTo !== undefined && run.createdAt >= f.createdTo) return false;
+  if (f.after && !(run.createdAt < f.after.createdAt || (run.createdAt === f.after.createdAt && run.runId < f.after.runId))) return false;
+  return true;
+}
+
+/** Newest first, then by run id descending: the order of `listRuns`. */
+export function newestFirst(a: RunRecord, b: RunRecord): number {
+  return b.createdAt - a.createdAt || (a.runId < b.runId ? 1 : a.runId > b.runId ? -1 : 0);
 }
 
 /** A small set of local listeners, for `onReady`. */

@@ -173,6 +173,40 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       expect((await store.claim({ queues: ['default'], limit: 5, worker: 'W', leaseMs: 1000 })).map((c) => c.runId)).toEqual(['r2']);
     });
 
+    it('lists runs newest first, filtered by status, task, text and time, page by page', async () => {
+      const coordinator = new Coordinator(store);
+      for (let i = 0; i < 5; i++) {
+        clock.t += 1000;
+        await coordinator.submit(`run${i}`, compile(i % 2 ? sig('emails.send', [i]) : { kind: 'group', members: [sig('resize', [i]), sig('crop', [42])] }), clock.t);
+      }
+      const ids = async (f: Parameters<EventStore['listRuns']>[0]) => (await store.listRuns(f)).map((r) => r.runId);
+      expect(await ids({})).toEqual(['run4', 'run3', 'run2', 'run1', 'run0']);
+      expect(await ids({ task: 'emails.send' })).toEqual(['run3', 'run1']);
+      expect(await ids({ task: 'emails' })).toEqual([]); // whole names only
+      expect(await ids({ text: '"crop"' })).toEqual(['run4', 'run2', 'run0']);
+      expect(await ids({ createdFrom: clock.t - 2000, createdTo: clock.t })).toEqual(['run3', 'run2']);
+      const first = await store.listRuns({ limit: 2 });
+      expect(first.map((r) => r.runId)).toEqual(['run4', 'run3']);
+      expect(await ids({ limit: 2, after: first[1]! })).toEqual(['run2', 'run1']);
+      await store.quarantine('run0', 'x');
+      expect(await ids({ status: ['quarantined'] })).toEqual(['run0']);
+      expect(await ids({ status: ['running'], limit: 1 })).toEqual(['run4']);
+    });
+
+    it('deletes runs whole: events, queue rows and run rows; other runs keep their positions', async () => {
+      await store.append([{ runId: 'a', expectedVersion: 0, events: submitted(sig('t'), clock.t) }]);
+      await store.append([{ runId: 'b', expectedVersion: 0, events: submitted(sig('t'), clock.t) }]);
+      const before = (await store.readAll()).filter((e) => e.runId === 'b').map((e) => e.position);
+      expect(await store.deleteRuns(['a', 'missing'])).toBe(1);
+      expect(await store.getRun('a')).toBeUndefined();
+      expect(await store.readStream('a')).toEqual([]);
+      expect((await store.readAll()).map((e) => e.position)).toEqual(before);
+      expect((await store.claim({ queues: ['default'], limit: 10, worker: 'w', leaseMs: 1000 })).map((c) => c.runId)).toEqual(['b']);
+      // The id can be used again.
+      await store.append([{ runId: 'a', expectedVersion: 0, events: submitted(sig('t'), clock.t) }]);
+      expect(await store.getRun('a')).toMatchObject({ version: 2 });
+    });
+
     it('wakes local listeners when nodes become ready', async () => {
       let woken = 0;
       const off = store.onReady(() => woken++);
