@@ -106,7 +106,7 @@ export function createApp(options: AppOptions = {}): App {
       if (!RUN_ID.test(runId)) throw new LovageError('VALIDATION', `run id ${JSON.stringify(runId)} is invalid; allowed are 1-128 of A-Z a-z 0-9 _ . : -`);
       const dag = compile(canvas, { limits, resolveTask: (name) => taskOptions.get(name) });
       const { store, coordinator } = await wire();
-      await coordinator.submit(runId, dag, await store.now());
+      await coordinator.submit(runId, dag, await store.now(), submitOptions.transaction);
       return runHandle(handleHost, runId);
     },
     run: (id) => runHandle(handleHost, id),

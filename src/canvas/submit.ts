@@ -3,6 +3,12 @@ import type { AnyCanvas, CanvasData, OutOf } from './types.ts';
 
 /** Options of a submit (`applyAsync`). */
 export interface ApplyOptions {
+  /**
+   * Submit inside the caller's own open transaction, so the run exists if and only if that
+   * transaction commits (a store that cannot join it refuses with UNSUPPORTED). Postgres: a kysely
+   * `Transaction` or a `pg` client inside `BEGIN`.
+   */
+  readonly transaction?: unknown;
   /** Run id to use instead of a generated one (letters, digits, `_`, `-`, `.`, `:`; at most 128). */
   readonly runId?: string;
 }

@@ -3,7 +3,7 @@ import { decideStart } from '../engine/decide.ts';
 import type { StoredEvent } from '../engine/events.ts';
 import { LovageError } from '../errors.ts';
 import { newToken } from './token.ts';
-import { matchesRun, newestFirst, pageSize, runStatusAfter, Signal, type AppendRequest, type RunFilter, type ClaimRequest, type ClaimedNode, type EventStore, type LeaseRef, type RunRecord } from './store.ts';
+import { matchesRun, newestFirst, pageSize, refuseTransaction, runStatusAfter, Signal, type AppendOptions, type AppendRequest, type RunFilter, type ClaimRequest, type ClaimedNode, type EventStore, type LeaseRef, type RunRecord } from './store.ts';
 
 interface ReadyRow {
   readonly runId: string;
@@ -45,7 +45,8 @@ export class MemoryStore implements EventStore {
     return this.#clock();
   }
 
-  async append(requests: readonly AppendRequest[]): Promise<StoredEvent[][]> {
+  async append(requests: readonly AppendRequest[], options?: AppendOptions): Promise<StoredEvent[][]> {
+    refuseTransaction('memory', options);
     const versions = new Map<string, number>();
     for (const r of requests) {
       const current = versions.get(r.runId) ?? this.#runs.get(r.runId)?.version ?? 0;

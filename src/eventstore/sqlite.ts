@@ -7,7 +7,7 @@ import { decideStart } from '../engine/decide.ts';
 import type { StoredEvent, WorkflowEvent } from '../engine/events.ts';
 import { LovageError } from '../errors.ts';
 import { newToken } from './token.ts';
-import { pageSize, runStatusAfter, Signal, type AppendRequest, type RunFilter, type ClaimRequest, type ClaimedNode, type EventStore, type LeaseRef, type RunRecord } from './store.ts';
+import { pageSize, refuseTransaction, runStatusAfter, Signal, type AppendOptions, type AppendRequest, type RunFilter, type ClaimRequest, type ClaimedNode, type EventStore, type LeaseRef, type RunRecord } from './store.ts';
 
 /** Options of {@link SqliteStore}. */
 export interface SqliteStoreOptions {
@@ -149,7 +149,8 @@ export class SqliteStore implements EventStore {
     return this.#clock();
   }
 
-  async append(requests: readonly AppendRequest[]): Promise<StoredEvent[][]> {
+  async append(requests: readonly AppendRequest[], options?: AppendOptions): Promise<StoredEvent[][]> {
+    refuseTransaction('SQLite', options);
     const out = this.#write(() => requests.map((r) => this.#appendOne(r.runId, r.expectedVersion, r.events)));
     if (out.some((events) => events.some((s) => s.event.type === 'NodeReady' || s.event.type === 'NodeReleased'))) this.#signal.emit();
     return out;

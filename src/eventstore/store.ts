@@ -1,11 +1,25 @@
 import type { Json } from '../canvas/json.ts';
 import type { StoredEvent, WorkflowEvent } from '../engine/events.ts';
+import { LovageError } from '../errors.ts';
 
 /** Events to append to one run, valid only if the run is still at `expectedVersion` (0: a new run). */
 export interface AppendRequest {
   readonly runId: string;
   readonly expectedVersion: number;
   readonly events: readonly WorkflowEvent[];
+}
+
+/** Options of `append`. */
+export interface AppendOptions {
+  /** The caller's open transaction to append in (see ApplyOptions.transaction); stores that cannot join one throw UNSUPPORTED. */
+  readonly transaction?: unknown;
+}
+
+/** Refuses a caller's transaction, for stores that cannot join one. */
+export function refuseTransaction(store: string, options: AppendOptions | undefined): void {
+  if (options?.transaction !== undefined) {
+    throw new LovageError('UNSUPPORTED', `the ${store} store cannot append inside a caller's transaction; only the Postgres store can (omit the transaction option)`);
+  }
 }
 
 /** What a worker asks of the ready queue. */
@@ -76,7 +90,7 @@ export interface EventStore {
    * Appends all requests or none. Throws a CONCURRENCY LovageError (details.runId) when a run is not
    * at its expected version. Returns the stored events per request.
    */
-  append(requests: readonly AppendRequest[]): Promise<StoredEvent[][]>;
+  append(requests: readonly AppendRequest[], options?: AppendOptions): Promise<StoredEvent[][]>;
   /** A run's events from `fromVersion` (1-based, inclusive), in order. */
   readStream(runId: string, fromVersion?: number): Promise<StoredEvent[]>;
   /** Every run's events after global position `afterPosition`, in append order. */

@@ -28,11 +28,13 @@ export class Coordinator {
     this.#cacheNodes = options.cacheNodes ?? 1_000_000;
   }
 
-  /** Appends a new run: WorkflowSubmitted and its first NodeReady events. */
-  async submit(runId: string, dag: Dag, at: number): Promise<void> {
+  /** Appends a new run: WorkflowSubmitted and its first NodeReady events (in the caller's transaction, if given). */
+  async submit(runId: string, dag: Dag, at: number, transaction?: unknown): Promise<void> {
     const state = initialState(runId);
     const events = decide(state, { type: 'Submit', at, dag });
-    await this.#store.append([{ runId, expectedVersion: 0, events }]);
+    await this.#store.append([{ runId, expectedVersion: 0, events }], transaction === undefined ? {} : { transaction });
+    // Inside a caller's transaction the run may yet roll back: nothing is cached for it.
+    if (transaction !== undefined) return;
     for (const e of events) applyInPlace(state, e);
     this.#remember(state);
   }
