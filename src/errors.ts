@@ -8,6 +8,7 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'LIMIT'
   | 'TASK_FAILED'
+  | 'CANCELLED'
   | 'TIMEOUT'
   | 'CORRUPT_LOG'
   | 'UNSUPPORTED';

@@ -42,6 +42,9 @@ export function runHandle<T>(host: HandleHost, id: string): RunHandle<T> {
             const { nodeId, task, error } = o.event;
             throw new LovageError('TASK_FAILED', `run ${id} failed: node ${nodeId} (task ${task}) raised ${error.name}: ${error.message}`, { runId: id, nodeId, task, error });
           }
+          if (o.event.type === 'WorkflowCancelled') {
+            throw new LovageError('CANCELLED', `run ${id} was cancelled: ${o.event.reason}`, { runId: id, reason: o.event.reason });
+          }
           throw new LovageError('CORRUPT_LOG', `run ${id}: the finishing event is a ${o.event.type}`);
         }
         const left = deadline - Date.now();

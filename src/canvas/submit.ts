@@ -14,7 +14,7 @@ export interface ApplyOptions {
 }
 
 /** The status of a run as the log tells it. */
-export type RunStatus = 'running' | 'succeeded' | 'failed' | 'quarantined';
+export type RunStatus = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'quarantined';
 
 /**
  * A handle on a submitted run.

@@ -1,6 +1,8 @@
 import { evalExpr, exprRefs, type Dag } from '../canvas/dag.ts';
 import type { Json } from '../canvas/json.ts';
 import type { TaskErrorInfo, WorkflowEvent } from './events.ts';
+import { argsFor } from './args.ts';
+import { decideCancel, decideResume } from './decide-resume.ts';
 import type { RunState } from './state.ts';
 
 /** What can happen to a run: the inputs of {@link decide}. Time comes in, never read. */
@@ -14,7 +16,16 @@ export type Command =
       readonly leaseToken: string;
       readonly outcome: { readonly ok: true; readonly value: Json } | { readonly ok: false; readonly error: TaskErrorInfo };
     }
-  | { readonly type: 'Release'; readonly at: number; readonly nodeId: string; readonly leaseToken: string; readonly reason: string };
+  | { readonly type: 'Release'; readonly at: number; readonly nodeId: string; readonly leaseToken: string; readonly reason: string }
+  | { readonly type: 'Cancel'; readonly at: number; readonly reason: string }
+  | {
+      readonly type: 'Resume';
+      readonly at: number;
+      /** Nodes to run again besides the frontier (with everything downstream), e.g. a succeeded one. */
+      readonly nodes?: readonly string[];
+      /** New bound arguments for reset nodes (the parent's result is still prepended). */
+      readonly args?: Readonly<Record<string, readonly Json[]>>;
+    };
 
 /** A claim as the ready-queue projection sees it, for {@link decideStart}. */
 export interface ClaimInput {
@@ -42,6 +53,10 @@ export function decide(state: RunState, command: Command): WorkflowEvent[] {
       return decideSubmit(command.dag, command.at);
     case 'Complete':
       return decideComplete(state, command);
+    case 'Cancel':
+      return decideCancel(state, command);
+    case 'Resume':
+      return decideResume(state, command);
     case 'Release': {
       const node = state.nodes.get(command.nodeId);
       if (!node || node.status !== 'running' || node.leaseToken !== command.leaseToken) return [];
@@ -50,10 +65,6 @@ export function decide(state: RunState, command: Command): WorkflowEvent[] {
   }
 }
 
-function argsFor(dag: Dag['nodes'][number], result: (id: string) => Json): Json[] {
-  if (dag.immutable || dag.input === null) return dag.args as Json[];
-  return [evalExpr(dag.input, result), ...dag.args];
-}
 
 function decideSubmit(dag: Dag, at: number): WorkflowEvent[] {
   const events: WorkflowEvent[] = [{ type: 'WorkflowSubmitted', at, dag }];
@@ -85,7 +96,7 @@ function decideComplete(state: RunState, c: Extract<Command, { type: 'Complete' 
       const dep = state.nodes.get(id)!;
       if (dep.status === 'pending' && dep.remaining === 1) {
         const dagNode = index.byId.get(id)!;
-        events.push({ type: 'NodeReady', at: c.at, nodeId: id, task: dagNode.task, args: argsFor(dagNode, result), queue: dagNode.queue, priority: dagNode.priority });
+        events.push({ type: 'NodeReady', at: c.at, nodeId: id, task: dagNode.task, args: argsFor(dagNode, result, state.argsOverride), queue: dagNode.queue, priority: dagNode.priority });
         active++;
       }
     }

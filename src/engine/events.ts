@@ -23,7 +23,16 @@ export type WorkflowEvent =
   | { readonly type: 'NodeCompletionFenced'; readonly at: number; readonly nodeId: string; readonly attempt: number; readonly leaseToken: string; readonly outcome: 'succeeded' | 'failed'; readonly reason: string }
   | { readonly type: 'NodesSkipped'; readonly at: number; readonly nodeIds: readonly string[]; readonly reason: string }
   | { readonly type: 'WorkflowSucceeded'; readonly at: number; readonly result: Json }
-  | { readonly type: 'WorkflowFailed'; readonly at: number; readonly nodeId: string; readonly task: string; readonly error: TaskErrorInfo };
+  | { readonly type: 'WorkflowFailed'; readonly at: number; readonly nodeId: string; readonly task: string; readonly error: TaskErrorInfo }
+  | { readonly type: 'WorkflowCancelled'; readonly at: number; readonly reason: string; readonly nodeIds: readonly string[] }
+  | {
+      readonly type: 'WorkflowResumed';
+      readonly at: number;
+      /** The nodes reset to pending: failed, cancelled and skipped ones, those asked for, and all downstream of them. */
+      readonly reset: readonly string[];
+      /** Bound arguments replaced for some reset nodes. */
+      readonly args: Readonly<Record<string, readonly Json[]>>;
+    };
 
 /** The type names of {@link WorkflowEvent}. */
 export type EventType = WorkflowEvent['type'];
@@ -39,4 +48,5 @@ export interface StoredEvent {
 export const eventTypes: ReadonlySet<string> = new Set<EventType>([
   'WorkflowSubmitted', 'NodeReady', 'NodeStarted', 'NodeSucceeded', 'NodeFailed', 'NodeLeaseExpired',
   'NodeReleased', 'NodeCompletionFenced', 'NodesSkipped', 'WorkflowSucceeded', 'WorkflowFailed',
+  'WorkflowCancelled', 'WorkflowResumed',
 ]);

@@ -2,29 +2,35 @@ import { createMachine, transition } from 'xstate';
 import type { EventType } from './events.ts';
 
 /** A node's lifecycle states. */
-export type NodeStatus = 'pending' | 'ready' | 'running' | 'succeeded' | 'failed' | 'skipped';
+export type NodeStatus = 'pending' | 'ready' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
 /** A run's lifecycle states. */
-export type RunLifecycle = 'new' | 'running' | 'succeeded' | 'failed';
+export type RunLifecycle = 'new' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
-/** The node lifecycle, the one source of truth for which event may move a node where. */
+/**
+ * The node lifecycle, the one source of truth for which event may move a node where. Succeeded,
+ * failed, skipped and cancelled end a node until a resume resets it (so no state is xstate-`final`).
+ * A fenced completion may arrive in any state and changes nothing.
+ */
 export const nodeMachine = createMachine({
   id: 'node',
   initial: 'pending',
   states: {
-    pending: { on: { NodeReady: 'ready', NodesSkipped: 'skipped', NodeCompletionFenced: 'pending' } },
-    ready: { on: { NodeStarted: 'running', NodeCompletionFenced: 'ready' } },
+    pending: { on: { NodeReady: 'ready', NodesSkipped: 'skipped', WorkflowCancelled: 'cancelled', NodeCompletionFenced: 'pending' } },
+    ready: { on: { NodeStarted: 'running', WorkflowCancelled: 'cancelled', NodeCompletionFenced: 'ready' } },
     running: {
       on: {
         NodeSucceeded: 'succeeded',
         NodeFailed: 'failed',
         NodeLeaseExpired: 'ready',
         NodeReleased: 'ready',
+        WorkflowCancelled: 'cancelled',
         NodeCompletionFenced: 'running',
       },
     },
-    succeeded: { type: 'final', on: { NodeCompletionFenced: 'succeeded' } },
-    failed: { type: 'final', on: { NodeCompletionFenced: 'failed' } },
-    skipped: { type: 'final', on: { NodeCompletionFenced: 'skipped' } },
+    succeeded: { on: { WorkflowResumed: 'pending', NodeCompletionFenced: 'succeeded' } },
+    failed: { on: { WorkflowResumed: 'pending', NodeCompletionFenced: 'failed' } },
+    skipped: { on: { WorkflowResumed: 'pending', NodeCompletionFenced: 'skipped' } },
+    cancelled: { on: { WorkflowResumed: 'pending', NodeCompletionFenced: 'cancelled' } },
   },
 });
 
@@ -34,9 +40,10 @@ export const runMachine = createMachine({
   initial: 'new',
   states: {
     new: { on: { WorkflowSubmitted: 'running' } },
-    running: { on: { WorkflowSucceeded: 'succeeded', WorkflowFailed: 'failed' } },
-    succeeded: { type: 'final' },
-    failed: { type: 'final' },
+    running: { on: { WorkflowSucceeded: 'succeeded', WorkflowFailed: 'failed', WorkflowCancelled: 'cancelled' } },
+    succeeded: {},
+    failed: { on: { WorkflowResumed: 'running' } },
+    cancelled: { on: { WorkflowResumed: 'running' } },
   },
 });
 
@@ -62,11 +69,11 @@ function tabulate<S extends string>(machine: typeof nodeMachine | typeof runMach
   return table;
 }
 
-const nodeEventTypes: EventType[] = ['NodeReady', 'NodeStarted', 'NodeSucceeded', 'NodeFailed', 'NodeLeaseExpired', 'NodeReleased', 'NodeCompletionFenced', 'NodesSkipped'];
-const runEventTypes: EventType[] = ['WorkflowSubmitted', 'WorkflowSucceeded', 'WorkflowFailed'];
+const nodeEventTypes: EventType[] = ['NodeReady', 'NodeStarted', 'NodeSucceeded', 'NodeFailed', 'NodeLeaseExpired', 'NodeReleased', 'NodeCompletionFenced', 'NodesSkipped', 'WorkflowCancelled', 'WorkflowResumed'];
+const runEventTypes: EventType[] = ['WorkflowSubmitted', 'WorkflowSucceeded', 'WorkflowFailed', 'WorkflowCancelled', 'WorkflowResumed'];
 
-export const nodeTable: Table<NodeStatus> = tabulate(nodeMachine, ['pending', 'ready', 'running', 'succeeded', 'failed', 'skipped'], nodeEventTypes);
-export const runTable: Table<RunLifecycle> = tabulate(runMachine, ['new', 'running', 'succeeded', 'failed'], runEventTypes);
+export const nodeTable: Table<NodeStatus> = tabulate(nodeMachine, ['pending', 'ready', 'running', 'succeeded', 'failed', 'skipped', 'cancelled'], nodeEventTypes);
+export const runTable: Table<RunLifecycle> = tabulate(runMachine, ['new', 'running', 'succeeded', 'failed', 'cancelled'], runEventTypes);
 
 /** The node state after `type`, or `undefined` when the lifecycle does not allow it. */
 export function nextNodeStatus(from: NodeStatus, type: EventType): NodeStatus | undefined {

@@ -44,11 +44,16 @@ export interface RunState {
   finishedAt?: number;
   result?: Json;
   error?: { nodeId: string; task: string; error: TaskErrorInfo };
+  cancelled?: { reason: string };
+  /** Bound arguments replaced by a resume, by node id. */
+  argsOverride?: Map<string, readonly Json[]>;
+  /** How many times the run was resumed. */
+  resumes: number;
 }
 
 /** The state of a run before its first event. */
 export function initialState(runId: string): RunState {
-  return { runId, version: 0, status: 'new', nodes: new Map(), active: 0, failed: [] };
+  return { runId, version: 0, status: 'new', nodes: new Map(), active: 0, failed: [], resumes: 0 };
 }
 
 export function indexDag(dag: Dag): DagIndex {
@@ -73,7 +78,40 @@ export function indexDag(dag: Dag): DagIndex {
 export function cloneState(state: RunState): RunState {
   const nodes = new Map<string, NodeState>();
   for (const [id, n] of state.nodes) nodes.set(id, { ...n });
-  return { ...state, nodes, failed: [...state.failed] };
+  const copy: RunState = { ...state, nodes, failed: [...state.failed] };
+  if (state.argsOverride) copy.argsOverride = new Map(state.argsOverride);
+  return copy;
+}
+
+const RUN_EVENTS: ReadonlySet<string> = new Set(['WorkflowSubmitted', 'WorkflowSucceeded', 'WorkflowFailed', 'WorkflowCancelled', 'WorkflowResumed']);
+
+/** Resets nodes to pending: outcomes forgotten (they stay in the log), waiting counts recomputed. */
+function resume(state: RunState, event: Extract<WorkflowEvent, { type: 'WorkflowResumed' }>): void {
+  const index = state.index;
+  if (!index) corrupt(state, event, 'the run has no DAG');
+  for (const id of event.reset) {
+    const node = moveNode(state, event, id);
+    delete node.result;
+    delete node.error;
+    delete node.finishedAt;
+    delete node.leaseToken;
+  }
+  for (const [id, args] of Object.entries(event.args)) {
+    if (!index!.byId.has(id)) corrupt(state, event, `unknown node ${id}`);
+    (state.argsOverride ??= new Map()).set(id, args);
+  }
+  for (const id of event.reset) {
+    let remaining = 0;
+    for (const dep of exprRefs(index!.byId.get(id)!.input)) if (state.nodes.get(dep)?.status !== 'succeeded') remaining++;
+    state.nodes.get(id)!.remaining = remaining;
+  }
+  const reset = new Set(event.reset);
+  state.failed = state.failed.filter((id) => !reset.has(id));
+  delete state.error;
+  delete state.cancelled;
+  delete state.result;
+  delete state.finishedAt;
+  state.resumes++;
 }
 
 function corrupt(state: RunState, event: WorkflowEvent, why: string): never {
@@ -155,10 +193,22 @@ export function applyInPlace(state: RunState, event: WorkflowEvent): void {
       state.error = { nodeId: event.nodeId, task: event.task, error: event.error };
       state.finishedAt = event.at;
       break;
+    case 'WorkflowCancelled':
+      for (const id of event.nodeIds) {
+        const node = moveNode(state, event, id);
+        node.finishedAt = event.at;
+        delete node.leaseToken;
+      }
+      state.cancelled = { reason: event.reason };
+      state.finishedAt = event.at;
+      break;
+    case 'WorkflowResumed':
+      resume(state, event);
+      break;
     default:
       corrupt(state, event, `unknown event type ${JSON.stringify((event as { type?: unknown }).type)}`);
   }
-  if (event.type === 'WorkflowSubmitted' || event.type === 'WorkflowSucceeded' || event.type === 'WorkflowFailed') {
+  if (RUN_EVENTS.has(event.type)) {
     const next = nextRunStatus(state.status, event.type);
     if (!next) corrupt(state, event, `the run is ${state.status}, which does not allow ${event.type}`);
     state.status = next;

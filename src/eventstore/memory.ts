@@ -3,7 +3,7 @@ import { decideStart } from '../engine/decide.ts';
 import type { StoredEvent } from '../engine/events.ts';
 import { LovageError } from '../errors.ts';
 import { newToken } from './token.ts';
-import { matchesRun, newestFirst, pageSize, refuseTransaction, runStatusAfter, Signal, type AppendOptions, type AppendRequest, type RunFilter, type ClaimRequest, type ClaimedNode, type EventStore, type LeaseRef, type RunRecord } from './store.ts';
+import { endsRun, matchesRun, newestFirst, pageSize, refuseTransaction, runStatusAfter, Signal, type AppendOptions, type AppendRequest, type RunFilter, type ClaimRequest, type ClaimedNode, type EventStore, type LeaseRef, type RunRecord } from './store.ts';
 
 interface ReadyRow {
   readonly runId: string;
@@ -90,7 +90,7 @@ export class MemoryStore implements EventStore {
       status: run?.status === 'quarantined' ? 'quarantined' : (status ?? run?.status ?? 'running'),
       ...(run?.quarantineReason !== undefined ? { quarantineReason: run.quarantineReason } : {}),
       version: s.version,
-      ...(status === 'succeeded' || status === 'failed' ? { finishedVersion: s.version } : run?.finishedVersion !== undefined ? { finishedVersion: run.finishedVersion } : {}),
+      ...(endsRun(e) ? { finishedVersion: s.version } : status === undefined && run?.finishedVersion !== undefined ? { finishedVersion: run.finishedVersion } : {}),
       createdAt: run?.createdAt ?? e.at,
       updatedAt: e.at,
     });
@@ -101,6 +101,9 @@ export class MemoryStore implements EventStore {
       case 'NodeSucceeded':
       case 'NodeFailed':
         this.#ready.delete(key(s.runId, e.nodeId));
+        return false;
+      case 'WorkflowCancelled':
+        for (const id of e.nodeIds) this.#ready.delete(key(s.runId, id));
         return false;
       case 'NodeLeaseExpired':
       case 'NodeReleased': {

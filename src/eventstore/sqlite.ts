@@ -7,7 +7,7 @@ import { decideStart } from '../engine/decide.ts';
 import type { StoredEvent, WorkflowEvent } from '../engine/events.ts';
 import { LovageError } from '../errors.ts';
 import { newToken } from './token.ts';
-import { pageSize, refuseTransaction, runStatusAfter, Signal, type AppendOptions, type AppendRequest, type RunFilter, type ClaimRequest, type ClaimedNode, type EventStore, type LeaseRef, type RunRecord } from './store.ts';
+import { endsRun, pageSize, refuseTransaction, runStatusAfter, Signal, type AppendOptions, type AppendRequest, type RunFilter, type ClaimRequest, type ClaimedNode, type EventStore, type LeaseRef, type RunRecord } from './store.ts';
 
 /** Options of {@link SqliteStore}. */
 export interface SqliteStoreOptions {
@@ -124,7 +124,7 @@ export class SqliteStore implements EventStore {
       insertRun: db.prepare('INSERT INTO runs (run_id, status, finished_version, tasks, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)'),
       deleteEvents: db.prepare('DELETE FROM events WHERE run_key = ?'),
       deleteRun: db.prepare('DELETE FROM runs WHERE run_key = ?'),
-      setStatus: db.prepare('UPDATE runs SET status = ?, finished_version = coalesce(?, finished_version), updated_at = ? WHERE run_key = ?'),
+      setStatus: db.prepare('UPDATE runs SET status = ?, finished_version = ?, updated_at = ? WHERE run_key = ?'),
       insertEvent: db.prepare('INSERT INTO events (run_key, version, type, at, data) VALUES (?, ?, ?, ?, ?)'),
       insertReady: db.prepare('INSERT INTO ready (run_key, node_id, run_id, queue, priority, seq, task, args, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)'),
       deleteReady: db.prepare('DELETE FROM ready WHERE run_key = ? AND node_id = ?'),
@@ -193,7 +193,9 @@ export class SqliteStore implements EventStore {
     let finishedVersion: number | null = null;
     events.forEach((e, i) => {
       status = runStatusAfter(e) ?? status;
-      if (e.type === 'WorkflowSucceeded' || e.type === 'WorkflowFailed') finishedVersion = expectedVersion + i + 1;
+      // A run that ends records where; one that runs again (resumed) has no end yet.
+      if (endsRun(e)) finishedVersion = expectedVersion + i + 1;
+      else if (e.type === 'WorkflowResumed') finishedVersion = null;
     });
     // Optimistic concurrency is the events table's uniqueness on (run_key, version): a second
     // writer at the same expected version collides on its first event. The runs row changes only
@@ -242,6 +244,9 @@ export class SqliteStore implements EventStore {
       case 'NodeSucceeded':
       case 'NodeFailed':
         s.deleteReady.run(key, e.nodeId);
+        return;
+      case 'WorkflowCancelled':
+        s.dropReady.run(key);
         return;
       case 'NodeLeaseExpired':
       case 'NodeReleased':

@@ -53,10 +53,10 @@ export interface LeaseRef {
 export interface RunRecord {
   readonly runId: string;
   /** `quarantined`: its log does not fold; nothing more is recorded for it (see `quarantineReason`). */
-  readonly status: 'running' | 'succeeded' | 'failed' | 'quarantined';
+  readonly status: 'running' | 'succeeded' | 'failed' | 'cancelled' | 'quarantined';
   readonly quarantineReason?: string;
   readonly version: number;
-  /** The version of the run's WorkflowSucceeded/WorkflowFailed event, once there is one. */
+  /** The version of the event that ended the run (WorkflowSucceeded/Failed/Cancelled); unset while it runs (again). */
   readonly finishedVersion?: number;
   readonly createdAt: number;
   readonly updatedAt: number;
@@ -118,7 +118,24 @@ export interface EventStore {
 
 /** How a run's status changes with an event, for the runs projection. */
 export function runStatusAfter(event: WorkflowEvent): RunRecord['status'] | undefined {
-  return event.type === 'WorkflowSucceeded' ? 'succeeded' : event.type === 'WorkflowFailed' ? 'failed' : event.type === 'WorkflowSubmitted' ? 'running' : undefined;
+  switch (event.type) {
+    case 'WorkflowSubmitted':
+    case 'WorkflowResumed':
+      return 'running';
+    case 'WorkflowSucceeded':
+      return 'succeeded';
+    case 'WorkflowFailed':
+      return 'failed';
+    case 'WorkflowCancelled':
+      return 'cancelled';
+    default:
+      return undefined;
+  }
+}
+
+/** Whether an event ends a run (the version `RunRecord.finishedVersion` points at). */
+export function endsRun(event: WorkflowEvent): boolean {
+  return event.type === 'WorkflowSucceeded' || event.type === 'WorkflowFailed' || event.type === 'WorkflowCancelled';
 }
 
 /** The page size of a RunFilter: 50 by default, 1..1000. */

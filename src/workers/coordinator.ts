@@ -39,6 +39,27 @@ export class Coordinator {
     this.#remember(state);
   }
 
+  /**
+   * Decides one command on a run caught up with the log and appends what it causes (retrying on a
+   * concurrent append). Throws what `decide` throws for a command the run's state refuses.
+   */
+  async apply(runId: string, command: Extract<Command, { type: 'Cancel' | 'Resume' }>): Promise<StoredEvent[]> {
+    for (let attempt = 0; ; attempt++) {
+      this.#forget(runId);
+      const state = await this.load(runId);
+      if (state.version === 0) throw new LovageError('NOT_FOUND', `run ${runId} does not exist in this store`, { runId });
+      const events = decide(state, command);
+      try {
+        const [stored] = await this.#store.append([{ runId, expectedVersion: state.version, events }]);
+        this.#forget(runId);
+        if (events.some((e) => e.type === 'WorkflowCancelled')) for (const l of this.#finished) l(runId);
+        return stored ?? [];
+      } catch (e) {
+        if (!(e instanceof LovageError && e.code === 'CONCURRENCY') || attempt >= MAX_CONFLICT_RETRIES) throw e;
+      }
+    }
+  }
+
   /** Folds events this process appended through the store (claims) into the cache. */
   observe(events: readonly StoredEvent[]): void {
     for (const s of events) {
