@@ -12,6 +12,9 @@
  */
 export { createApp, type App, type AppOptions } from './app/app.ts';
 export type { Task, TaskOptions, Signature } from './app/task.ts';
+export type { RunsApi } from './app/runs.ts';
+export { parseDuration } from './app/duration.ts';
+export { verifyRun, type VerifyReport, type VerifyDifference } from './engine/verify.ts';
 export { chain, group, chord } from './canvas/combinators.ts';
 export { compile, defaultLimits, type CompileLimits } from './canvas/compile.ts';
 export type { Dag, DagNode, Expr } from './canvas/dag.ts';
@@ -24,7 +27,7 @@ export { evolve, fold, initialState, type NodeState, type RunState } from './eng
 export { LovageError, type ErrorCode } from './errors.ts';
 export { MemoryStore } from './eventstore/memory.ts';
 export { SqliteStore, type SqliteStoreOptions } from './eventstore/sqlite.ts';
-export type { EventStore, RunRecord } from './eventstore/store.ts';
+export type { EventStore, RunFilter, RunRecord } from './eventstore/store.ts';
 export { openStore } from './eventstore/url.ts';
 export { taskContext, type TaskContext } from './workers/context.ts';
 export type { Worker, WorkerOptions } from './workers/worker.ts';

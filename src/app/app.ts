@@ -8,7 +8,9 @@ import { defaultStoreUrl, openStore } from '../eventstore/url.ts';
 import { Coordinator } from '../workers/coordinator.ts';
 import { Worker, type WorkerOptions } from '../workers/worker.ts';
 import { runHandle } from './run-handle.ts';
+import { runsApi, type RunsApi } from './runs.ts';
 import { makeTask, type Task, type TaskOptions } from './task.ts';
+import type { RunState } from '../engine/state.ts';
 
 /** Options of {@link createApp}. */
 export interface AppOptions {
@@ -33,6 +35,16 @@ export interface App extends Submitter {
   submit(canvas: CanvasData, options?: ApplyOptions): Promise<RunHandle<unknown>>;
   /** A handle on an existing run. */
   run<T = unknown>(id: string): RunHandle<T>;
+  /** Inspect, replay, resume, verify, export and prune runs. */
+  readonly runs: RunsApi;
+  /**
+   * The run's state at event version `at` or at a time (now when omitted): which nodes were
+   * running, waiting, done. Same as `app.runs.inspect`.
+   *
+   * @example
+   * const then = await app.inspect(runId, { at: 7 }); then.nodes.get('1.body')?.status // 'pending'
+   */
+  inspect(runId: string, options?: { at?: number | string | Date }): Promise<RunState>;
   /** Starts a worker in this process. */
   worker(options?: WorkerOptions): Worker;
   /** The opened store. */
@@ -110,6 +122,8 @@ export function createApp(options: AppOptions = {}): App {
       return runHandle(handleHost, runId);
     },
     run: (id) => runHandle(handleHost, id),
+    runs: runsApi(wire, (id) => runHandle(handleHost, id)),
+    inspect: (runId, opts) => app.runs.inspect(runId, opts),
     worker(workerOptions = {}) {
       // The worker starts once the store is open; it reads the host only from then on.
       const worker = new Worker({ get store() { return resolved!.store; }, get coordinator() { return resolved!.coordinator; }, tasks }, workerOptions);

@@ -49,7 +49,7 @@ export function decideResume(state: RunState, c: Extract<Command, { type: 'Resum
   }
   // In DAG order, so the event reads the same however the set was built.
   const ordered = index.dag.nodes.map((n) => n.id).filter((id) => reset.has(id));
-  const events: WorkflowEvent[] = [{ type: 'WorkflowResumed', at: c.at, reset: ordered, args }];
+  const events: WorkflowEvent[] = [{ type: 'WorkflowResumed', at: c.at, nodes: [...(c.nodes ?? [])], reset: ordered, args }];
   const override = new Map(state.argsOverride);
   for (const [id, a] of Object.entries(args)) override.set(id, a);
   const result = (id: string): Json => state.nodes.get(id)?.result ?? null;

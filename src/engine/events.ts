@@ -28,6 +28,8 @@ export type WorkflowEvent =
   | {
       readonly type: 'WorkflowResumed';
       readonly at: number;
+      /** The nodes asked for besides the frontier (`--node`). */
+      readonly nodes: readonly string[];
       /** The nodes reset to pending: failed, cancelled and skipped ones, those asked for, and all downstream of them. */
       readonly reset: readonly string[];
       /** Bound arguments replaced for some reset nodes. */

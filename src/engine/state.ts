@@ -91,6 +91,8 @@ function resume(state: RunState, event: Extract<WorkflowEvent, { type: 'Workflow
   if (!index) corrupt(state, event, 'the run has no DAG');
   for (const id of event.reset) {
     const node = moveNode(state, event, id);
+    // Attempts count again from 1 after a resume, as the ready queue's row is new (the log keeps both).
+    node.attempt = 0;
     delete node.result;
     delete node.error;
     delete node.finishedAt;

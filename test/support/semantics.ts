@@ -5,6 +5,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { compile } from '../../src/canvas/compile.ts';
 import type { CanvasData } from '../../src/canvas/types.ts';
 import { fold, initialState } from '../../src/engine/state.ts';
+import { verifyRun } from '../../src/engine/verify.ts';
 import type { EventStore } from '../../src/eventstore/store.ts';
 import { createApp, LovageError, type App } from '../../src/index.ts';
 import { canvasArb, reference } from './canvas-arb.ts';
@@ -49,7 +50,7 @@ export function semantics(store: string | (() => Promise<EventStore>), numRuns: 
   it('failures: the run fails exactly when the reference does; every node ends in exactly one terminal outcome', async () => {
     await fc.assert(
       fc.asyncProperty(canvasArb(true), async (canvas) => {
-        const { outcome, events } = await execute(canvas);
+        const { run, outcome, events } = await execute(canvas);
         const ref = reference(canvas);
         expect(outcome.ok).toBe(ref.ok);
         if (!outcome.ok) {
@@ -70,6 +71,8 @@ export function semantics(store: string | (() => Promise<EventStore>), numRuns: 
         expect(events.filter((e) => e.type === 'NodeSucceeded').length).toBe(ref.executed);
         const last = events.filter((e) => e.type === 'WorkflowSucceeded' || e.type === 'WorkflowFailed');
         expect(last).toHaveLength(1);
+        // The current rules, re-run over the recorded inputs, make the recorded decisions.
+        expect(verifyRun(run.id, events)).toMatchObject({ differences: [], steps: expect.any(Number) });
       }),
       { numRuns },
     );

@@ -1,0 +1,16 @@
+import { LovageError } from '../errors.ts';
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/**
+ * Milliseconds from `30d`, `12h`, `15m`, `45s`, `500ms`, `2w` or a number of ms.
+ *
+ * @example
+ * parseDuration('30d') // 2592000000
+ */
+export function parseDuration(value: string | number, what = 'duration'): number {
+  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value;
+  const m = typeof value === 'string' ? /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$/.exec(value.trim()) : null;
+  if (!m) throw new LovageError('VALIDATION', `${what} ${JSON.stringify(value)} is invalid; allowed are a number followed by ms, s, m, h, d or w (e.g. 30d, 12h, 500ms)`);
+  return Number(m[1]) * UNITS[m[2]!]!;
+}

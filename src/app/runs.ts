@@ -1,0 +1,106 @@
+import type { RunHandle } from '../canvas/submit.ts';
+import type { Json } from '../canvas/json.ts';
+import type { StoredEvent } from '../engine/events.ts';
+import { fold, initialState, type RunState } from '../engine/state.ts';
+import { verifyRun, type VerifyReport } from '../engine/verify.ts';
+import { LovageError } from '../errors.ts';
+import type { EventStore, RunFilter, RunRecord } from '../eventstore/store.ts';
+import type { Coordinator } from '../workers/coordinator.ts';
+import { parseDuration } from './duration.ts';
+import { exportRun, parseExport } from './run-export.ts';
+
+/** Inspecting, replaying, resuming, verifying, exporting and pruning runs: the history as a product. */
+export interface RunsApi {
+  /** Runs matching the filter, newest first. */
+  list(filter?: RunFilter): Promise<RunRecord[]>;
+  /** A run's events, in order. */
+  history(runId: string): Promise<StoredEvent[]>;
+  /**
+   * The run's state as it was at event version `at` (a number) or at a time (ISO string or Date);
+   * now when `at` is omitted.
+   */
+  inspect(runId: string, options?: { at?: number | string | Date }): Promise<RunState>;
+  /** Cancels a running run: pending and ready nodes never run; running ones' outcomes are fenced. */
+  cancel(runId: string, reason?: string): Promise<void>;
+  /**
+   * Resumes a failed or cancelled run at its frontier: failed, cancelled and skipped nodes and all
+   * downstream run again; succeeded nodes keep their results. `nodes` adds nodes (and their
+   * downstream) to run again; `args` replaces a reset node's bound arguments.
+   */
+  resume(runId: string, options?: { nodes?: readonly string[]; args?: Readonly<Record<string, readonly Json[]>> }): Promise<RunHandle<unknown>>;
+  /** Runs one node (and what depends on it) again in a failed or cancelled run: `resume` with that node. */
+  retry(runId: string, nodeId: string): Promise<RunHandle<unknown>>;
+  /** Re-runs the current rules over the recorded inputs; reports every decision that differs. */
+  verify(runId: string): Promise<VerifyReport>;
+  /** The run's history as a portable JSON Lines text (format version and checksum included). */
+  export(runId: string): Promise<string>;
+  /** Imports an export (refused whole, naming the line, if damaged); `runId` imports under another id. */
+  import(text: string, options?: { runId?: string }): Promise<string>;
+  /** Deletes finished runs created more than `olderThan` ago (default statuses: succeeded, failed, cancelled). */
+  prune(options: { olderThan: string | number; status?: readonly RunRecord['status'][] }): Promise<number>;
+}
+
+/** The runs API over a store and its coordinator. */
+export function runsApi(open: () => Promise<{ store: EventStore; coordinator: Coordinator }>, handle: (id: string) => RunHandle<unknown>): RunsApi {
+  const events = async (runId: string): Promise<StoredEvent[]> => {
+    const { store } = await open();
+    const stored = await store.readStream(runId);
+    if (stored.length === 0) throw new LovageError('NOT_FOUND', `run ${runId} does not exist in this store`, { runId });
+    return stored;
+  };
+  const api: RunsApi = {
+    list: async (filter) => (await open()).store.listRuns(filter),
+    history: events,
+    async inspect(runId, options = {}) {
+      const stored = await events(runId);
+      const at = options.at;
+      let upTo = stored.length;
+      if (typeof at === 'number') {
+        if (!Number.isInteger(at) || at < 0) throw new LovageError('VALIDATION', `--at ${at} is invalid; allowed are an event version 0..${stored.length} or an ISO time`);
+        upTo = Math.min(at, stored.length);
+      } else if (at !== undefined) {
+        const t = at instanceof Date ? at.getTime() : Date.parse(at);
+        if (Number.isNaN(t)) throw new LovageError('VALIDATION', `--at ${JSON.stringify(at)} is invalid; allowed are an event version or an ISO time such as 2026-11-22T10:00:00Z`);
+        upTo = stored.filter((s) => s.event.at <= t).length;
+      }
+      return fold(initialState(runId), stored.slice(0, upTo).map((s) => s.event));
+    },
+    async cancel(runId, reason = 'cancelled by request') {
+      const { store, coordinator } = await open();
+      await coordinator.apply(runId, { type: 'Cancel', at: await store.now(), reason });
+    },
+    async resume(runId, options = {}) {
+      const { store, coordinator } = await open();
+      await coordinator.apply(runId, { type: 'Resume', at: await store.now(), ...(options.nodes ? { nodes: options.nodes } : {}), ...(options.args ? { args: options.args } : {}) });
+      return handle(runId);
+    },
+    retry: (runId, nodeId) => api.resume(runId, { nodes: [nodeId] }),
+    async verify(runId) {
+      return verifyRun(runId, (await events(runId)).map((s) => s.event));
+    },
+    async export(runId) {
+      return exportRun(runId, await events(runId));
+    },
+    async import(text, options = {}) {
+      const parsed = parseExport(text);
+      const runId = options.runId ?? parsed.runId;
+      const { store } = await open();
+      if (await store.getRun(runId)) throw new LovageError('CONCURRENCY', `run ${runId} exists in this store already; import it under another id (--as <id>)`, { runId });
+      await store.append([{ runId, expectedVersion: 0, events: parsed.events }]);
+      return runId;
+    },
+    async prune(options) {
+      const olderThan = parseDuration(options.olderThan, '--older-than');
+      const { store } = await open();
+      const status = options.status ?? ['succeeded', 'failed', 'cancelled'];
+      const createdTo = (await store.now()) - olderThan;
+      let pruned = 0;
+      for (;;) {
+        const page = await store.listRuns({ status, createdTo, limit: 500 });
+        if (page.length === 0) return pruned;
+        pruned += await store.deleteRuns(page.map((r) => r.runId));
+      }
+    },
+  };
+  return api;
+}
