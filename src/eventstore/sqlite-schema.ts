@@ -1,0 +1,122 @@
+import type Database from 'better-sqlite3';
+import { Kysely, SqliteDialect, sql } from 'kysely';
+import type { WorkflowEvent } from '../engine/events.ts';
+import { LovageError } from '../errors.ts';
+import type { RunRecord } from './store.ts';
+
+// The SQLite store's schema, row shapes and conversions; the store itself is sqlite.ts.
+
+export const EXPIRED_CHECK_MS = 50;
+
+export interface RunRow {
+  run_id: string;
+  status: RunRecord['status'];
+  version: number | null;
+  finished_version: number | null;
+  quarantine_reason: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export function toRecord(r: RunRow): RunRecord {
+  return {
+    runId: r.run_id,
+    status: r.status,
+    version: r.version ?? 0,
+    ...(r.finished_version !== null ? { finishedVersion: r.finished_version } : {}),
+    ...(r.quarantine_reason !== null ? { quarantineReason: r.quarantine_reason } : {}),
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+/** Task names as `|a|b|`, so `instr(tasks, '|a|')` matches a whole name. */
+export function taskList(names: readonly string[]): string {
+  return `|${[...new Set(names)].join('|')}|`;
+}
+
+export interface ReadyRow {
+  run_key: number;
+  run_id: string;
+  node_id: string;
+  task: string;
+  args: string;
+  attempts: number;
+  worker: string | null;
+  lease_token: string | null;
+}
+
+/** Parses a stored event; unreadable JSON quarantines the run (CORRUPT_LOG), it never crashes a reader. */
+export function parseEvent(data: string, runId: string, version: number): WorkflowEvent {
+  try {
+    const event = JSON.parse(data) as WorkflowEvent;
+    if (typeof event !== 'object' || event === null || typeof event.type !== 'string') throw new Error('not an event object');
+    return event;
+  } catch (e) {
+    throw new LovageError('CORRUPT_LOG', `run ${runId} event ${version} is unreadable (${(e as Error).message}); the run is quarantined`, { runId, version });
+  }
+}
+
+export function conflict(runId: string, expected: number, why: string): LovageError {
+  return new LovageError('CONCURRENCY', `run ${runId} is not at version ${expected}: ${why}`, { runId });
+}
+
+/** Forward-only schema versions, applied in order inside one transaction each. */
+export async function migrate(raw: Database.Database): Promise<void> {
+  const db = new Kysely<Record<string, never>>({ dialect: new SqliteDialect({ database: raw }) });
+  const migrations: ((k: Kysely<Record<string, never>>) => Promise<void>)[] = [
+    async (k) => {
+      await k.schema.createTable('runs')
+        .addColumn('run_key', 'integer', (c) => c.primaryKey())
+        .addColumn('run_id', 'text', (c) => c.notNull().unique())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('finished_version', 'integer')
+        .addColumn('quarantine_reason', 'text')
+        .addColumn('tasks', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'integer', (c) => c.notNull())
+        .addColumn('updated_at', 'integer', (c) => c.notNull())
+        .execute();
+      await k.schema.createTable('events')
+        .addColumn('position', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('run_key', 'integer', (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('at', 'integer', (c) => c.notNull())
+        .addColumn('data', 'text', (c) => c.notNull())
+        .addUniqueConstraint('events_run_version', ['run_key', 'version'])
+        .execute();
+      await k.schema.createTable('ready')
+        .addColumn('run_key', 'integer', (c) => c.notNull())
+        .addColumn('node_id', 'text', (c) => c.notNull())
+        .addColumn('run_id', 'text', (c) => c.notNull())
+        .addColumn('queue', 'text', (c) => c.notNull())
+        .addColumn('priority', 'integer', (c) => c.notNull())
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('task', 'text', (c) => c.notNull())
+        .addColumn('args', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .addColumn('worker', 'text')
+        .addColumn('lease_token', 'text')
+        .addColumn('lease_expires', 'integer')
+        .addPrimaryKeyConstraint('ready_pk', ['run_key', 'node_id'])
+        .modifyEnd(sql`WITHOUT ROWID`)
+        .execute();
+      await sql`CREATE INDEX runs_created ON runs (created_at DESC, run_id DESC)`.execute(k);
+      await sql`CREATE INDEX IF NOT EXISTS ready_fresh ON ready (queue, priority DESC, seq) WHERE lease_token IS NULL`.execute(k);
+      await sql`CREATE INDEX IF NOT EXISTS ready_leased ON ready (lease_expires) WHERE lease_token IS NOT NULL`.execute(k);
+    },
+  ];
+  raw.exec('CREATE TABLE IF NOT EXISTS lovage_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+  raw.exec('BEGIN IMMEDIATE');
+  try {
+    const done = (raw.prepare('SELECT coalesce(max(version), 0) AS v FROM lovage_migrations').get() as { v: number }).v;
+    for (let v = done; v < migrations.length; v++) {
+      await migrations[v]!(db);
+      raw.prepare('INSERT INTO lovage_migrations (version, applied_at) VALUES (?, ?)').run(v + 1, Date.now());
+    }
+    raw.exec('COMMIT');
+  } catch (e) {
+    raw.exec('ROLLBACK');
+    throw e;
+  }
+}
