@@ -1,5 +1,5 @@
 import { nanoid } from 'nanoid';
-import { compile, defaultLimits, type CompileLimits } from '../canvas/compile.ts';
+import { compile, defaultLimits, TASK_NAME, type CompileLimits } from '../canvas/compile.ts';
 import type { ApplyOptions, RunHandle, Submitter } from '../canvas/submit.ts';
 import type { CanvasData } from '../canvas/types.ts';
 import { LovageError } from '../errors.ts';
@@ -69,29 +69,23 @@ export function createApp(options: AppOptions = {}): App {
   const taskOptions = new Map<string, { queue: string; priority: number }>();
   const limits = { ...defaultLimits, ...options.limits };
   const workers = new Set<Worker>();
+  // Handles waiting on a run, by run id: a finished run wakes only its own waiters.
+  const waiters = new Map<string, Set<() => void>>();
   let resolved: { store: EventStore; coordinator: Coordinator } | undefined;
   let opened: Promise<{ store: EventStore; coordinator: Coordinator }> | undefined;
+  /** Opens the store once, on first use. */
   const open = () => {
     opened ??= (async () => {
       const store = typeof options.store === 'object' ? options.store : await openStore(options.store ?? defaultStoreUrl());
-      resolved = { store, coordinator: new Coordinator(store) };
+      const coordinator = new Coordinator(store);
+      coordinator.onFinished((id) => { for (const wake of waiters.get(id) ?? []) wake(); });
+      resolved = { store, coordinator };
       return resolved;
     })();
     return opened;
   };
-  // Handles waiting on a run, by run id: a finished run wakes only its own waiters.
-  const waiters = new Map<string, Set<() => void>>();
-  let wired = false;
-  const wire = async () => {
-    const { store, coordinator } = await open();
-    if (!wired) {
-      wired = true;
-      coordinator.onFinished((id) => { for (const wake of waiters.get(id) ?? []) wake(); });
-    }
-    return { store, coordinator };
-  };
   const handleHost = {
-    store: async () => (await wire()).store,
+    store: async () => (await open()).store,
     onFinished: (runId: string, wake: () => void) => {
       let set = waiters.get(runId);
       if (!set) waiters.set(runId, (set = new Set()));
@@ -106,7 +100,7 @@ export function createApp(options: AppOptions = {}): App {
   const app: App = {
     storeUrl: typeof options.store === 'string' ? options.store : undefined,
     task(name, fn, opts = {}) {
-      if (typeof name !== 'string' || !/^[A-Za-z0-9_.:\-/]{1,200}$/.test(name)) throw new LovageError('VALIDATION', `task name ${JSON.stringify(name)} is invalid; allowed are 1-200 of A-Z a-z 0-9 _ . : - /`);
+      if (typeof name !== 'string' || !TASK_NAME.test(name)) throw new LovageError('VALIDATION', `task name ${JSON.stringify(name)} is invalid; allowed are 1-200 of A-Z a-z 0-9 _ . : - /`);
       if (typeof fn !== 'function') throw new LovageError('VALIDATION', `task ${name}: expected a function, got ${typeof fn}`);
       if (tasks.has(name)) throw new LovageError('VALIDATION', `task ${name} is registered already; task names are unique per app`);
       tasks.set(name, fn as (...args: never[]) => unknown);
@@ -117,21 +111,21 @@ export function createApp(options: AppOptions = {}): App {
       const runId = submitOptions.runId ?? nanoid();
       if (!RUN_ID.test(runId)) throw new LovageError('VALIDATION', `run id ${JSON.stringify(runId)} is invalid; allowed are 1-128 of A-Z a-z 0-9 _ . : -`);
       const dag = compile(canvas, { limits, resolveTask: (name) => taskOptions.get(name) });
-      const { store, coordinator } = await wire();
+      const { store, coordinator } = await open();
       await coordinator.submit(runId, dag, await store.now(), submitOptions.transaction);
       return runHandle(handleHost, runId);
     },
     run: (id) => runHandle(handleHost, id),
-    runs: runsApi(wire, (id) => runHandle(handleHost, id)),
+    runs: runsApi(open, (id) => runHandle(handleHost, id)),
     inspect: (runId, opts) => app.runs.inspect(runId, opts),
     worker(workerOptions = {}) {
       // The worker starts once the store is open; it reads the host only from then on.
       const worker = new Worker({ get store() { return resolved!.store; }, get coordinator() { return resolved!.coordinator; }, tasks }, workerOptions);
       workers.add(worker);
-      void wire().then(() => worker.start(), (e) => { worker.lastError = e; });
+      void open().then(() => worker.start(), (e: unknown) => { worker.lastError = e; });
       return worker;
     },
-    store: async () => (await wire()).store,
+    store: async () => (await open()).store,
     async close() {
       await Promise.all([...workers].map((w) => w.stop()));
       // A store that failed to open (bad URL...) has nothing to close; its error went to submit already.

@@ -32,7 +32,8 @@ export interface CompileOptions {
   readonly resolveTask?: TaskResolver;
 }
 
-const TASK_NAME = /^[A-Za-z0-9_.:\-/]{1,200}$/;
+/** What a task name may be. */
+export const TASK_NAME = /^[A-Za-z0-9_.:\-/]{1,200}$/;
 const QUEUE_NAME = /^[A-Za-z0-9_.:\-]{1,100}$/;
 
 /**
