@@ -185,3 +185,23 @@ for (const [name, url] of [['memory', () => 'memory:'], ['sqlite', () => `sqlite
     });
   });
 }
+
+describe('resultExpires', () => {
+  it('the workers of an app delete succeeded runs after resultExpires, and nothing else', async () => {
+    const app = createApp({ store: 'memory:', resultExpires: 40 });
+    const ok = app.task('ok', () => 1);
+    const bad = app.task('bad', () => { throw new Error('no'); });
+    app.worker();
+    const good = await ok.delay();
+    const failed = await bad.delay();
+    await good.get({ timeoutMs: 5000 });
+    await failed.get({ timeoutMs: 5000 }).catch(() => undefined);
+    const store = await app.store();
+    for (let i = 0; i < 200 && (await store.getRun(good.id)); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(await store.getRun(good.id)).toBeUndefined();
+    expect(await store.readStream(good.id)).toEqual([]);
+    expect(await failed.status()).toBe('failed');
+    await app.close();
+    expect(() => createApp({ resultExpires: 'soon' })).toThrow(/resultExpires "soon" is invalid/);
+  });
+});

@@ -8,6 +8,7 @@ import { defaultStoreUrl, openStore } from '../eventstore/url.ts';
 import { Coordinator } from '../workers/coordinator.ts';
 import { Worker, type WorkerOptions } from '../workers/worker.ts';
 import { runHandle } from './run-handle.ts';
+import { parseDuration } from './duration.ts';
 import { runsApi, type RunsApi } from './runs.ts';
 import { makeTask, type Task, type TaskOptions } from './task.ts';
 import type { RunState } from '../engine/state.ts';
@@ -18,6 +19,11 @@ export interface AppOptions {
   readonly store?: string | EventStore;
   /** Limits checked at submit (see `defaultLimits`). */
   readonly limits?: Partial<CompileLimits>;
+  /**
+   * Delete succeeded runs (their whole history) this long after they were created (`7d`, `12h`,
+   * or ms). The app's workers prune every `min(resultExpires / 2, 1 min)`. Default: keep forever.
+   */
+  readonly resultExpires?: string | number;
 }
 
 /** A Lovage app: the task registry, the store, and the way to submit and to work. */
@@ -69,6 +75,8 @@ export function createApp(options: AppOptions = {}): App {
   const taskOptions = new Map<string, { queue: string; priority: number }>();
   const limits = { ...defaultLimits, ...options.limits };
   const workers = new Set<Worker>();
+  const resultExpires = options.resultExpires === undefined ? undefined : parseDuration(options.resultExpires, 'resultExpires');
+  let pruner: NodeJS.Timeout | undefined;
   // Handles waiting on a run, by run id: a finished run wakes only its own waiters.
   const waiters = new Map<string, Set<() => void>>();
   let resolved: { store: EventStore; coordinator: Coordinator } | undefined;
@@ -123,10 +131,17 @@ export function createApp(options: AppOptions = {}): App {
       const worker = new Worker({ get store() { return resolved!.store; }, get coordinator() { return resolved!.coordinator; }, tasks }, workerOptions);
       workers.add(worker);
       void open().then(() => worker.start(), (e: unknown) => { worker.lastError = e; });
+      if (resultExpires !== undefined && !pruner) {
+        pruner = setInterval(() => {
+          app.runs.prune({ olderThan: resultExpires, status: ['succeeded'] }).catch((e: unknown) => worker.lastError = e);
+        }, Math.max(10, Math.min(resultExpires / 2, 60_000)));
+        pruner.unref();
+      }
       return worker;
     },
     store: async () => (await open()).store,
     async close() {
+      clearInterval(pruner);
       await Promise.all([...workers].map((w) => w.stop()));
       // A store that failed to open (bad URL...) has nothing to close; its error went to submit already.
       if (opened) await opened.then(({ store }) => store.close(), () => undefined);
