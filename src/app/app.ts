@@ -8,7 +8,7 @@ import { defaultStoreUrl, openStore } from '../eventstore/url.ts';
 import { Coordinator } from '../workers/coordinator.ts';
 import { Worker, type WorkerOptions } from '../workers/worker.ts';
 import { runHandle } from './run-handle.ts';
-import { parseDuration } from './duration.ts';
+import { assertRunId, parseDuration } from './duration.ts';
 import { runsApi, type RunsApi } from './runs.ts';
 import { makeTask, type Task, type TaskOptions } from './task.ts';
 import type { RunState } from '../engine/state.ts';
@@ -59,7 +59,6 @@ export interface App extends Submitter {
   close(): Promise<void>;
 }
 
-const RUN_ID = /^[A-Za-z0-9_.:\-]{1,128}$/;
 
 /**
  * Creates an app.
@@ -117,7 +116,7 @@ export function createApp(options: AppOptions = {}): App {
     },
     async submit(canvas, submitOptions = {}) {
       const runId = submitOptions.runId ?? nanoid();
-      if (!RUN_ID.test(runId)) throw new LovageError('VALIDATION', `run id ${JSON.stringify(runId)} is invalid; allowed are 1-128 of A-Z a-z 0-9 _ . : -`);
+      assertRunId(runId);
       const dag = compile(canvas, { limits, resolveTask: (name) => taskOptions.get(name) });
       const { store, coordinator } = await open();
       await coordinator.submit(runId, dag, await store.now(), submitOptions.transaction);

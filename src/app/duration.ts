@@ -1,5 +1,15 @@
 import { LovageError } from '../errors.ts';
 
+/** What a run id may be. */
+const RUN_ID = /^[A-Za-z0-9_.:\-]{1,128}$/;
+
+/** Throws a VALIDATION error naming the rule when `runId` is not a valid run id. */
+export function assertRunId(runId: unknown): asserts runId is string {
+  if (typeof runId !== 'string' || !RUN_ID.test(runId)) {
+    throw new LovageError('VALIDATION', `run id ${JSON.stringify(runId)} is invalid; allowed are 1-128 of A-Z a-z 0-9 _ . : -`);
+  }
+}
+
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
 /**

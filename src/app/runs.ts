@@ -6,7 +6,7 @@ import { verifyRun, type VerifyReport } from '../engine/verify.ts';
 import { LovageError } from '../errors.ts';
 import type { EventStore, RunFilter, RunRecord } from '../eventstore/store.ts';
 import type { Coordinator } from '../workers/coordinator.ts';
-import { parseDuration } from './duration.ts';
+import { assertRunId, parseDuration } from './duration.ts';
 import { exportRun, parseExport } from './run-export.ts';
 
 /** Inspecting, replaying, resuming, verifying, exporting and pruning runs: the history as a product. */
@@ -56,12 +56,14 @@ export function runsApi(open: () => Promise<{ store: EventStore; coordinator: Co
       const at = options.at;
       let upTo = stored.length;
       if (typeof at === 'number') {
-        if (!Number.isInteger(at) || at < 0) throw new LovageError('VALIDATION', `--at ${at} is invalid; allowed are an event version 0..${stored.length} or an ISO time`);
+        if (!Number.isInteger(at) || at < 0) throw new LovageError('VALIDATION', `at ${at} is invalid; allowed are an event version 0..${stored.length} or an ISO time`);
         upTo = Math.min(at, stored.length);
       } else if (at !== undefined) {
         const t = at instanceof Date ? at.getTime() : Date.parse(at);
-        if (Number.isNaN(t)) throw new LovageError('VALIDATION', `--at ${JSON.stringify(at)} is invalid; allowed are an event version or an ISO time such as 2026-11-22T10:00:00Z`);
-        upTo = stored.filter((s) => s.event.at <= t).length;
+        if (Number.isNaN(t)) throw new LovageError('VALIDATION', `at ${JSON.stringify(at)} is invalid; allowed are an event version or an ISO time such as 2026-11-22T10:00:00Z`);
+        // The history up to the first event after t (clocks of several processes need not agree to the ms).
+        const after = stored.findIndex((s) => s.event.at > t);
+        upTo = after === -1 ? stored.length : after;
       }
       return fold(initialState(runId), stored.slice(0, upTo).map((s) => s.event));
     },
@@ -84,13 +86,14 @@ export function runsApi(open: () => Promise<{ store: EventStore; coordinator: Co
     async import(text, options = {}) {
       const parsed = parseExport(text);
       const runId = options.runId ?? parsed.runId;
+      assertRunId(runId);
       const { store } = await open();
       if (await store.getRun(runId)) throw new LovageError('CONCURRENCY', `run ${runId} exists in this store already; import it under another id (--as <id>)`, { runId });
       await store.append([{ runId, expectedVersion: 0, events: parsed.events }]);
       return runId;
     },
     async prune(options) {
-      const olderThan = parseDuration(options.olderThan, '--older-than');
+      const olderThan = parseDuration(options.olderThan, 'olderThan');
       const { store } = await open();
       const status = options.status ?? ['succeeded', 'failed', 'cancelled'];
       const createdTo = (await store.now()) - olderThan;

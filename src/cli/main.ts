@@ -1,10 +1,12 @@
 import { LovageError } from '../errors.ts';
 import { processIo, UsageError, type Io } from './args.ts';
+import { runsCommand } from './runs-command.ts';
 import { runWorker, workerUsage } from './worker-command.ts';
 
 /** The CLI's commands: each parses its own flags and resolves to an exit code. */
 const commands: ReadonlyMap<string, { readonly summary: string; readonly usage: string; run(argv: readonly string[], io: Io): Promise<number> }> = new Map([
   ['worker', { summary: 'run a worker that claims and runs tasks', usage: workerUsage, run: runWorker }],
+  ['runs', runsCommand],
 ]);
 
 const usage = `Usage: lovage <command> [options]

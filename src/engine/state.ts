@@ -93,6 +93,10 @@ function resume(state: RunState, event: Extract<WorkflowEvent, { type: 'Workflow
     const node = moveNode(state, event, id);
     // Attempts count again from 1 after a resume, as the ready queue's row is new (the log keeps both).
     node.attempt = 0;
+    delete node.args;
+    delete node.worker;
+    delete node.readyAt;
+    delete node.startedAt;
     delete node.result;
     delete node.error;
     delete node.finishedAt;
@@ -117,7 +121,7 @@ function resume(state: RunState, event: Extract<WorkflowEvent, { type: 'Workflow
 }
 
 function corrupt(state: RunState, event: WorkflowEvent, why: string): never {
-  throw new LovageError('CORRUPT_LOG', `run ${state.runId} event ${state.version + 1} (${event.type}): ${why}; the run is quarantined`, { runId: state.runId, version: state.version + 1 });
+  throw new LovageError('CORRUPT_LOG', `run ${state.runId} event ${state.version + 1} (${event.type}): ${why}; the log does not fold`, { runId: state.runId, version: state.version + 1 });
 }
 
 function moveNode(state: RunState, event: WorkflowEvent, nodeId: string): NodeState {

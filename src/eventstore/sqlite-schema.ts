@@ -53,7 +53,7 @@ export function parseEvent(data: string, runId: string, version: number): Workfl
     if (typeof event !== 'object' || event === null || typeof event.type !== 'string') throw new Error('not an event object');
     return event;
   } catch (e) {
-    throw new LovageError('CORRUPT_LOG', `run ${runId} event ${version} is unreadable (${(e as Error).message}); the run is quarantined`, { runId, version });
+    throw new LovageError('CORRUPT_LOG', `run ${runId} event ${version} is unreadable (${(e as Error).message}); the log does not fold`, { runId, version });
   }
 }
 

@@ -123,7 +123,8 @@ export class Coordinator {
         } catch (e) {
           if (!(e instanceof LovageError && e.code === 'CORRUPT_LOG')) throw e;
           this.#forget(runId);
-          quarantined.set(runId, e);
+          const error = new LovageError('CORRUPT_LOG', `run ${runId} is quarantined: ${e.message}`, e.details as Record<string, unknown>);
+          quarantined.set(runId, error);
           await this.#store.quarantine(runId, e.message);
         }
       }
