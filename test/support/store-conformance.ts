@@ -207,6 +207,25 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       expect(await store.getRun('a')).toMatchObject({ version: 2 });
     });
 
+    it('a cancel takes the run out of the ready queue; a resume puts its frontier back', async () => {
+      const coordinator = new Coordinator(store);
+      await coordinator.submit('r1', compile({ kind: 'group', members: [sig('a'), sig('b')] }), clock.t);
+      const [a] = await store.claim({ queues: ['default'], limit: 1, worker: 'W', leaseMs: 1000 });
+      await coordinator.apply('r1', { type: 'Cancel', at: clock.t, reason: 'test' });
+      const cancelled = await store.getRun('r1');
+      expect(cancelled).toMatchObject({ status: 'cancelled', finishedVersion: cancelled!.version });
+      expect(await store.claim({ queues: ['default'], limit: 10, worker: 'W', leaseMs: 1000 })).toEqual([]);
+      // The running node's late completion is fenced, not recorded as an outcome.
+      await coordinator.record([{ type: 'Complete', runId: 'r1', nodeId: a!.nodeId, attempt: 1, leaseToken: a!.leaseToken, outcome: { ok: true, value: 1 }, at: clock.t }]);
+      expect((await store.readStream('r1')).slice(-1)[0]!.event.type).toBe('NodeCompletionFenced');
+      await coordinator.apply('r1', { type: 'Resume', at: clock.t });
+      const resumed = await store.getRun('r1');
+      expect(resumed?.status).toBe('running');
+      expect(resumed?.finishedVersion).toBeUndefined();
+      const again = await store.claim({ queues: ['default'], limit: 10, worker: 'W', leaseMs: 1000 });
+      expect(again.map((c) => [c.nodeId, c.attempt]).sort()).toEqual([['0.0', 1], ['0.1', 1]]);
+    });
+
     it('wakes local listeners when nodes become ready', async () => {
       let woken = 0;
       const off = store.onReady(() => woken++);
