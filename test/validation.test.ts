@@ -216,11 +216,15 @@ describe('store URLs', () => {
     expect(error.message).toContain('allowed are sqlite:<path> (sqlite:./lovage.db), sqlite::memory:, memory:');
   });
 
-  it('Postgres and Redis URLs are UNSUPPORTED for now, with the password hidden', async () => {
-    const error = await refusal(() => openStore('postgres://user:s3cret@db.example/app'));
-    expect(error.code).toBe('UNSUPPORTED');
-    expect(error.message).toContain('postgres://user:***@db.example/app');
+  it('a malformed Postgres URL is refused before connecting, with the password hidden', async () => {
+    const error = await refusal(() => openStore('postgres://user:s3cret@db.example:notaport/app?schema=x'));
+    expect(error.code).toBe('VALIDATION');
+    expect(error.message).toContain('postgres://user:***@db.example:notaport/app');
+    expect(error.message).toContain('allowed is postgres://[user[:password]@]host[:port]/database[?schema=name&migrate=true|false]');
     expect(error.message).not.toContain('s3cret');
+    const flag = await refusal(() => openStore('postgres://user:s3cret@db.example/app?migrate=maybe'));
+    expect(flag.message).toContain('migrate=maybe is not allowed; allowed are migrate=true and migrate=false');
+    expect(flag.message).not.toContain('s3cret');
   });
 
   it('an app with a malformed store URL refuses to submit, and still closes', async () => {

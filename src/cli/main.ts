@@ -1,11 +1,13 @@
 import { LovageError } from '../errors.ts';
 import { processIo, UsageError, type Io } from './args.ts';
+import { migrateUsage, runMigrate } from './migrate-command.ts';
 import { runsCommand } from './runs-command.ts';
 import { runWorker, workerUsage } from './worker-command.ts';
 
 /** The CLI's commands: each parses its own flags and resolves to an exit code. */
 const commands: ReadonlyMap<string, { readonly summary: string; readonly usage: string; run(argv: readonly string[], io: Io): Promise<number> }> = new Map([
   ['worker', { summary: 'run a worker that claims and runs tasks', usage: workerUsage, run: runWorker }],
+  ['migrate', { summary: 'bring a store\'s schema up to date (Postgres: lovage migrate --store postgres://...)', usage: migrateUsage, run: runMigrate }],
   ['runs', runsCommand],
 ]);
 

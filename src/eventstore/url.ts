@@ -27,7 +27,10 @@ export async function openStore(url: string): Promise<EventStore> {
     return SqliteStore.open({ path: path === ':memory:' ? path : resolve(path) });
   }
   if (/^(postgres|postgresql):/.test(url)) {
-    throw new LovageError('UNSUPPORTED', `store URL "${redact(url)}": the Postgres store is not in this version yet; ${ALLOWED}`);
+    // Loaded only here, so `pg` is loaded only by those who use Postgres. Migrates unless ?migrate=false.
+    const { PostgresStore, parsePostgresUrl } = await import('./postgres.ts');
+    const { connectionString, schema, migrate } = parsePostgresUrl(url);
+    return PostgresStore.open({ connectionString, ...(schema !== undefined ? { schema } : {}), ...(migrate !== undefined ? { migrate } : {}) });
   }
   if (/^(redis|rediss):/.test(url)) {
     throw new LovageError('UNSUPPORTED', `store URL "${redact(url)}": the Redis store is not in this version yet; ${ALLOWED}`);

@@ -1,0 +1,269 @@
+import { CompiledQuery, Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import type { StoredEvent } from '../engine/events.ts';
+import { LovageError, preview } from '../errors.ts';
+import { buildAppend } from './postgres/append-input.ts';
+import { StreamPrefetch, toClaimed, type ClaimRow } from './postgres/claim-rows.ts';
+import { connectionError, redactUrl } from './postgres/connection.ts';
+import { DbClock } from './postgres/db-clock.ts';
+import { ReadyListener } from './postgres/listener.ts';
+import { checkMigrated, migrate } from './postgres/migrations.ts';
+import { RunQueries, type Tables } from './postgres/run-queries.ts';
+import { namedQuery, storeError } from './postgres/query.ts';
+import { quoteSchema } from './postgres/schema-name.ts';
+import { newToken } from './token.ts';
+import type { AppendOptions, AppendRequest, ClaimedNode, ClaimRequest, EventStore, LeaseRef, RunFilter, RunRecord } from './store.ts';
+
+export { parsePostgresUrl, type PostgresUrl } from './postgres/connection.ts';
+export { migrate as migratePostgres, LATEST_VERSION, type MigrationResult } from './postgres/migrations.ts';
+export { quoteSchema } from './postgres/schema-name.ts';
+
+/** Options of {@link PostgresStore.open}. */
+export interface PostgresStoreOptions {
+  /** `postgres://user:password@host:port/database` (Lovage's `?schema=`/`?migrate=` belong to `openStore`, not here). */
+  readonly connectionString?: string;
+  /** A pool of your own instead (the store does not end it on close). Give one or the other, or neither for the PG* environment variables. */
+  readonly pool?: pg.Pool;
+  /** The schema of the store's tables (default `lovage`): 1-63 of a-z 0-9 _, see {@link quoteSchema}. */
+  readonly schema?: string;
+  /** Create or bring the schema up to date on open (default true); false only checks it is current. */
+  readonly migrate?: boolean;
+  /** Most connections of the pool the store makes (default 10). */
+  readonly max?: number;
+  /** Injectable clock for tests; by default leases and `now()` use the database's clock. */
+  readonly clock?: () => number;
+  /** Called with errors of the LISTEN connection (it reconnects by itself). Default: ignored. */
+  readonly onError?: (error: unknown) => void;
+}
+
+/**
+ * The distributed store: Postgres through `pg` and kysely. Appends check expected versions and update
+ * the ready queue in one transaction; workers on many machines claim with `FOR UPDATE SKIP LOCKED`
+ * (one round trip per batch: a server-side function); leases run on the database's clock; NOTIFY wakes
+ * idle workers anywhere. Submits can join the caller's own transaction.
+ *
+ * @example
+ * import { PostgresStore } from 'lovage/postgres'
+ * const store = await PostgresStore.open({ connectionString: 'postgres://app@db/prod', schema: 'lovage' })
+ * const app = createApp({ store })
+ */
+export class PostgresStore implements EventStore {
+  /** The schema of the store's tables. */
+  readonly schema: string;
+  /** The pool the store uses. */
+  readonly pool: pg.Pool;
+  /** A kysely instance on the pool (`withSchema(store.schema)` to query the tables). */
+  readonly db: Kysely<Tables>;
+  readonly #ownsPool: boolean;
+  readonly #clock: DbClock | undefined;
+  readonly #injected: (() => number) | undefined;
+  readonly #origin = newToken();
+  readonly #listener: ReadyListener;
+  readonly #runs: RunQueries;
+  readonly #prefetch = new StreamPrefetch();
+  readonly #sql: Record<'append' | 'claim' | 'appendAndClaim' | 'extend', string>;
+  #closed = false;
+
+  private constructor(pool: pg.Pool, ownsPool: boolean, schema: string, options: PostgresStoreOptions) {
+    const s = quoteSchema(schema);
+    this.schema = schema;
+    this.pool = pool;
+    this.#ownsPool = ownsPool;
+    this.db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
+    this.#injected = options.clock;
+    this.#clock = options.clock ? undefined : new DbClock(pool);
+    this.#listener = new ReadyListener(pool.options, schema, this.#origin, options.onError ?? (() => undefined));
+    this.#runs = new RunQueries(pool, this.db, schema);
+    const claimArgs = '$1::text[], $2::integer, $3::text, $4::bigint, $5::text[], $6::bigint';
+    const appendArgs = '$1::json, $2::json, $3::json, $4::json, $5::json, $6::json, $7::text';
+    this.#sql = {
+      append: `SELECT ${s}.append_events(${appendArgs}) AS positions`,
+      claim: `SELECT * FROM ${s}.claim_nodes(${claimArgs})`,
+      appendAndClaim: `SELECT * FROM ${s}.append_and_claim(${appendArgs}, $8::text[], $9::integer, $10::text, $11::bigint, $12::text[], $13::bigint)`,
+      extend: `SELECT ${s}.extend_leases($1::text[], $2::text[], $3::text[], $4::bigint, $5::bigint) AS held`,
+    };
+  }
+
+  /**
+   * Connects, migrates (or, with `migrate: false`, checks the schema is current) and measures the
+   * database clock. Throws VALIDATION for a bad schema name or options, TIMEOUT when no server answers.
+   *
+   * @example
+   * const store = await PostgresStore.open({ connectionString: process.env.DATABASE_URL, schema: 'jobs' })
+   */
+  static async open(options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+    const schema = options.schema ?? 'lovage';
+    quoteSchema(schema);
+    if (options.pool && options.connectionString !== undefined) {
+      throw new LovageError('VALIDATION', 'PostgresStore.open takes a connectionString or a pool, not both');
+    }
+    if (options.max !== undefined && (!Number.isInteger(options.max) || options.max < 1)) {
+      throw new LovageError('VALIDATION', `PostgresStore.open max must be an integer ≥ 1 (connections in the pool), got ${preview(options.max)}`);
+    }
+    const ownsPool = !options.pool;
+    const pool = options.pool ?? new pg.Pool({
+      ...(options.connectionString !== undefined ? { connectionString: options.connectionString } : {}),
+      max: options.max ?? 10,
+      connectionTimeoutMillis: 10_000,
+      application_name: 'lovage',
+    });
+    // An idle connection that breaks (server restart) is dropped from the pool; it must not crash the process.
+    if (ownsPool) pool.on('error', () => undefined);
+    const store = new PostgresStore(pool, ownsPool, schema, options);
+    try {
+      await (options.migrate === false ? checkMigrated(pool, schema) : migrate(pool, schema));
+      await store.#clock?.sync();
+    } catch (e) {
+      await store.close();
+      throw connectionError(e, redactUrl(options.connectionString ?? describePool(pool)));
+    }
+    return store;
+  }
+
+  async now(): Promise<number> {
+    return this.#injected ? this.#injected() : this.#clock!.now();
+  }
+
+  async append(requests: readonly AppendRequest[], options?: AppendOptions): Promise<StoredEvent[][]> {
+    const { params, groups } = buildAppend(requests);
+    if (params.events === null) return requests.map(() => []);
+    this.#prefetch.forget(groups.map((g) => g.runId));
+    const tx = options?.transaction;
+    // Inside the caller's transaction, every process (this one too) wakes when it commits: no local emit.
+    const notify = params.wakes ? `${this.schema}/${tx === undefined ? this.#origin : ''}` : null;
+    const values = [params.newRuns, params.oldRuns, params.events, params.ready, params.drop, params.lease, notify];
+    const rows = tx === undefined ? await this.#query<{ positions: number[] }>(this.#sql.append, values) : await this.#inTransaction<{ positions: number[] }>(tx, this.#sql.append, values);
+    this.#prefetch.forget(groups.map((g) => g.runId)); // a claim that returned meanwhile may have kept an older copy
+    if (params.wakes && tx === undefined) this.#listener.emit();
+    const positions = rows[0]!.positions;
+    const stored = new Map<string, StoredEvent[]>();
+    let i = 0;
+    for (const g of groups) {
+      stored.set(g.runId, g.events.map((event, j) => ({ runId: g.runId, version: g.expectedVersion + j + 1, position: positions[i++]!, event })));
+    }
+    return requests.map((r) => {
+      const g = groups.find((x) => x.runId === r.runId);
+      if (!g || r.events.length === 0) return [];
+      const start = r.expectedVersion - g.expectedVersion;
+      return stored.get(r.runId)!.slice(start, start + r.events.length);
+    });
+  }
+
+  /** A run's events; right after a claim, a small run's log may come from the claim (see StreamPrefetch). */
+  async readStream(runId: string, fromVersion = 1): Promise<StoredEvent[]> {
+    return this.#prefetch.take(runId, fromVersion) ?? this.#runs.readStream(runId, fromVersion);
+  }
+
+  async readAll(afterPosition = 0, limit = 1000): Promise<StoredEvent[]> {
+    return this.#runs.readAll(afterPosition, limit);
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimedNode[]> {
+    if (request.queues.length === 0 || request.limit < 1) return [];
+    const rows = await this.#query<ClaimRow>(this.#sql.claim, this.#claimValues(request));
+    return this.#claimed(rows, request.worker);
+  }
+
+  async appendAndClaim(requests: readonly AppendRequest[], claim: ClaimRequest): Promise<ClaimedNode[]> {
+    const { params, groups } = buildAppend(requests);
+    this.#prefetch.forget(groups.map((g) => g.runId));
+    const notify = params.wakes ? `${this.schema}/${this.#origin}` : null;
+    const limit = claim.queues.length === 0 ? 0 : claim.limit;
+    const rows = await this.#query<ClaimRow>(this.#sql.appendAndClaim, [
+      params.newRuns, params.oldRuns, params.events, params.ready, params.drop, params.lease, notify, ...this.#claimValues({ ...claim, limit }),
+    ]);
+    if (params.wakes) this.#listener.emit();
+    const claimed = this.#claimed(rows, claim.worker);
+    this.#prefetch.forget(groups.filter((g) => !claimed.some((c) => c.runId === g.runId)).map((g) => g.runId));
+    return claimed;
+  }
+
+  #claimed(rows: ClaimRow[], worker: string): ClaimedNode[] {
+    const claimed = rows.map((row) => toClaimed(row, worker));
+    this.#prefetch.put(rows, claimed);
+    return claimed;
+  }
+
+  #claimValues(c: ClaimRequest): unknown[] {
+    const limit = Math.max(0, Math.floor(c.limit));
+    return [c.queues, limit, c.worker, Math.round(c.leaseMs), Array.from({ length: limit }, newToken), this.#injected?.() ?? null];
+  }
+
+  async extend(leases: readonly LeaseRef[], leaseMs: number): Promise<boolean[]> {
+    if (leases.length === 0) return [];
+    const rows = await this.#query<{ held: boolean[] }>(this.#sql.extend, [
+      leases.map((l) => l.runId), leases.map((l) => l.nodeId), leases.map((l) => l.leaseToken), Math.round(leaseMs), this.#injected?.() ?? null,
+    ]);
+    return rows[0]!.held;
+  }
+
+  async getRun(runId: string): Promise<RunRecord | undefined> {
+    return this.#runs.getRun(runId);
+  }
+
+  async listRuns(filter: RunFilter = {}): Promise<RunRecord[]> {
+    return this.#runs.listRuns(filter);
+  }
+
+  async deleteRuns(runIds: readonly string[]): Promise<number> {
+    this.#prefetch.forget(runIds);
+    return runIds.length === 0 ? 0 : this.#runs.deleteRuns(runIds);
+  }
+
+  async quarantine(runId: string, reason: string): Promise<void> {
+    this.#prefetch.forget([runId]);
+    await this.#runs.quarantine(runId, reason, await this.now());
+  }
+
+  /** Wakes `listener` on this store's appends at once, and on any process's through LISTEN/NOTIFY. */
+  onReady(listener: () => void): () => void {
+    return this.#listener.on(listener);
+  }
+
+  /**
+   * Resolves once this store's LISTEN connection is up (starting it if no `onReady` listener has): from
+   * then on, other processes' appends wake this one's listeners.
+   *
+   * @example
+   * await store.whenListening()
+   */
+  whenListening(): Promise<void> {
+    return this.#listener.whenListening();
+  }
+
+  /** Closes the LISTEN connection and the pool (unless the pool was given to `open`). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#listener.close();
+    if (this.#ownsPool) await this.db.destroy(); // ends the pool
+  }
+
+  #query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
+    return namedQuery<R>(this.pool, text, values);
+  }
+
+  /** One statement in the caller's open transaction: a kysely Transaction, or a pg client after BEGIN. */
+  async #inTransaction<R>(tx: unknown, text: string, values: unknown[]): Promise<R[]> {
+    const t = tx as { isTransaction?: unknown; executeQuery?: unknown; query?: unknown };
+    try {
+      if (typeof t === 'object' && t !== null && typeof t.executeQuery === 'function' && t.isTransaction === true) {
+        return (await (tx as Kysely<unknown>).executeQuery<R>(CompiledQuery.raw(text, values))).rows;
+      }
+      if (typeof t === 'object' && t !== null && typeof t.query === 'function' && !(tx instanceof pg.Pool) && t.executeQuery === undefined) {
+        return (await (tx as pg.ClientBase).query(text, values)).rows as R[];
+      }
+    } catch (e) {
+      throw storeError(e);
+    }
+    throw new LovageError(
+      'VALIDATION',
+      `transaction must be a kysely Transaction (inside db.transaction().execute(trx => ...)) or a pg client after BEGIN, got ${preview(tx)}; a pool or a Kysely instance is not a transaction`,
+    );
+  }
+}
+
+function describePool(pool: pg.Pool): string {
+  const o = pool.options;
+  return o.connectionString ?? `postgres://${o.user ?? ''}@${o.host ?? 'localhost'}:${o.port ?? 5432}/${o.database ?? ''}`;
+}

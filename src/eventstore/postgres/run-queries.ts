@@ -1,0 +1,134 @@
+import { sql, type Generated, type Kysely } from 'kysely';
+import type pg from 'pg';
+import type { StoredEvent, WorkflowEvent } from '../../engine/events.ts';
+import { LovageError } from '../../errors.ts';
+import { pageSize, type RunFilter, type RunRecord } from '../store.ts';
+import { namedQuery } from './query.ts';
+import { quoteSchema } from './schema-name.ts';
+
+/** The store's tables, for kysely (`store.db.withSchema(store.schema).selectFrom('runs')`). Bigints read as strings. */
+export interface Tables {
+  runs: {
+    run_key: Generated<string>;
+    run_id: string;
+    status: RunRecord['status'];
+    version: number;
+    finished_version: number | null;
+    quarantine_reason: string | null;
+    tasks: string[];
+    created_at: string;
+    updated_at: string;
+  };
+  events: { position: Generated<string>; run_key: string; version: number; type: string; data: string };
+  ready: {
+    run_key: string; node_id: string; run_id: string; queue: string; priority: number; seq: string; task: string; args: string;
+    attempts: number; worker: string | null; lease_token: string | null; lease_expires: string | null;
+  };
+}
+
+interface RunRow {
+  run_id: string;
+  status: RunRecord['status'];
+  version: number;
+  finished_version: number | null;
+  quarantine_reason: string | null;
+  created_at: string | number;
+  updated_at: string | number;
+}
+
+function toRecord(r: RunRow): RunRecord {
+  return {
+    runId: r.run_id,
+    status: r.status,
+    version: r.version,
+    ...(r.finished_version !== null ? { finishedVersion: r.finished_version } : {}),
+    ...(r.quarantine_reason !== null ? { quarantineReason: r.quarantine_reason } : {}),
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+  };
+}
+
+/** The reads and whole-run changes of the Postgres store (everything but the hot path). */
+export class RunQueries {
+  readonly #pool: pg.Pool;
+  readonly #db: Kysely<Tables>;
+  readonly #schema: string;
+  readonly #sql: Record<'readStream' | 'readAll' | 'getRun' | 'deleteRuns' | 'quarantine', string>;
+
+  constructor(pool: pg.Pool, db: Kysely<Tables>, schema: string) {
+    const s = quoteSchema(schema);
+    this.#pool = pool;
+    this.#db = db;
+    this.#schema = schema;
+    this.#sql = {
+      readStream: `SELECT e.version, e.position::float8 AS position, e.data FROM ${s}.events e JOIN ${s}.runs r ON r.run_key = e.run_key
+        WHERE r.run_id = $1 AND e.version >= $2 ORDER BY e.version`,
+      readAll: `SELECT r.run_id, e.version, e.position::float8 AS position, e.data FROM ${s}.events e JOIN ${s}.runs r ON r.run_key = e.run_key
+        WHERE e.position > $1 ORDER BY e.position LIMIT $2`,
+      getRun: `SELECT run_id, status, version, finished_version, quarantine_reason, created_at::float8, updated_at::float8 FROM ${s}.runs WHERE run_id = $1`,
+      // Run rows first, locked in id order (as appends lock them), then everything that hangs off them.
+      deleteRuns: `WITH k AS MATERIALIZED (SELECT run_key FROM ${s}.runs WHERE run_id = ANY ($1::text[]) ORDER BY run_id FOR UPDATE),
+        e AS (DELETE FROM ${s}.events WHERE run_key IN (SELECT run_key FROM k)),
+        d AS (DELETE FROM ${s}.ready WHERE run_key IN (SELECT run_key FROM k)),
+        r AS (DELETE FROM ${s}.runs WHERE run_key IN (SELECT run_key FROM k) RETURNING 1)
+        SELECT count(*)::integer AS n FROM r`,
+      quarantine: `WITH u AS (UPDATE ${s}.runs SET status = 'quarantined', quarantine_reason = $2, updated_at = $3 WHERE run_id = $1 RETURNING run_key)
+        DELETE FROM ${s}.ready WHERE run_key IN (SELECT run_key FROM u)`,
+    };
+  }
+
+  async readStream(runId: string, fromVersion: number): Promise<StoredEvent[]> {
+    const rows = await namedQuery<{ version: number; position: number; data: string }>(this.#pool, this.#sql.readStream, [runId, Math.max(1, Math.floor(fromVersion))]);
+    return rows.map((r) => ({ runId, version: r.version, position: r.position, event: parseEvent(r.data, runId, r.version) }));
+  }
+
+  async readAll(afterPosition: number, limit: number): Promise<StoredEvent[]> {
+    const rows = await namedQuery<{ run_id: string; version: number; position: number; data: string }>(this.#pool, this.#sql.readAll, [Math.floor(afterPosition), Math.max(0, Math.floor(limit))]);
+    return rows.map((r) => ({ runId: r.run_id, version: r.version, position: r.position, event: parseEvent(r.data, r.run_id, r.version) }));
+  }
+
+  async getRun(runId: string): Promise<RunRecord | undefined> {
+    const [row] = await namedQuery<RunRow>(this.#pool, this.#sql.getRun, [runId]);
+    return row && toRecord(row);
+  }
+
+  async listRuns(f: RunFilter): Promise<RunRecord[]> {
+    let q = this.#db.withSchema(this.#schema).selectFrom('runs as r')
+      .select(['r.run_id', 'r.status', 'r.version', 'r.finished_version', 'r.quarantine_reason', 'r.created_at', 'r.updated_at']);
+    if (f.status?.length) q = q.where('r.status', 'in', [...f.status]);
+    if (f.task !== undefined) q = q.where(sql<boolean>`${f.task} = ANY (${sql.ref('r.tasks')})`);
+    if (f.text !== undefined) {
+      const text = f.text;
+      q = q.where((eb) => eb.exists(eb.selectFrom('events as e').select(sql`1`.as('one'))
+        .whereRef('e.run_key', '=', 'r.run_key').where('e.version', '=', 1).where(sql<boolean>`strpos(${sql.ref('e.data')}, ${text}) > 0`)));
+    }
+    if (f.createdFrom !== undefined) q = q.where('r.created_at', '>=', String(Math.ceil(f.createdFrom)));
+    if (f.createdTo !== undefined) q = q.where('r.created_at', '<', String(Math.ceil(f.createdTo)));
+    if (f.after) {
+      const { createdAt, runId } = f.after;
+      q = q.where((eb) => eb.or([eb('r.created_at', '<', String(createdAt)), eb.and([eb('r.created_at', '=', String(createdAt)), eb('r.run_id', '<', runId)])]));
+    }
+    const rows = await q.orderBy('r.created_at', 'desc').orderBy('r.run_id', 'desc').limit(pageSize(f.limit)).execute();
+    return rows.map(toRecord);
+  }
+
+  async deleteRuns(runIds: readonly string[]): Promise<number> {
+    const [row] = await namedQuery<{ n: number }>(this.#pool, this.#sql.deleteRuns, [[...runIds]]);
+    return row?.n ?? 0;
+  }
+
+  async quarantine(runId: string, reason: string, at: number): Promise<void> {
+    await namedQuery(this.#pool, this.#sql.quarantine, [runId, reason, Math.round(at)]);
+  }
+}
+
+/** Parses a stored event; unreadable JSON quarantines the run (CORRUPT_LOG), it never crashes a reader. */
+function parseEvent(data: string, runId: string, version: number): WorkflowEvent {
+  try {
+    const event = JSON.parse(data) as WorkflowEvent;
+    if (typeof event !== 'object' || event === null || typeof event.type !== 'string') throw new Error('not an event object');
+    return event;
+  } catch (e) {
+    throw new LovageError('CORRUPT_LOG', `run ${runId} event ${version} is unreadable (${(e as Error).message}); the run is quarantined`, { runId, version });
+  }
+}

@@ -1,0 +1,287 @@
+// The Postgres store: the shared conformance suite and semantics properties, then what only Postgres
+// does (migrations, schema names, the caller's transaction, LISTEN/NOTIFY, the database clock).
+// Each test works in a schema of its own, dropped afterwards. Skips without a server (see services.ts).
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { compile } from '../src/canvas/compile.ts';
+import type { CanvasData } from '../src/canvas/types.ts';
+import { main } from '../src/cli/main.ts';
+import { decide, decideStart } from '../src/engine/decide.ts';
+import { initialState } from '../src/engine/state.ts';
+import { createApp, LovageError } from '../src/index.ts';
+import { LATEST_VERSION, migratePostgres, PostgresStore, type PostgresStoreOptions } from '../src/eventstore/postgres.ts';
+import { openStore } from '../src/eventstore/url.ts';
+import { Coordinator } from '../src/workers/coordinator.ts';
+import { semantics } from './support/semantics.ts';
+import { ManualClock, storeConformance } from './support/store-conformance.ts';
+import { postgresUrl, uniqueName } from './support/services.ts';
+
+const url = await postgresUrl();
+const admin = url ? new pg.Pool({ connectionString: url, max: 2 }) : undefined;
+const schemas = new Set<string>();
+afterAll(async () => {
+  for (const s of schemas) await admin!.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
+  await admin?.end();
+});
+
+/** A fresh schema name, dropped after the file. */
+function fresh(): string {
+  const s = uniqueName('lovage_t');
+  schemas.add(s);
+  return s;
+}
+
+/** A store on a fresh schema (or the one given); closing it drops the schema. */
+async function open(options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+  const schema = options.schema ?? fresh();
+  const store = await PostgresStore.open({ connectionString: url!, max: 4, ...options, schema });
+  const close = store.close.bind(store);
+  return Object.assign(store, {
+    close: async () => {
+      await close();
+      await admin!.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      schemas.delete(schema);
+    },
+  });
+}
+
+const sig = (task: string, args: number[] = []): CanvasData => ({ kind: 'signature', task, args, immutable: false, options: {} });
+const submitted = (canvas: CanvasData, at: number) => decide(initialState('x'), { type: 'Submit', at, dag: compile(canvas) });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const claimReq = (worker: string, leaseMs = 60_000) => ({ queues: ['default'], limit: 10, worker, leaseMs });
+
+describe.skipIf(!url)('postgres', () => {
+  storeConformance('postgres', (clock) => open({ clock: clock.now }));
+
+  describe('semantics (end to end, random canvases)', () => {
+    semantics(() => open(), 30);
+  });
+
+  it('claims append exactly the events decideStart makes (fresh and expired), as read back', async () => {
+    const clock = new ManualClock();
+    const store = await open({ clock: clock.now });
+    try {
+      await store.append([{ runId: 'r1', expectedVersion: 0, events: submitted(sig('t'), clock.t) }]);
+      const [a] = await store.claim({ ...claimReq('worker "A"\n\\'), leaseMs: 1000 });
+      clock.t += 5000;
+      const [b] = await store.claim({ ...claimReq('B'), leaseMs: 1000 });
+      expect(a!.events.map((s) => s.event)).toEqual(decideStart({ nodeId: '0', attempts: 0, worker: 'worker "A"\n\\', leaseToken: a!.leaseToken, leaseExpiresAt: clock.t - 4000, at: clock.t - 5000 }));
+      expect(b!.events.map((s) => s.event)).toEqual(decideStart({ nodeId: '0', attempts: 1, expiredWorker: 'worker "A"\n\\', worker: 'B', leaseToken: b!.leaseToken, leaseExpiresAt: clock.t + 1000, at: clock.t }));
+      expect(await store.readStream('r1', 3)).toEqual([...a!.events, ...b!.events]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('concurrent claimers never take the same node (SKIP LOCKED), and appends conflict with CONCURRENCY and the run id', async () => {
+    const store = await open();
+    const others = await Promise.all([1, 2, 3].map(() => PostgresStore.open({ connectionString: url!, schema: store.schema, migrate: false, max: 2 })));
+    try {
+      const members = Array.from({ length: 60 }, (_, i) => sig('t', [i]));
+      await store.append([{ runId: 'g', expectedVersion: 0, events: submitted({ kind: 'group', members }, await store.now()) }]);
+      await store.append(Array.from({ length: 40 }, (_, i) => ({ runId: `s${i}`, expectedVersion: 0, events: submitted(sig('t'), 1) })));
+      const all = [store, ...others];
+      const claimed = (await Promise.all(all.flatMap((s, i) => [0, 1, 2, 3, 4].map(() => s.claim({ queues: ['default'], limit: 7, worker: `w${i}`, leaseMs: 60_000 }))))).flat();
+      const rest = await store.claim({ queues: ['default'], limit: 200, worker: 'x', leaseMs: 60_000 });
+      const keys = [...claimed, ...rest].map((c) => `${c.runId}/${c.nodeId}`);
+      expect(new Set(keys).size).toBe(100);
+      expect(keys).toHaveLength(100);
+      const error = await store.append([{ runId: 'g', expectedVersion: 2, events: [{ type: 'NodesSkipped', at: 1, nodeIds: [], reason: 'x' }] }]).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'CONCURRENCY', details: { runId: 'g' } });
+      expect((error as Error).message).toMatch(/run g is not at version 2: it is at version \d+/);
+    } finally {
+      await Promise.all(others.map((s) => s.close()));
+      await store.close();
+    }
+  });
+
+  it('a worker that did not submit the run records its outcome (the claim brings the log), reads its own writes, survives a stale copy', async () => {
+    const submitter = await open();
+    const worker = await PostgresStore.open({ connectionString: url!, schema: submitter.schema, migrate: false, max: 2 });
+    try {
+      const at = await submitter.now();
+      await new Coordinator(submitter).submit('solo', compile(sig('t', [1])), at);
+      await new Coordinator(submitter).submit('pair', compile({ kind: 'group', members: [sig('t', [1]), sig('t', [2])] }), at);
+      const coordinator = new Coordinator(worker); // has cached nothing
+      const claimed = await worker.claim({ queues: ['default'], limit: 10, worker: 'W', leaseMs: 60_000 });
+      expect(claimed).toHaveLength(3);
+      // Another process appends to "pair" after the claim: the worker's copy of its log is now stale.
+      const other = claimed.find((c) => c.runId === 'pair')!;
+      await new Coordinator(submitter).record([{ type: 'Release', runId: 'pair', nodeId: other.nodeId, leaseToken: other.leaseToken, reason: 'test', at }]);
+      const done = (c: (typeof claimed)[number]) => ({ type: 'Complete' as const, runId: c.runId, nodeId: c.nodeId, attempt: c.attempt, leaseToken: c.leaseToken, outcome: { ok: true as const, value: 7 }, at });
+      await coordinator.record(claimed.filter((c) => c !== other).map(done));
+      expect(await worker.getRun('solo')).toMatchObject({ status: 'succeeded' });
+      const pair = (await worker.readStream('pair')).map((s) => s.event.type);
+      expect(pair.slice(-2)).toEqual(['NodeReleased', 'NodeSucceeded']); // decided on the fresh log, after the conflict
+      expect((await worker.readStream('solo')).map((s) => s.event.type).slice(-1)).toEqual(['WorkflowSucceeded']);
+    } finally {
+      await worker.close();
+      await submitter.close();
+    }
+  });
+
+  describe('migrations', () => {
+    it('are idempotent, and concurrent starts apply each version once', async () => {
+      const schema = fresh();
+      const stores = await Promise.all([1, 2, 3, 4, 5].map(() => PostgresStore.open({ connectionString: url!, schema, max: 1 })));
+      await Promise.all(stores.map((s) => s.close()));
+      const { rows } = await admin!.query(`SELECT version FROM "${schema}".lovage_migrations ORDER BY version`);
+      expect(rows.map((r) => r.version)).toEqual(Array.from({ length: LATEST_VERSION }, (_, i) => i + 1));
+      const pool = new pg.Pool({ connectionString: url!, max: 1 });
+      try {
+        expect(await migratePostgres(pool, schema)).toEqual({ schema, from: LATEST_VERSION, to: LATEST_VERSION });
+      } finally {
+        await pool.end();
+      }
+    });
+
+    it('migrate: false refuses a schema that is not migrated, naming the command; a newer schema is refused', async () => {
+      const schema = fresh();
+      const error = await PostgresStore.open({ connectionString: url!, schema, migrate: false }).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'VALIDATION' });
+      expect((error as Error).message).toContain(`schema "${schema}" is at version 0, this Lovage needs version ${LATEST_VERSION}; run \`lovage migrate --store <url>\``);
+      const store = await PostgresStore.open({ connectionString: url!, schema });
+      await store.close();
+      await admin!.query(`INSERT INTO "${schema}".lovage_migrations (version, name) VALUES (999, 'future')`);
+      await expect(PostgresStore.open({ connectionString: url!, schema })).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    });
+
+    it('lovage migrate --store applies them and says so', async () => {
+      const schema = fresh();
+      const out: string[] = [];
+      const code = await main(['migrate', '--store', `${url!}?schema=${schema}`], { out: (l) => out.push(l), err: (l) => out.push(l) });
+      expect(out.join('\n')).toContain(`schema "${schema}" migrated from version 0 to ${LATEST_VERSION}`);
+      expect(code).toBe(0);
+      const again: string[] = [];
+      expect(await main(['migrate', '--store', `${url!}?schema=${schema}`], { out: (l) => again.push(l), err: (l) => again.push(l) })).toBe(0);
+      expect(again.join('\n')).toContain(`is at version ${LATEST_VERSION}, nothing to do`);
+    });
+  });
+
+  it('refuses a bad schema name before connecting, saying what is allowed', async () => {
+    for (const schema of ['Lovage', '1abc', 'pg_x', 'a-b', '', 'x'.repeat(64), 'x"; DROP TABLE y; --']) {
+      const error = await PostgresStore.open({ connectionString: 'postgres://nobody@127.0.0.1:1/none', schema }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LovageError);
+      expect(error).toMatchObject({ code: 'VALIDATION' });
+      expect((error as Error).message).toContain('allowed are 1-63 of a-z 0-9 _ (lowercase)');
+    }
+    await expect(openStore(`${url!}?schema=Bad`)).rejects.toMatchObject({ code: 'VALIDATION' });
+  });
+
+  it('store URLs: ?schema= and ?migrate= are read; a server that does not answer is TIMEOUT, the password hidden', async () => {
+    const schema = fresh();
+    await expect(openStore(`${url!}?schema=${schema}&migrate=false`)).rejects.toMatchObject({ code: 'VALIDATION' });
+    const store = await openStore(`${url!}?schema=${schema}`);
+    expect(store).toBeInstanceOf(PostgresStore);
+    expect((store as PostgresStore).schema).toBe(schema);
+    await store.close();
+    const error = await openStore('postgres://user:s3cret@127.0.0.1:1/app').catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'TIMEOUT' });
+    expect((error as Error).message).toContain('postgres://user:***@127.0.0.1:1/app');
+    expect((error as Error).message).not.toContain('s3cret');
+  });
+
+  describe("submitting in the caller's transaction", () => {
+    it('pg client: commit, the run exists and is worked (others wake on commit); rollback, nothing', async () => {
+      const store = await open();
+      const watcher = await PostgresStore.open({ connectionString: url!, schema: store.schema, migrate: false, max: 1 });
+      const app = createApp({ store });
+      const add = app.task('add', (a: number, b: number) => a + b);
+      const client = new pg.Client({ connectionString: url! });
+      await client.connect();
+      try {
+        let woken = 0;
+        watcher.onReady(() => woken++);
+        await watcher.whenListening();
+        await client.query('BEGIN');
+        const run = await add.s(1, 2).applyAsync({ transaction: client });
+        expect(await watcher.getRun(run.id)).toBeUndefined(); // not visible before commit
+        await sleep(150);
+        expect(woken).toBe(0); // no NOTIFY before commit
+        await client.query('COMMIT');
+        await vi.waitFor(() => expect(woken).toBe(1), { timeout: 2000, interval: 10 });
+        app.worker({ pollMs: 50 });
+        expect(await run.get({ timeoutMs: 10_000 })).toBe(3);
+
+        await client.query('BEGIN');
+        const gone = await add.s(2, 2).applyAsync({ transaction: client });
+        await client.query('ROLLBACK');
+        expect(await store.getRun(gone.id)).toBeUndefined();
+        expect(await store.readStream(gone.id)).toEqual([]);
+        expect(await store.claim(claimReq('x'))).toEqual([]);
+      } finally {
+        await client.end();
+        await app.close();
+        await watcher.close();
+      }
+    });
+
+    it('kysely Transaction: commit keeps the run, a throw rolls it back; a pool is refused', async () => {
+      const store = await open();
+      const app = createApp({ store });
+      const add = app.task('add', (a: number, b: number) => a + b);
+      const db = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url!, max: 1 }) }) });
+      try {
+        const kept = await db.transaction().execute((trx) => add.s(1, 1).applyAsync({ transaction: trx }));
+        expect(await store.getRun(kept.id)).toMatchObject({ status: 'running', version: 2 });
+        let runId = '';
+        await expect(db.transaction().execute(async (trx) => {
+          runId = (await add.s(1, 1).applyAsync({ transaction: trx })).id;
+          throw new Error('caller fails');
+        })).rejects.toThrow('caller fails');
+        expect(runId).not.toBe('');
+        expect(await store.getRun(runId)).toBeUndefined();
+        await expect(add.s(1, 1).applyAsync({ transaction: store.pool })).rejects.toMatchObject({ code: 'VALIDATION' });
+        await expect(add.s(1, 1).applyAsync({ transaction: db })).rejects.toMatchObject({ code: 'VALIDATION' });
+      } finally {
+        await db.destroy();
+        await app.close();
+      }
+    });
+  });
+
+  it("LISTEN/NOTIFY: a second store's onReady fires when the first appends", async () => {
+    const a = await open();
+    const b = await PostgresStore.open({ connectionString: url!, schema: a.schema, migrate: false, max: 1 });
+    const other = await open(); // another schema on the same database: its appends wake nobody here
+    try {
+      let woken = 0;
+      b.onReady(() => woken++);
+      await b.whenListening();
+      await other.append([{ runId: 'o', expectedVersion: 0, events: submitted(sig('t'), 1) }]);
+      await a.append([{ runId: 'r', expectedVersion: 0, events: [{ type: 'WorkflowSubmitted', at: 1, dag: compile(sig('t')) }] }]);
+      await sleep(150);
+      expect(woken).toBe(0); // neither another schema's NodeReady nor an append without NodeReady
+      await a.append([{ runId: 'r2', expectedVersion: 0, events: submitted(sig('t'), 1) }]);
+      await vi.waitFor(() => expect(woken).toBe(1), { timeout: 2000, interval: 5 });
+    } finally {
+      await b.close();
+      await other.close();
+      await a.close();
+    }
+  });
+
+  it("leases run on the database's clock, never the worker's", async () => {
+    const store = await open();
+    try {
+      const { rows } = await admin!.query<{ now: number }>(`SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now`);
+      expect(Math.abs((await store.now()) - rows[0]!.now)).toBeLessThan(1000);
+      await store.append([{ runId: 'r1', expectedVersion: 0, events: submitted(sig('t'), await store.now()) }]);
+      const [a] = await store.claim({ ...claimReq('A'), leaseMs: 300 });
+      expect(a!.leaseExpiresAt - a!.events[0]!.event.at).toBe(300);
+      const skew = vi.spyOn(Date, 'now').mockReturnValue(Date.now() + 3_600_000); // this process's clock is an hour ahead
+      try {
+        expect(await store.claim({ ...claimReq('B'), leaseMs: 300 })).toEqual([]);
+      } finally {
+        skew.mockRestore();
+      }
+      await sleep(350);
+      const [b] = await store.claim({ ...claimReq('B'), leaseMs: 300 });
+      expect(b!.events.map((s) => s.event.type)).toEqual(['NodeLeaseExpired', 'NodeStarted']);
+      expect(b!.attempt).toBe(2);
+    } finally {
+      await store.close();
+    }
+  });
+});
