@@ -225,6 +225,8 @@ describe.skipIf(!url)('postgres', () => {
       try {
         const kept = await db.transaction().execute((trx) => add.s(1, 1).applyAsync({ transaction: trx }));
         expect(await store.getRun(kept.id)).toMatchObject({ status: 'running', version: 2 });
+        const viaTask = await db.transaction().execute((trx) => add.applyAsync([2, 2], { transaction: trx }));
+        expect(await store.getRun(viaTask.id)).toMatchObject({ status: 'running', version: 2 });
         let runId = '';
         await expect(db.transaction().execute(async (trx) => {
           runId = (await add.s(1, 1).applyAsync({ transaction: trx })).id;
