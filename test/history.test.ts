@@ -8,12 +8,25 @@ import { decide, decideStart, type Command } from '../src/engine/decide.ts';
 import type { WorkflowEvent } from '../src/engine/events.ts';
 import type { RunState } from '../src/engine/state.ts';
 import { chain, chord, createApp, group, LovageError, verifyRun, type App } from '../src/index.ts';
+import { postgresUrl, uniqueName } from './support/services.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lovage-history-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
+const stores: [string, () => string][] = [['memory', () => 'memory:'], ['sqlite', () => `sqlite:${join(dir, `h${n++}.db`)}`]];
+const pg = await postgresUrl();
+const schemas: string[] = [];
+if (pg) stores.push(['postgres', () => `${pg}?schema=${schemas[schemas.push(uniqueName('lovage_history')) - 1]}`]);
+afterAll(async () => {
+  rmSync(dir, { recursive: true, force: true });
+  if (schemas.length === 0) return;
+  const { default: pgLib } = await import('pg');
+  const admin = new pgLib.Client({ connectionString: pg });
+  await admin.connect();
+  for (const s of schemas) await admin.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
+  await admin.end();
+});
 
-for (const [name, url] of [['memory', () => 'memory:'], ['sqlite', () => `sqlite:${join(dir, `h${n++}.db`)}`]] as const) {
+for (const [name, url] of stores) {
   describe(`history on ${name}`, () => {
     let app: App;
     let ledger: string[];
