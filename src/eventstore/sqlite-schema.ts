@@ -110,6 +110,9 @@ export async function migrate(raw: Database.Database): Promise<void> {
   raw.exec('BEGIN IMMEDIATE');
   try {
     const done = (raw.prepare('SELECT coalesce(max(version), 0) AS v FROM lovage_migrations').get() as { v: number }).v;
+    if (done > migrations.length) {
+      throw new LovageError('VALIDATION', `this SQLite file has schema version ${done}, newer than this Lovage knows (${migrations.length}); upgrade Lovage to open it`);
+    }
     for (let v = done; v < migrations.length; v++) {
       await migrations[v]!(db);
       raw.prepare('INSERT INTO lovage_migrations (version, applied_at) VALUES (?, ?)').run(v + 1, Date.now());
