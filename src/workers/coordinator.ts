@@ -1,7 +1,7 @@
 import type { Dag } from '../canvas/dag.ts';
 import { decide, type Command } from '../engine/decide.ts';
 import type { StoredEvent, WorkflowEvent } from '../engine/events.ts';
-import { applyInPlace, applyStored, initialState, type RunState } from '../engine/state.ts';
+import { applyInPlace, applyStored, applyUndoable, beginUndo, initialState, rollback, type RunState, type Undo } from '../engine/state.ts';
 import { LovageError } from '../errors.ts';
 import type { AppendRequest, ClaimedNode, ClaimRequest, EventStore } from '../eventstore/store.ts';
 
@@ -21,6 +21,7 @@ export class Coordinator {
   readonly #cacheNodes: number;
   #cachedNodes = 0;
   readonly #finished = new Set<(runId: string) => void>();
+  #queue: Promise<unknown> = Promise.resolve();
 
   /** `cacheNodes`: how many DAG nodes the run-state cache may hold, over all runs (default 1,000,000). */
   constructor(store: EventStore, options: { cacheNodes?: number } = {}) {
@@ -43,7 +44,11 @@ export class Coordinator {
    * Decides one command on a run caught up with the log and appends what it causes (retrying on a
    * concurrent append). Throws what `decide` throws for a command the run's state refuses.
    */
-  async apply(runId: string, command: Extract<Command, { type: 'Cancel' | 'Resume' }>): Promise<StoredEvent[]> {
+  apply(runId: string, command: Extract<Command, { type: 'Cancel' | 'Resume' }>): Promise<StoredEvent[]> {
+    return this.#serially(() => this.#apply(runId, command));
+  }
+
+  async #apply(runId: string, command: Extract<Command, { type: 'Cancel' | 'Resume' }>): Promise<StoredEvent[]> {
     for (let attempt = 0; ; attempt++) {
       this.#forget(runId);
       const state = await this.load(runId);
@@ -96,29 +101,39 @@ export class Coordinator {
    * returned with the error; the other runs of the batch go on.
    */
   async record(completions: readonly Completion[], claim?: ClaimRequest): Promise<{ quarantined: { runId: string; error: LovageError }[]; claimed: ClaimedNode[] }> {
+    return this.#serially(() => this.#record(completions, claim));
+  }
+
+  async #record(completions: readonly Completion[], claim?: ClaimRequest): Promise<{ quarantined: { runId: string; error: LovageError }[]; claimed: ClaimedNode[] }> {
     const quarantined = new Map<string, LovageError>();
+    const byRun = new Map<string, Completion[]>();
+    for (const c of completions) {
+      const list = byRun.get(c.runId);
+      if (list) list.push(c);
+      else byRun.set(c.runId, [c]);
+    }
+    const stale = new Set<string>();
     for (let attempt = 0; ; attempt++) {
-      const byRun = new Map<string, Completion[]>();
-      for (const c of completions) {
-        const list = byRun.get(c.runId);
-        if (list) list.push(c);
-        else byRun.set(c.runId, [c]);
-      }
       const requests: AppendRequest[] = [];
+      const undos: Undo[] = [];
       const finished: string[] = [];
       for (const [runId, items] of byRun) {
         if (quarantined.has(runId)) continue;
         try {
-          let state = this.#cache.get(runId) ?? (await this.load(runId));
-          let events = decideAll(state, items);
+          // A run another process appended to is caught up from its cached version: only the new events are read.
+          let state = !stale.has(runId) && this.#cache.get(runId) ? this.#cache.get(runId)! : await this.load(runId);
+          let undo = beginUndo(state);
+          let events = decideAll(undo, items);
           // Deciding nothing proves nothing about a cached state: it may be stale. Check with the log.
-          if (events.length === 0 && this.#cache.has(runId)) {
-            this.#forget(runId);
+          if (events.length === 0 && !stale.has(runId)) {
             state = await this.load(runId);
-            events = decideAll(state, items);
+            undo = beginUndo(state);
+            events = decideAll(undo, items);
           }
-          const expectedVersion = state.version - events.length;
-          if (events.length > 0) requests.push({ runId, expectedVersion, events });
+          if (events.length > 0) {
+            requests.push({ runId, expectedVersion: state.version - events.length, events });
+            undos.push(undo);
+          }
           if (events.some((e) => e.type === 'WorkflowSucceeded' || e.type === 'WorkflowFailed')) finished.push(runId);
         } catch (e) {
           if (!(e instanceof LovageError && e.code === 'CORRUPT_LOG')) throw e;
@@ -128,6 +143,7 @@ export class Coordinator {
           await this.#store.quarantine(runId, e.message);
         }
       }
+      stale.clear();
       try {
         let claimed: ClaimedNode[] = [];
         if (claim) claimed = await this.#store.appendAndClaim(requests, claim);
@@ -139,11 +155,23 @@ export class Coordinator {
         for (const node of claimed) this.observe(node.events);
         return { quarantined: [...quarantined].map(([runId, error]) => ({ runId, error })), claimed };
       } catch (e) {
-        // The cached states were changed optimistically: forget them, catch up from the log, decide again.
-        for (const r of requests) this.#forget(r.runId);
-        if (!(e instanceof LovageError && e.code === 'CONCURRENCY') || attempt >= MAX_CONFLICT_RETRIES) throw e;
+        // The cached states were changed optimistically: take the changes back, catch up, decide again.
+        for (const undo of undos) rollback(undo);
+        if (!(e instanceof LovageError && e.code === 'CONCURRENCY') || attempt >= MAX_CONFLICT_RETRIES) {
+          for (const r of requests) this.#forget(r.runId);
+          throw e;
+        }
+        const conflicted = e.details['runId'];
+        for (const r of requests) if (conflicted === undefined || conflicted === r.runId) stale.add(r.runId);
       }
     }
+  }
+
+  /** One record or apply at a time: they change cached states in place and must not interleave. */
+  #serially<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(fn, fn);
+    this.#queue = next.catch(() => undefined);
+    return next;
   }
 
   /** Keeps a state, newest last; the oldest go when the cache holds more than `cacheNodes` nodes. */
@@ -163,12 +191,12 @@ export class Coordinator {
   }
 }
 
-/** Decides each item in turn on `state`, applying the events in place; returns them all. */
-function decideAll(state: RunState, items: readonly Completion[]): WorkflowEvent[] {
+/** Decides each item in turn, applying the events in place (undoably); returns them all. */
+function decideAll(undo: Undo, items: readonly Completion[]): WorkflowEvent[] {
   const events: WorkflowEvent[] = [];
   for (const c of items) {
-    for (const e of decide(state, c)) {
-      applyInPlace(state, e);
+    for (const e of decide(undo.state, c)) {
+      applyUndoable(undo, e);
       events.push(e);
     }
   }

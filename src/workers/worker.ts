@@ -80,6 +80,8 @@ export class Worker {
   readonly #graceMs: number;
   readonly #onError: (error: unknown) => void;
   readonly #inFlight = new Map<string, InFlight>();
+  /** Finished nodes whose outcome is not recorded yet: their leases are kept alive too. */
+  readonly #unrecorded = new Map<string, ClaimedNode>();
   #pending: Completion[] = [];
   #running = false;
   #wake: (() => void) | undefined;
@@ -227,6 +229,7 @@ export class Worker {
       // The clock first: the node stays in #inFlight until its outcome is pending (shutdown waits for it).
       const at = await this.#now();
       if (!this.#inFlight.delete(node.leaseToken)) return; // released at shutdown
+      this.#unrecorded.set(node.leaseToken, node);
       this.#pending.push({ type: 'Complete', runId: node.runId, nodeId: node.nodeId, attempt: node.attempt, leaseToken: node.leaseToken, outcome, at });
       this.#wake?.();
     });
@@ -250,6 +253,7 @@ export class Worker {
     this.#pending = [];
     try {
       const { quarantined, claimed } = await this.#host.coordinator.record(batch, claim);
+      for (const c of batch) this.#unrecorded.delete(c.leaseToken);
       for (const q of quarantined) this.#report(q.error);
       return claimed;
     } catch (e) {
@@ -265,11 +269,12 @@ export class Worker {
 
   async #extendLeases(): Promise<void> {
     const flights = [...this.#inFlight.values()];
-    if (flights.length === 0) return;
+    const leases = [...flights.map((f) => f.node), ...this.#unrecorded.values()];
+    if (leases.length === 0) return;
     try {
-      const held = await this.#host.store.extend(flights.map((f) => f.node), this.#leaseMs);
+      const held = await this.#host.store.extend(leases, this.#leaseMs);
       held.forEach((ok, i) => {
-        if (!ok) flights[i]!.abort(new LovageError('LEASE_LOST', `lease of node ${flights[i]!.node.nodeId} was lost; its outcome will be recorded as stale`));
+        if (!ok && i < flights.length) flights[i]!.abort(new LovageError('LEASE_LOST', `lease of node ${flights[i]!.node.nodeId} was lost; its outcome will be recorded as stale`));
       });
     } catch (e) {
       this.#report(e);

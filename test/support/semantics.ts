@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { compile } from '../../src/canvas/compile.ts';
 import type { CanvasData } from '../../src/canvas/types.ts';
-import { fold, initialState } from '../../src/engine/state.ts';
+import { applyUndoable, beginUndo, fold, initialState, rollback } from '../../src/engine/state.ts';
 import { verifyRun } from '../../src/engine/verify.ts';
 import type { EventStore } from '../../src/eventstore/store.ts';
 import { createApp, LovageError, type App } from '../../src/index.ts';
@@ -88,6 +88,16 @@ export function semantics(store: string | (() => Promise<EventStore>), numRuns: 
         const snapshot = JSON.stringify([...prefix.nodes], null, 0) + JSON.stringify({ ...prefix, nodes: 0, index: 0 });
         const resumed = fold(prefix, events.slice(k));
         expect(resumed).toEqual(whole);
+        // An optimistic in-place change of the rest, taken back, leaves exactly the prefix state
+        // (from the submit on: a submit is never undone).
+        const from = Math.max(k, 1);
+        const before = fold(initialState(run.id), events.slice(0, from));
+        const scratch = fold(before, []);
+        const undo = beginUndo(scratch);
+        for (const e of events.slice(from)) applyUndoable(undo, e);
+        expect(scratch).toEqual(whole);
+        rollback(undo);
+        expect(scratch).toEqual(before);
         // fold is pure: the prefix state it started from is unchanged
         expect(JSON.stringify([...prefix.nodes], null, 0) + JSON.stringify({ ...prefix, nodes: 0, index: 0 })).toBe(snapshot);
         expect(whole.status === 'succeeded' || whole.status === 'failed').toBe(true);
