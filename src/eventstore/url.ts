@@ -4,7 +4,7 @@ import { MemoryStore } from './memory.ts';
 import { SqliteStore } from './sqlite.ts';
 import type { EventStore } from './store.ts';
 
-const ALLOWED = 'allowed are sqlite:<path> (sqlite:./lovage.db), sqlite::memory:, memory:';
+const ALLOWED = 'allowed are sqlite:<path> (sqlite:./lovage.db), sqlite::memory:, memory:, postgres://[user[:password]@]host[:port]/database[?schema=name], redis://[user:password@]host[:port][/db][?prefix=name:]';
 
 /** The default store: `LOVAGE_STORE`, else a SQLite file under `./.lovage/`. */
 export function defaultStoreUrl(): string {
@@ -33,7 +33,9 @@ export async function openStore(url: string): Promise<EventStore> {
     return PostgresStore.open({ connectionString, ...(schema !== undefined ? { schema } : {}), ...(migrate !== undefined ? { migrate } : {}) });
   }
   if (/^(redis|rediss):/.test(url)) {
-    throw new LovageError('UNSUPPORTED', `store URL "${redact(url)}": the Redis store is not in this version yet; ${ALLOWED}`);
+    // Loaded on demand: only those who use Redis load ioredis.
+    const { openRedisUrl } = await import('./redis.ts');
+    return openRedisUrl(url);
   }
   throw new LovageError('VALIDATION', `store URL "${url}" is not recognised; ${ALLOWED}`);
 }

@@ -85,6 +85,8 @@ export class Worker {
   #pending: Completion[] = [];
   #running = false;
   #wake: (() => void) | undefined;
+  /** A wake-up that came while the loop was busy: the next idle wait returns at once. */
+  #woken = false;
   #loop: Promise<void> | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
@@ -109,7 +111,7 @@ export class Worker {
   start(): this {
     if (this.#running || this.#stopping) return this;
     this.#running = true;
-    this.#unsubscribe = this.#host.store.onReady(() => this.#wake?.());
+    this.#unsubscribe = this.#host.store.onReady(() => this.#poke());
     this.#heartbeat = setInterval(() => void this.#extendLeases(), Math.max(10, Math.floor(this.#leaseMs / 3)));
     this.#heartbeat.unref();
     this.#loop = this.#run();
@@ -132,7 +134,7 @@ export class Worker {
 
   async #shutdown(): Promise<void> {
     this.#running = false;
-    this.#wake?.();
+    this.#poke();
     await this.#loop;
     const deadline = Date.now() + this.#graceMs;
     while (this.#inFlight.size > 0 && Date.now() < deadline) {
@@ -190,15 +192,26 @@ export class Worker {
   }
 
   #idle(ms: number): Promise<void> {
+    if (this.#woken) {
+      this.#woken = false;
+      return Promise.resolve();
+    }
     return new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
         this.#wake = undefined;
+        this.#woken = false;
         resolve();
       };
       const timer = setTimeout(done, Math.max(0, ms));
       this.#wake = done;
     });
+  }
+
+  /** Wakes the loop now, or at its next idle wait if it is busy. */
+  #poke(): void {
+    if (this.#wake) this.#wake();
+    else this.#woken = true;
   }
 
   /** The store's clock; if the store does not answer, the local one (the record is kept either way). */
@@ -231,7 +244,7 @@ export class Worker {
       if (!this.#inFlight.delete(node.leaseToken)) return; // released at shutdown
       this.#unrecorded.set(node.leaseToken, node);
       this.#pending.push({ type: 'Complete', runId: node.runId, nodeId: node.nodeId, attempt: node.attempt, leaseToken: node.leaseToken, outcome, at });
-      this.#wake?.();
+      this.#poke();
     });
   }
 

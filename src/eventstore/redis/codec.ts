@@ -1,0 +1,188 @@
+// How the Redis store's requests become script arguments and its replies become values.
+import type { Json } from '../../canvas/json.ts';
+import { decideStart } from '../../engine/decide.ts';
+import type { StoredEvent, WorkflowEvent } from '../../engine/events.ts';
+import { LovageError } from '../../errors.ts';
+import { newToken } from '../token.ts';
+import { endsRun, runStatusAfter, type AppendRequest, type ClaimedNode, type ClaimRequest, type RunFilter, type RunRecord } from '../store.ts';
+import type { ScriptArg } from './scripts.ts';
+
+const PREFIX = /^[A-Za-z0-9_.:{}-]{1,100}$/;
+
+/** Checks a key prefix: 1-100 of `A-Z a-z 0-9 _ . : - { }`, ending with `:` (no glob characters, so SCAN MATCH is exact). */
+export function checkPrefix(prefix: unknown): string {
+  if (typeof prefix !== 'string' || !PREFIX.test(prefix) || !prefix.endsWith(':')) {
+    throw new LovageError('VALIDATION', `Redis key prefix ${JSON.stringify(prefix)} is invalid; allowed are 1-100 of A-Z a-z 0-9 _ . : - { }, ending with ":" (e.g. "lovage:" or "{lovage}:myapp:")`);
+  }
+  return prefix;
+}
+
+function checkRunId(runId: unknown): string {
+  if (typeof runId !== 'string' || runId.length === 0 || runId.includes('\u0000')) {
+    throw new LovageError('VALIDATION', `run id ${JSON.stringify(runId)} is invalid for the Redis store; allowed is a non-empty string without NUL characters`);
+  }
+  return runId;
+}
+
+/** Task names as `|a|b|`, so a search for `|a|` matches a whole name. */
+function taskList(first: WorkflowEvent | undefined): string {
+  return first?.type === 'WorkflowSubmitted' ? `|${[...new Set(first.dag.nodes.map((n) => n.task))].join('|')}|` : '|';
+}
+
+/** Pushes an append batch onto `out` in the layout `append` in lua/lib-append.lua reads. */
+export function encodeAppend(requests: readonly AppendRequest[], out: ScriptArg[]): void {
+  out.push(requests.length);
+  for (const r of requests) {
+    checkRunId(r.runId);
+    if (!Number.isInteger(r.expectedVersion) || r.expectedVersion < 0) {
+      throw new LovageError('VALIDATION', `expected version ${String(r.expectedVersion)} of run ${r.runId} is invalid; allowed are integers ≥ 0`);
+    }
+    const events = r.events;
+    let status = '';
+    let finished = '';
+    const ops: ScriptArg[] = [];
+    let nOps = 0;
+    events.forEach((e, i) => {
+      const next = runStatusAfter(e);
+      if (next !== undefined) {
+        status = next;
+        // The run's end, or '0': it runs (again), no finished version.
+        finished = endsRun(e) ? String(r.expectedVersion + i + 1) : '0';
+      }
+      switch (e.type) {
+        case 'WorkflowCancelled':
+          for (const nodeId of e.nodeIds) {
+            nOps++;
+            ops.push('D', i, nodeId);
+          }
+          return;
+        case 'NodeReady':
+          nOps++;
+          ops.push('R', i, e.nodeId, e.queue, e.priority, e.task, JSON.stringify(e.args));
+          return;
+        case 'NodeSucceeded':
+        case 'NodeFailed':
+          nOps++;
+          ops.push('D', i, e.nodeId);
+          return;
+        case 'NodeLeaseExpired':
+        case 'NodeReleased':
+          nOps++;
+          ops.push('C', i, e.nodeId);
+          return;
+        case 'NodeStarted':
+          nOps++;
+          ops.push('S', i, e.nodeId, e.attempt, e.worker, e.leaseToken, e.leaseExpiresAt);
+          return;
+        default:
+          return;
+      }
+    });
+    const first = events[0];
+    const last = events[events.length - 1];
+    out.push(
+      r.runId, r.expectedVersion, events.length, nOps,
+      r.expectedVersion === 0 && first ? first.at : '', taskList(first), status, finished, last ? last.at : '',
+    );
+    for (const e of events) out.push(JSON.stringify(e));
+    for (const o of ops) out.push(o);
+  }
+}
+
+/** The stored events of an accepted append: positions run on from `first` in request order. */
+export function storedEvents(requests: readonly AppendRequest[], first: number): StoredEvent[][] {
+  let position = first;
+  return requests.map((r) => r.events.map((event, i) => ({ runId: r.runId, version: r.expectedVersion + i + 1, position: position++, event })));
+}
+
+/** Throws the CONCURRENCY error of a refused append reply (`[0, reason, runId, expected, current|nodeId]`). */
+export function throwRefusal(reply: readonly unknown[]): never {
+  const [, reason, runId, expected, detail] = reply as [number, string, string, number, number | string];
+  if (reason === 'ready') {
+    throw new LovageError('CONCURRENCY', `node ${String(detail)} of run ${runId} is already in the ready queue`, { runId });
+  }
+  const why = expected === 0 ? 'it exists already' : detail === 0 ? 'it does not exist' : `it is at version ${String(detail)}`;
+  throw new LovageError('CONCURRENCY', `run ${runId} is not at version ${String(expected)}: ${why}`, { runId });
+}
+
+/**
+ * Pushes a claim onto `out` in the layout `claim` in lua/lib-claim.lua reads. Lease tokens are a fresh
+ * random seed (16 characters, ~96 bits) plus the node's number in the claim: unguessable to anyone
+ * but the claiming worker.
+ */
+export function encodeClaim(request: ClaimRequest, out: ScriptArg[]): void {
+  if (typeof request.worker !== 'string' || request.worker.length === 0 || request.worker.includes('\u0000')) {
+    throw new LovageError('VALIDATION', `worker name ${JSON.stringify(request.worker)} is invalid; allowed is a non-empty string without NUL characters`);
+  }
+  if (!Number.isInteger(request.leaseMs) || request.leaseMs < 1) {
+    throw new LovageError('VALIDATION', `leaseMs ${String(request.leaseMs)} is invalid; allowed are integers ≥ 1`);
+  }
+  const limit = Math.floor(request.limit);
+  out.push(request.queues.length, ...request.queues, limit, request.leaseMs, request.worker, `${newToken()}.`);
+}
+
+/** The claimed nodes of a claim reply (`[now, expires, 10 values per node...]` from `offset`, see lua/lib-claim.lua). */
+export function decodeClaim(reply: readonly unknown[], offset: number, worker: string): ClaimedNode[] {
+  const now = reply[offset] as number;
+  const leaseExpiresAt = reply[offset + 1] as number;
+  const out: ClaimedNode[] = [];
+  for (let k = offset + 2; k < reply.length; k += 10) {
+    const [runId, nodeId, task, args, attempts, expiredWorker, expired, leaseToken, version, position] = reply.slice(k, k + 10) as [string, string, string, string, number, string, number, string, number, number];
+    const events = decideStart({ nodeId, attempts, worker, leaseToken, leaseExpiresAt, at: now, ...(expired === 1 ? { expiredWorker } : {}) });
+    out.push({
+      runId, nodeId, task, args: JSON.parse(args) as Json[], attempt: attempts + 1, leaseToken, leaseExpiresAt,
+      events: events.map((event, i) => ({ runId, version: version + i, position: position + i, event })),
+    });
+  }
+  return out;
+}
+
+/** Parses a stored list item `<position>:<event JSON>`; unreadable JSON is a CORRUPT_LOG error (the run gets quarantined). */
+export function parseItem(item: string | null, runId: string, version: number): StoredEvent {
+  if (item === null) throw new LovageError('CORRUPT_LOG', `run ${runId} event ${version} is missing; the run is quarantined`, { runId, version });
+  const colon = item.indexOf(':');
+  const position = Number(item.slice(0, colon));
+  try {
+    const event = JSON.parse(item.slice(colon + 1)) as WorkflowEvent;
+    if (typeof event !== 'object' || event === null || typeof event.type !== 'string') throw new Error('not an event object');
+    return { runId, version, position, event };
+  } catch (e) {
+    throw new LovageError('CORRUPT_LOG', `run ${runId} event ${version} is unreadable (${(e as Error).message}); the run is quarantined`, { runId, version });
+  }
+}
+
+/** A run record from the script's values: status, createdAt, updatedAt, finishedVersion|null, quarantineReason|null, version. */
+export function decodeRun(runId: string, v: readonly unknown[]): RunRecord {
+  const [status, createdAt, updatedAt, finished, reason, version] = v as [RunRecord['status'], string, string, string | null, string | null, number];
+  return {
+    runId, status, version,
+    ...(finished !== null ? { finishedVersion: Number(finished) } : {}),
+    ...(reason !== null ? { quarantineReason: reason } : {}),
+    createdAt: Number(createdAt),
+    updatedAt: Number(updatedAt),
+  };
+}
+
+/** createdAt as 16 digits, the sort key of `<prefix>runs` (times before 1970 sort as 1970). */
+function pad(ms: number): string {
+  return String(Math.max(0, Math.floor(ms))).padStart(16, '0');
+}
+
+/**
+ * A RunFilter as list-runs.lua takes it: the time range and the keyset page are lex bounds of the
+ * `<prefix>runs` index (members `createdAt(16 digits) \0 runId`); status, task and text are checked per run.
+ */
+export function encodeRunFilter(filter: RunFilter): { max: string; min: string; statuses: string; task: string; textFlag: string; text: string } {
+  let max = '+';
+  const bound = (b: string) => { if (max === '+' || b < max) max = b; };
+  if (filter.createdTo !== undefined) bound(`(${pad(filter.createdTo)}`);
+  if (filter.after) bound(`(${pad(filter.after.createdAt)}\u0000${filter.after.runId}`);
+  return {
+    max,
+    min: filter.createdFrom !== undefined ? `[${pad(filter.createdFrom)}` : '-',
+    statuses: filter.status?.length ? `|${filter.status.join('|')}|` : '',
+    task: filter.task !== undefined ? `|${filter.task}|` : '',
+    textFlag: filter.text !== undefined ? '1' : '0',
+    text: filter.text ?? '',
+  };
+}

@@ -1,0 +1,119 @@
+-- `append`, for the scripts that append (prepended after lib.lua).
+
+-- Appends a batch read from ARGV at index `i`; checks every request before writing anything, so the
+-- batch lands whole or not at all. At ARGV[i]: the number of requests, then per request:
+--   runId, expectedVersion, nEvents, nOps, createdAt ('' unless expectedVersion is 0), tasks ("|a|b|"),
+--   status ('' when no event changes it), finishedVersion ('' unchanged, '0' none: it runs again),
+--   updatedAt, nEvents event JSON strings,
+--   then nOps ops: kind, event index (0-based), nodeId, and for
+--   R (NodeReady): queue, priority, task, args JSON | S (NodeStarted): attempt, worker, token, expires |
+--   D (NodeSucceeded/Failed, each node of WorkflowCancelled), C (NodeLeaseExpired/Released): nothing more
+-- Returns { 1, first position, next ARGV index, woke } or { 0, reason, runId, expected, current|nodeId }.
+local function append(i)
+  local count = tonumber(ARGV[i])
+  i = i + 1
+  local reqs, runIds, opKeys = {}, {}, {}
+  for n = 1, count do
+    local q = { at = i, runId = ARGV[i], expected = tonumber(ARGV[i + 1]), events = tonumber(ARGV[i + 2]), ops = tonumber(ARGV[i + 3]) }
+    q.ev = i + 9
+    q.op = q.ev + q.events
+    reqs[n] = q
+    runIds[n] = q.runId
+    -- Where each op starts: R and S ops have 7 values, D and C ops 3.
+    local at = q.op
+    q.at_ops = {}
+    for o = 1, q.ops do
+      q.at_ops[o] = at
+      opKeys[#opKeys + 1] = q.runId .. NUL .. ARGV[at + 2]
+      local kind = ARGV[at]
+      at = at + ((kind == 'R' or kind == 'S') and 7 or 3)
+    end
+    i = at
+  end
+  local stored = count > 0 and hmget(K_VER, runIds) or {}
+  load_rows(opKeys)
+  local versions, readied, total = {}, {}, 0
+  for n, q in ipairs(reqs) do
+    local current = versions[q.runId] or tonumber(stored[n] or '0')
+    if current ~= q.expected then return { 0, 'version', q.runId, q.expected, current } end
+    versions[q.runId] = current + q.events
+    for _, k in ipairs(q.at_ops) do
+      if ARGV[k] == 'R' then
+        local key = q.runId .. NUL .. ARGV[k + 2]
+        if readied[key] or rows[key] then return { 0, 'ready', q.runId, q.expected, ARGV[k + 2] } end
+        readied[key] = true
+      end
+    end
+    total = total + q.events
+  end
+  if total == 0 then return { 1, 0, i, false } end
+
+  local first = call('INCRBY', K_POS, total) - total + 1
+  local pos = first - 1
+  local ev, log, ver, st, cr, up, tk, idx = {}, {}, {}, {}, {}, {}, {}, {}
+  local finals, finalOrder = {}, {} -- runId -> finished version, or false: none (the last request decides)
+  local woke = false
+  for _, q in ipairs(reqs) do
+    local runId, base = q.runId, pos
+    for e = 1, q.events do
+      pos = pos + 1
+      local field = runId .. NUL .. int(q.expected + e)
+      ev[#ev + 1], ev[#ev + 2] = field, int(pos) .. ':' .. ARGV[q.ev + e - 1]
+      log[#log + 1] = field
+    end
+    if q.events > 0 then
+      local j = q.at
+      local status, finished, updated = ARGV[j + 6], ARGV[j + 7], ARGV[j + 8]
+      ver[#ver + 1], ver[#ver + 2] = runId, q.expected + q.events
+      up[#up + 1], up[#up + 2] = runId, updated
+      if q.expected == 0 then
+        local created = ARGV[j + 4]
+        cr[#cr + 1], cr[#cr + 2] = runId, created
+        tk[#tk + 1], tk[#tk + 2] = runId, ARGV[j + 5]
+        idx[#idx + 1], idx[#idx + 2] = 0, pad(math.max(0, tonumber(created))) .. NUL .. runId
+        if status == '' then status = 'running' end
+      end
+      if status ~= '' then st[#st + 1], st[#st + 2] = runId, status end
+      if finished ~= '' then
+        if finals[runId] == nil then finalOrder[#finalOrder + 1] = runId end
+        finals[runId] = finished ~= '0' and finished
+      end
+      for _, k in ipairs(q.at_ops) do
+        local op, key = ARGV[k], runId .. NUL .. ARGV[k + 2]
+        local r = rows[key]
+        if op == 'R' then
+          rows[key] = { pad(base + tonumber(ARGV[k + 1]) + 1), ARGV[k + 3], tonumber(ARGV[k + 4]), 0, '', '', 0, ARGV[k + 5], ARGV[k + 6] }
+          touch(key)
+          woke = true
+        elseif r and op == 'D' then
+          rows[key] = false
+          touch(key)
+        elseif r and op == 'C' and r[6] ~= '' then
+          r[5], r[6], r[7] = '', '', 0
+          touch(key)
+          woke = true
+        elseif r and op == 'S' then
+          r[4], r[5], r[6], r[7] = tonumber(ARGV[k + 3]), ARGV[k + 4], ARGV[k + 5], tonumber(ARGV[k + 6])
+          touch(key)
+        end
+      end
+    end
+  end
+  many('HSET', K_EV, ev)
+  many('RPUSH', K_LOG, log)
+  many('HSET', K_VER, ver)
+  many('HSET', K_UP, up)
+  many('HSET', K_CR, cr)
+  many('HSET', K_TK, tk)
+  many('ZADD', K_RUNS, idx)
+  many('HSET', K_ST, st)
+  local fin, unfin = {}, {}
+  for _, runId in ipairs(finalOrder) do
+    local f = finals[runId]
+    if f then fin[#fin + 1], fin[#fin + 2] = runId, f else unfin[#unfin + 1] = runId end
+  end
+  many('HDEL', K_FIN, unfin)
+  many('HSET', K_FIN, fin)
+  flush_rows()
+  return { 1, first, i, woke }
+end

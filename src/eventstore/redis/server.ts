@@ -1,0 +1,50 @@
+// What the Redis store asks of the server itself: its clock, its eviction policy, its URL.
+import type { Redis } from 'ioredis';
+import { LovageError } from '../../errors.ts';
+
+/** Redis `TIME`, epoch ms. */
+export async function serverTime(client: Redis): Promise<number> {
+  const [s, us] = (await client.time()) as [string | number, string | number];
+  return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+}
+
+/**
+ * Refuses a server that may evict keys: an evicted key silently loses events or queued nodes. Throws
+ * UNSUPPORTED naming the setting and the allowed value, or saying that CONFIG is disabled.
+ */
+export async function checkEvictionPolicy(client: Redis): Promise<void> {
+  let policy: string | undefined;
+  try {
+    const reply = (await client.call('config', ['get', 'maxmemory-policy'])) as string[];
+    policy = reply[1];
+  } catch (e) {
+    throw new LovageError('UNSUPPORTED', `cannot read the Redis setting maxmemory-policy (CONFIG GET failed: ${(e as Error).message}); Lovage needs maxmemory-policy noeviction. If CONFIG is disabled on this server and you have checked the policy yourself, pass skipEvictionCheck: true`);
+  }
+  if (policy !== 'noeviction') {
+    throw new LovageError('UNSUPPORTED', `Redis maxmemory-policy is ${JSON.stringify(policy)}; Lovage needs "noeviction" (an evicted key silently loses events or queued nodes). Set maxmemory-policy noeviction in redis.conf or with CONFIG SET maxmemory-policy noeviction`);
+  }
+}
+
+/** A URL with its password hidden, for messages. */
+function redact(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+}
+
+/**
+ * Splits a store URL into the URL for ioredis and Lovage's `?prefix=`. Throws VALIDATION for a
+ * malformed URL or any other parameter.
+ */
+export function parseRedisUrl(url: string): { url: string; prefix?: string } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new LovageError('VALIDATION', `store URL "${redact(url)}" is not a valid URL; allowed is redis://[user:password@]host[:port][/db][?prefix=name:] (or rediss:// for TLS)`);
+  }
+  for (const key of parsed.searchParams.keys()) {
+    if (key !== 'prefix') throw new LovageError('VALIDATION', `store URL "${redact(url)}": unknown parameter "${key}"; the only allowed parameter is prefix (e.g. ?prefix=myapp:)`);
+  }
+  const prefix = parsed.searchParams.get('prefix');
+  parsed.search = '';
+  return { url: parsed.toString(), ...(prefix !== null ? { prefix } : {}) };
+}

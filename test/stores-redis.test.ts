@@ -1,0 +1,218 @@
+// The Redis store: the shared conformance suite and the end-to-end semantics on a real server, plus
+// what only Redis has: the eviction-policy refusal, pub/sub wake-ups across instances, TIME leases.
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { compile } from '../src/canvas/compile.ts';
+import type { CanvasData } from '../src/canvas/types.ts';
+import { decide } from '../src/engine/decide.ts';
+import type { WorkflowEvent } from '../src/engine/events.ts';
+import { initialState } from '../src/engine/state.ts';
+import { RedisStore } from '../src/eventstore/redis.ts';
+import { openStore } from '../src/eventstore/url.ts';
+import { deletePrefixes, keysUnder, redisServerBinary, startPrivateRedis, testPrefix } from './support/redis-server.ts';
+import { semantics } from './support/semantics.ts';
+import { redisUrl } from './support/services.ts';
+import { storeConformance } from './support/store-conformance.ts';
+
+const url = await redisUrl();
+const used = new Set<string>();
+const fresh = (): string => {
+  const prefix = testPrefix();
+  used.add(prefix);
+  return prefix;
+};
+const open = (options: { prefix?: string; clock?: () => number } = {}) => RedisStore.open({ url: url!, prefix: options.prefix ?? fresh(), ...(options.clock ? { clock: options.clock } : {}) });
+
+const sig = (task: string, args: number[] = []): CanvasData => ({ kind: 'signature', task, args, immutable: false, options: {} });
+const submitted = (canvas: CanvasData, at = Date.now()): WorkflowEvent[] => decide(initialState('x'), { type: 'Submit', at, dag: compile(canvas) });
+const claimReq = (worker = 'w', leaseMs = 60_000) => ({ queues: ['default'], limit: 10, worker, leaseMs });
+
+if (!url) {
+  describe('redis store', () => {
+    it.skip('needs a Redis server (see test/support/services.ts)', () => {});
+  });
+} else {
+  afterEach(async () => {
+    await deletePrefixes(url, used);
+    used.clear();
+  });
+
+  storeConformance('redis', (clock) => open({ clock: clock.now }));
+
+  describe('redis store: canvas semantics end to end', () => {
+    const prefix = testPrefix();
+    afterAll(() => deletePrefixes(url, [prefix]));
+    semantics(() => RedisStore.open({ url, prefix }), 30);
+  });
+
+  describe('redis store', () => {
+    const stores: RedisStore[] = [];
+    const track = async (p: Promise<RedisStore>) => {
+      const s = await p;
+      stores.push(s);
+      return s;
+    };
+    afterEach(async () => {
+      await Promise.all(stores.splice(0).map((s) => s.close()));
+    });
+
+    it('refuses a server whose maxmemory-policy is not noeviction, naming the setting and the allowed value', async () => {
+      if (!redisServerBinary) return void console.warn('redis-server is not installed: skipping the private-server test');
+      const lru = await startPrivateRedis(['--maxmemory-policy', 'allkeys-lru']);
+      const noConfig = await startPrivateRedis(['--rename-command', 'CONFIG', '']);
+      try {
+        const refused = await RedisStore.open({ url: lru.url }).catch((e: unknown) => e);
+        expect(refused).toMatchObject({ code: 'UNSUPPORTED' });
+        expect((refused as Error).message).toMatch(/maxmemory-policy is "allkeys-lru"; Lovage needs "noeviction"/);
+        const blind = await RedisStore.open({ url: noConfig.url }).catch((e: unknown) => e);
+        expect(blind).toMatchObject({ code: 'UNSUPPORTED' });
+        expect((blind as Error).message).toMatch(/cannot read the Redis setting maxmemory-policy.*skipEvictionCheck: true/);
+        // An explicit skip opens it (the caller vouches for the policy).
+        const store = await track(RedisStore.open({ url: noConfig.url, skipEvictionCheck: true }));
+        await store.append([{ runId: 'r1', expectedVersion: 0, events: submitted(sig('t')) }]);
+        expect(await store.getRun('r1')).toMatchObject({ status: 'running', version: 2 });
+      } finally {
+        await Promise.all([lru.stop(), noConfig.stop()]);
+      }
+    });
+
+    it('wakes listeners of another store instance through pub/sub, and its own listeners once', async () => {
+      const prefix = fresh();
+      const a = await track(open({ prefix }));
+      const b = await track(open({ prefix }));
+      const other = await track(open());
+      let own = 0;
+      let foreign = 0;
+      a.onReady(() => own++);
+      const woken = new Promise<void>((resolve) => b.onReady(resolve));
+      other.onReady(() => foreign++);
+      await Promise.all([a.subscribed(), b.subscribed(), other.subscribed()]);
+      const t0 = performance.now();
+      await a.append([{ runId: 'r1', expectedVersion: 0, events: submitted(sig('t')) }]);
+      await woken;
+      const ms = performance.now() - t0;
+      expect(ms).toBeLessThan(1000);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(own).toBe(1); // the local wake-up; its own PUBLISH is recognised and not counted twice
+      expect(foreign).toBe(0); // another prefix, another channel
+      expect((await b.claim(claimReq())).map((c) => c.runId)).toEqual(['r1']);
+    });
+
+    it('a batch with one conflicting run writes nothing: no events, positions, run records or queue rows', async () => {
+      const store = await track(open());
+      await store.append([{ runId: 'r1', expectedVersion: 0, events: submitted(sig('t')) }]);
+      const before = await store.readAll();
+      const batch = [
+        { runId: 'r2', expectedVersion: 0, events: submitted(sig('t')) },
+        { runId: 'r3', expectedVersion: 0, events: submitted({ kind: 'group', members: [sig('t'), sig('u')] }) },
+        { runId: 'r1', expectedVersion: 1, events: [{ type: 'NodesSkipped', at: 0, nodeIds: [], reason: 'x' } as const] },
+      ];
+      await expect(store.append(batch)).rejects.toMatchObject({ code: 'CONCURRENCY', details: { runId: 'r1' }, message: 'run r1 is not at version 1: it is at version 2' });
+      // A duplicate NodeReady late in a batch refuses the batch too.
+      const dup = submitted(sig('t'));
+      await expect(store.append([{ runId: 'r2', expectedVersion: 0, events: submitted(sig('t')) }, { runId: 'r1', expectedVersion: 2, events: [dup[1]!] }])).rejects.toMatchObject({ code: 'CONCURRENCY', message: 'node 0 of run r1 is already in the ready queue' });
+      for (const id of ['r2', 'r3']) {
+        expect(await store.getRun(id)).toBeUndefined();
+        expect(await store.readStream(id)).toEqual([]);
+      }
+      expect(await store.readAll()).toEqual(before);
+      expect(await store.listRuns()).toHaveLength(1);
+      expect((await store.claim(claimReq())).map((c) => c.runId)).toEqual(['r1']);
+      // Refusals used no positions: the next append continues right after.
+      const [next] = await store.append([{ runId: 'r4', expectedVersion: 0, events: submitted(sig('t')) }]);
+      expect(next![0]!.position).toBe(before.length + 2); // r1's NodeStarted took one
+    });
+
+    it('leases run on Redis TIME: a lease expires by the server clock, and claims stamp server time', async () => {
+      const store = await track(open());
+      const admin = new Redis(url, { maxRetriesPerRequest: 1 });
+      try {
+        await store.append([{ runId: 'r1', expectedVersion: 0, events: submitted(sig('t')) }]);
+        const [s, us] = await admin.time();
+        const serverNow = Number(s) * 1000 + Math.floor(Number(us) / 1000);
+        expect(Math.abs((await store.now()) - serverNow)).toBeLessThan(50);
+        const [a] = await store.claim(claimReq('A', 150));
+        expect(Math.abs(a!.events[0]!.event.at - serverNow)).toBeLessThan(1000);
+        expect(a!.leaseExpiresAt - a!.events[0]!.event.at).toBe(150);
+        expect(await store.claim(claimReq('B', 150))).toEqual([]);
+        await new Promise((r) => setTimeout(r, 200));
+        const [b] = await store.claim(claimReq('B', 150));
+        expect(b).toMatchObject({ nodeId: '0', attempt: 2 });
+        expect(b!.events.map((e) => e.event)).toMatchObject([{ type: 'NodeLeaseExpired', worker: 'A', attempt: 1 }, { type: 'NodeStarted', worker: 'B', attempt: 2 }]);
+        expect(await store.extend([a!], 1000)).toEqual([false]);
+        expect(await store.extend([b!], 1000)).toEqual([true]);
+      } finally {
+        admin.disconnect();
+      }
+    });
+
+    it('events written by the claim script are exactly what decideStart makes (JSON escaping included)', async () => {
+      const clock = { t: 1_700_000_000_000 };
+      const store = await track(open({ clock: () => clock.t }));
+      await store.append([{ runId: 'r"1', expectedVersion: 0, events: submitted(sig('t', [1]), clock.t) }]);
+      const worker = 'host:1:wé"\\/\u0001';
+      const [a] = await store.claim(claimReq(worker, 1000));
+      clock.t += 5000;
+      const [b] = await store.claim(claimReq('B', 1000));
+      const stored = await store.readStream('r"1');
+      expect(stored.slice(2)).toEqual([...a!.events, ...b!.events]);
+      expect(JSON.stringify(stored[2]!.event)).toBe(JSON.stringify({ type: 'NodeStarted', at: 1_700_000_000_000, nodeId: '0', attempt: 1, worker, leaseToken: a!.leaseToken, leaseExpiresAt: 1_700_000_001_000 }));
+      expect((await store.readAll()).slice(2)).toEqual(stored.slice(2));
+    });
+
+    it('listRuns keeps scanning past the per-call budget; deleteRuns leaves no keys behind', async () => {
+      const prefix = fresh();
+      const store = await track(open({ prefix }));
+      const n = 2500;
+      const requests = Array.from({ length: n }, (_, i) => ({ runId: `run${String(i).padStart(4, '0')}`, expectedVersion: 0, events: submitted(sig(i === 3 ? 'rare' : 't', [i]), 1_000_000 + i) }));
+      await store.append(requests);
+      expect((await store.listRuns({ task: 'rare' })).map((r) => r.runId)).toEqual(['run0003']);
+      expect((await store.listRuns({ text: '"args":[7]' })).map((r) => r.runId)).toEqual(['run0007']);
+      expect(await store.listRuns({ limit: 1000 })).toHaveLength(1000);
+      expect(await store.deleteRuns(requests.map((r) => r.runId))).toBe(n);
+      expect(await keysUnder(url, prefix)).toEqual([`${prefix}base`, `${prefix}pos`]); // the log's dead head was trimmed too
+    });
+
+    it('a claim over several queues merges them: expired leases first, then priority, then age', async () => {
+      const clock = { t: 1_700_000_000_000 };
+      const store = await track(open({ clock: () => clock.t }));
+      const on = (task: string, queue: string, priority = 0): CanvasData => ({ kind: 'signature', task, args: [], immutable: false, options: { queue, priority } });
+      await store.append([{ runId: 'r1', expectedVersion: 0, events: submitted({ kind: 'group', members: [on('a1', 'a'), on('b1', 'b'), on('b9', 'b', 9)] }, clock.t) }]);
+      await store.append([{ runId: 'r2', expectedVersion: 0, events: submitted({ kind: 'group', members: [on('a2', 'a'), on('c1', 'c', 99)] }, clock.t) }]);
+      const [lapsed] = await store.claim({ queues: ['a'], limit: 1, worker: 'A', leaseMs: 100 });
+      expect(lapsed!.task).toBe('a1');
+      clock.t += 1000;
+      const tasks = (await store.claim({ queues: ['b', 'a'], limit: 10, worker: 'B', leaseMs: 100 })).map((c) => c.task);
+      expect(tasks).toEqual(['a1', 'b9', 'b1', 'a2']); // c is not asked for
+    });
+
+    it('readAll skips deleted runs (also under a reused run id) and pages past long dead stretches', async () => {
+      const store = await track(open());
+      const at = 1_000;
+      await store.append([{ runId: 'a', expectedVersion: 0, events: submitted(sig('t'), at) }]); // positions 1, 2
+      await store.append(Array.from({ length: 6000 }, (_, i) => ({ runId: `dead${i}`, expectedVersion: 0, events: submitted(sig('t'), at) }))); // 3..12002
+      await store.append([{ runId: 'b', expectedVersion: 0, events: submitted(sig('t'), at) }]); // 12003, 12004
+      expect(await store.deleteRuns(Array.from({ length: 6000 }, (_, i) => `dead${i}`))).toBe(6000);
+      // 12,000 dead entries between a and b: more than one script call scans (10,000 a call).
+      expect((await store.readAll(0, 3)).map((e) => e.position)).toEqual([1, 2, 12003]);
+      expect(await store.deleteRuns(['a'])).toBe(1); // the head is dead now: trimmed
+      await store.append([{ runId: 'a', expectedVersion: 0, events: submitted(sig('t'), at) }]); // the id again: 12005, 12006
+      const all = await store.readAll();
+      expect(all.map((e) => [e.runId, e.version, e.position])).toEqual([['b', 1, 12003], ['b', 2, 12004], ['a', 1, 12005], ['a', 2, 12006]]);
+      expect((await store.readAll(12003, 2)).map((e) => e.position)).toEqual([12004, 12005]);
+      expect((await store.readAll(0, 1)).map((e) => e.position)).toEqual([12003]);
+    });
+
+    it('opens from a store URL with ?prefix=, and refuses a bad prefix, parameter or ioredis keyPrefix', async () => {
+      const prefix = fresh();
+      const store = (await openStore(`${url}?prefix=${prefix}`)) as RedisStore;
+      stores.push(store);
+      expect(store.prefix).toBe(prefix);
+      await expect(openStore(`${url}?prefix=bad*`)).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('key prefix "bad*" is invalid') });
+      await expect(openStore(`${url}?db=1`)).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('unknown parameter "db"') });
+      const prefixed = new Redis(url, { keyPrefix: 'app:', lazyConnect: true });
+      await expect(RedisStore.open({ client: prefixed })).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('keyPrefix "app:"') });
+      prefixed.disconnect();
+    });
+  });
+}
