@@ -1,4 +1,5 @@
-// Shared pieces of the benchmark scripts: a fresh SQLite file per workload, result rows, timing helpers.
+// Shared pieces of the benchmark scripts: a fresh store per workload (a SQLite file, or with `--store` a
+// Postgres schema / Redis prefix), result rows, timing helpers.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { createApp, type App } from '../src/app/app.ts';
 import { SqliteStore } from '../src/eventstore/sqlite.ts';
 import type { EventStore } from '../src/eventstore/store.ts';
+import { openBenchStore, type StoreKind } from './stores.ts';
 
 /** One line of the printed table. */
 export interface Row {
@@ -31,6 +33,9 @@ export interface BenchContext {
   report(row: Row): void;
   /** Values workloads hand to each other (the peer's rate, for the W1 ratio). */
   readonly shared: Map<string, number>;
+  /** Where Lovage keeps its store (`--store`), and the name of the peer measured beside it. */
+  readonly store: StoreKind;
+  readonly peerName: string;
 }
 
 /** A workload: a name (for `--only`) and its body. */
@@ -53,8 +58,28 @@ export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T
   }
 }
 
-/** An app on a fresh temp-file SQLite store (WAL), closed and deleted when `fn` settles. */
-export async function withApp<T>(fn: (app: App, store: SqliteStore) => Promise<T>): Promise<T> {
+let storeKind: StoreKind = 'sqlite';
+
+/** Sets the store every later `withApp` opens (`--store`; default sqlite). */
+export function useStore(kind: StoreKind): void {
+  storeKind = kind;
+}
+
+/**
+ * An app on a fresh store, closed and deleted when `fn` settles: a temp-file SQLite store (WAL), or
+ * with `useStore('postgres' | 'redis')` a fresh schema / key prefix opened through `openStore(url)`.
+ */
+export async function withApp<T>(fn: (app: App, store: EventStore) => Promise<T>): Promise<T> {
+  if (storeKind !== 'sqlite') {
+    const bench = await openBenchStore(storeKind);
+    const app = createApp({ store: bench.store });
+    try {
+      return await fn(app, bench.store);
+    } finally {
+      await app.close();
+      await bench.drop();
+    }
+  }
   return withTempDir(async (dir) => {
     const store = await SqliteStore.open({ path: join(dir, 'lovage.db') });
     const app = createApp({ store });
@@ -98,7 +123,7 @@ export async function waitFinished(store: EventStore, ids: readonly string[], ti
 }
 
 /** Throws unless every run in `ids` succeeded (a benchmark of failing runs would measure nothing). */
-export async function assertSucceeded(store: SqliteStore, ids: readonly string[]): Promise<void> {
+export async function assertSucceeded(store: EventStore, ids: readonly string[]): Promise<void> {
   for (const id of ids) {
     const run = await store.getRun(id);
     if (run?.status !== 'succeeded') throw new Error(`run ${id} is ${run?.status ?? 'missing'}, expected succeeded`);

@@ -1,9 +1,16 @@
-// `npm run bench [-- --quick] [-- --only W1,W5]`: runs the workloads against a temp-file SQLite store
-// (WAL) with an in-process worker and prints one table. See docs/benchmarks.md.
+// `npm run bench [-- --quick] [-- --only W1,W5] [-- --store sqlite|postgres|redis]`: runs the workloads
+// against a store (default: a temp-file SQLite store, WAL) with an in-process worker, and the peer of that
+// store (raw SQLite, graphile-worker, BullMQ) in the same run; prints one table and the ratios.
+// See docs/benchmarks.md.
 import { execFileSync } from 'node:child_process';
-import { cpus, totalmem } from 'node:os';
-import { count, ms, type BenchContext, type Row, type Workload } from './harness.ts';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { count, ms, useStore, type BenchContext, type Row, type Workload } from './harness.ts';
+import { bullmqPeer } from './peer-bullmq.ts';
+import { peerWorkload } from './peer-common.ts';
+import { graphilePeer } from './peer-graphile.ts';
 import { peerSqlite } from './peer-sqlite.ts';
+import { printSideBySide } from './side-by-side.ts';
+import { probeStore, STORE_KINDS, type StoreKind } from './stores.ts';
 import { w1BurnDown } from './w1-burn-down.ts';
 import { w3Latency } from './w3-latency.ts';
 import { w4Chain } from './w4-chain.ts';
@@ -27,11 +34,20 @@ function sourceVersion(): string {
   }
 }
 
-const ALL: readonly Workload[] = [peerSqlite, w1BurnDown, w3Latency, w4Chain, w5Chord, w6Fold];
+const LOVAGE: readonly Workload[] = [w1BurnDown, w3Latency, w4Chain, w5Chord, w6Fold];
+const ALL: readonly Workload[] = [peerSqlite, ...LOVAGE];
 
-function parseArgs(argv: readonly string[]): { quick: boolean; only: Set<string> | undefined } {
+/** The peer measured beside Lovage on each store, and how the header describes Lovage's store. */
+const STORES: Record<StoreKind, { peer: Workload; peerName: string; where: string }> = {
+  sqlite: { peer: peerSqlite, peerName: 'raw SQLite', where: 'SQLite temp file (WAL)' },
+  postgres: { peer: peerWorkload(graphilePeer), peerName: graphilePeer.name, where: 'Postgres 127.0.0.1:5432/test, a fresh schema per workload' },
+  redis: { peer: peerWorkload(bullmqPeer), peerName: bullmqPeer.name, where: 'Redis 127.0.0.1:6379, a fresh key prefix per workload' },
+};
+
+function parseArgs(argv: readonly string[]): { quick: boolean; only: Set<string> | undefined; store: StoreKind } {
   let quick = false;
   let only: Set<string> | undefined;
+  let store: StoreKind = 'sqlite';
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') quick = true;
@@ -41,14 +57,18 @@ function parseArgs(argv: readonly string[]): { quick: boolean; only: Set<string>
       only = new Set(list.split(',').map((s) => s.trim().toUpperCase()).filter(Boolean));
       const known = new Set(ALL.map((w) => w.id));
       for (const id of only) if (!known.has(id)) throw new Error(`--only: unknown workload ${id}; known are ${[...known].join(', ')}`);
+    } else if (a === '--store' || a.startsWith('--store=')) {
+      const kind = a === '--store' ? argv[++i] : a.slice('--store='.length);
+      if (!STORE_KINDS.includes(kind as StoreKind)) throw new Error(`--store: ${JSON.stringify(kind ?? '')} is not a store; allowed are ${STORE_KINDS.join(', ')}`);
+      store = kind as StoreKind;
     } else if (a === '--help' || a === '-h') {
-      console.log('usage: npm run bench -- [--quick] [--only W1,W3,W4,W5,W6,PEER]');
+      console.log('usage: npm run bench -- [--quick] [--only W1,W3,W4,W5,W6,PEER] [--store sqlite|postgres|redis]');
       process.exit(0);
-    } else throw new Error(`unknown argument ${a}; allowed are --quick and --only W1,W5`);
+    } else throw new Error(`unknown argument ${a}; allowed are --quick, --only W1,W5 and --store sqlite|postgres|redis`);
   }
-  // W1 is reported as a ratio of the peer: selecting W1 selects the peer.
-  if (only?.has('W1')) only.add('PEER');
-  return { quick, only };
+  // W1, W3 and W5 are reported as ratios of the peer: selecting one selects the peer.
+  if (only?.has('W1') || only?.has('W3') || only?.has('W5')) only?.add('PEER');
+  return { quick, only, store };
 }
 
 const COLUMNS = ['workload', 'size', 'time', 'rate', 'budget', 'result'] as const;
@@ -72,24 +92,37 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  const { quick, only } = args;
+  const { quick, only, store } = args;
+  const { peer, peerName, where } = STORES[store];
+  useStore(store);
   const rows: Row[] = [];
   const ctx: BenchContext = {
     quick,
     scale: (n) => (quick ? Math.max(1, Math.round(n / 10)) : n),
-    report(row) {
+    report(given) {
+      // The budgets are SQLite's: on another store they are shown, but not judged.
+      let row = given;
+      if (store !== 'sqlite' && given.pass !== undefined) {
+        const { pass: _judged, ...rest } = given;
+        row = { ...rest, budget: `(${given.budget} on SQLite)` };
+      }
       rows.push(row);
       console.log(line(cells(row)) + (row.note ? `\n${' '.repeat(4)}· ${row.note}` : ''));
     },
     shared: new Map(),
+    store,
+    peerName,
   };
-  console.log(`Lovage benchmarks — SQLite temp file (WAL), in-process worker ${JSON.stringify(WORKER)}, no-op tasks${quick ? ', --quick (10× smaller)' : ''}`);
-  console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${count(totalmem() / 2 ** 30)} GiB${sourceVersion()}\n`);
+  console.log(`Lovage benchmarks — ${where}, in-process worker ${JSON.stringify(WORKER)}, no-op tasks${quick ? ', --quick (10× smaller)' : ''}; peer: ${peer.title}`);
+  console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${count(totalmem() / 2 ** 30)} GiB, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}${sourceVersion()}\n`);
+  const missing = await probeStore(store);
+  if (missing) console.log(`${missing}\nRunning the peer only.\n`);
   console.log(line(COLUMNS));
   console.log(line(WIDTHS.map((w) => '-'.repeat(w))));
   const started = Date.now();
-  for (const w of ALL) {
+  for (const w of [peer, ...LOVAGE]) {
     if (only && !only.has(w.id)) continue;
+    if (missing && w !== peer) continue;
     try {
       await w.run(ctx);
     } catch (e) {
@@ -103,7 +136,8 @@ async function main(): Promise<void> {
   console.log(line(WIDTHS.map((w) => '-'.repeat(w))));
   for (const row of rows) console.log(line(cells(row)));
   const missed = rows.filter((r) => r.pass === false).length;
-  console.log(`\n${rows.filter((r) => r.pass === true).length} budgets met, ${missed} missed.`);
+  printSideBySide(ctx.shared, peerName, missing);
+  console.log(`\n${rows.filter((r) => r.pass === true).length} budgets met, ${missed} missed.${store === 'sqlite' ? '' : ' (The budgets are for SQLite; on this store they are shown, not judged.)'}`);
 }
 
 await main();

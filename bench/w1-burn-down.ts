@@ -7,7 +7,7 @@ const BUDGET = 50_000; // tasks/s
 
 function ratioNote(ctx: BenchContext, rate: number): string {
   const peer = ctx.shared.get('peerRate');
-  return peer === undefined ? '' : `${((rate / peer) * 100).toFixed(0)}% of raw SQLite (${count(peer)}/s)`;
+  return peer === undefined ? '' : `${((rate / peer) * 100).toFixed(0)}% of ${ctx.peerName} (${count(peer)}/s)`;
 }
 
 /** (a) `n` runs of one node each: submit all with no worker, then start one and time the burn-down. */
@@ -47,6 +47,7 @@ async function oneGroup(ctx: BenchContext, n: number): Promise<void> {
     const timeMs = (await waitFinished(store, [run.id], 120_000, 'W1b burn-down')) - t1;
     await assertSucceeded(store, [run.id]);
     const rate = (n / timeMs) * 1000;
+    ctx.shared.set('w1b', rate);
     ctx.report({
       workload: 'W1b burn-down, one group', size: `${count(n)} members`, timeMs, rate: `${count(rate)} tasks/s`,
       budget: `≥ ${count(BUDGET)} tasks/s`, pass: rate >= BUDGET,

@@ -45,6 +45,8 @@ export const w3Latency: Workload = {
       submit.sort((a, b) => a - b);
       const p50 = quantile(total, 0.5);
       const p99 = quantile(total, 0.99);
+      ctx.shared.set('w3.p50', p50);
+      ctx.shared.set('w3.p99', p99);
       ctx.report({
         workload: 'W3 enqueue→start latency', size: `${count(samples)} samples`,
         rate: `p50 ${p50.toFixed(3)} / p99 ${p99.toFixed(3)} ms`, budget: `p50 < ${BUDGET_P50_MS} ms`, pass: p50 < BUDGET_P50_MS,

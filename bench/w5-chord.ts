@@ -33,6 +33,7 @@ export const w5Chord: Workload = {
     const large = ctx.scale(100_000);
     const a = await chordOf(small);
     const perA = (a.totalMs / small) * 1000;
+    ctx.shared.set('w5', a.totalMs);
     ctx.report({
       workload: 'W5 chord', size: `${count(small)} members`, timeMs: a.totalMs,
       rate: `${perA.toFixed(1)} µs/child`, budget: ctx.quick ? '' : `≤ ${ms(BUDGET_SMALL_MS)} total`,
