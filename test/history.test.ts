@@ -8,7 +8,8 @@ import { decide, decideStart, type Command } from '../src/engine/decide.ts';
 import type { WorkflowEvent } from '../src/engine/events.ts';
 import type { RunState } from '../src/engine/state.ts';
 import { chain, chord, createApp, group, LovageError, verifyRun, type App } from '../src/index.ts';
-import { postgresUrl, uniqueName } from './support/services.ts';
+import { deletePrefixes } from './support/redis-server.ts';
+import { postgresUrl, redisUrl, uniqueName } from './support/services.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lovage-history-'));
 let n = 0;
@@ -16,8 +17,12 @@ const stores: [string, () => string][] = [['memory', () => 'memory:'], ['sqlite'
 const pg = await postgresUrl();
 const schemas: string[] = [];
 if (pg) stores.push(['postgres', () => `${pg}?schema=${schemas[schemas.push(uniqueName('lovage_history')) - 1]}`]);
+const redis = await redisUrl();
+const prefixes: string[] = [];
+if (redis) stores.push(['redis', () => `${redis}?prefix=${prefixes[prefixes.push(`${uniqueName('lovage_history')}:`) - 1]}`]);
 afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
+  if (redis && prefixes.length) await deletePrefixes(redis, prefixes);
   if (schemas.length === 0) return;
   const { default: pgLib } = await import('pg');
   const admin = new pgLib.Client({ connectionString: pg });
