@@ -101,7 +101,10 @@ export function runsApi(open: () => Promise<{ store: EventStore; coordinator: Co
       for (;;) {
         const page = await store.listRuns({ status, createdTo, limit: 500 });
         if (page.length === 0) return pruned;
-        pruned += await store.deleteRuns(page.map((r) => r.runId));
+        // Status checked again as they are deleted: a run resumed since it was listed stays.
+        const n = await store.deleteRuns(page.map((r) => r.runId), { onlyStatus: status });
+        pruned += n;
+        if (n === 0) return pruned;
       }
     },
   };

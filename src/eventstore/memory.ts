@@ -3,7 +3,7 @@ import { decideStart } from '../engine/decide.ts';
 import type { StoredEvent } from '../engine/events.ts';
 import { LovageError } from '../errors.ts';
 import { newToken } from './token.ts';
-import { endsRun, matchesRun, newestFirst, pageSize, refuseTransaction, runStatusAfter, Signal, type AppendOptions, type AppendRequest, type RunFilter, type ClaimRequest, type ClaimedNode, type EventStore, type LeaseRef, type RunRecord } from './store.ts';
+import { type DeleteOptions, endsRun, matchesRun, newestFirst, pageSize, refuseTransaction, runStatusAfter, Signal, type AppendOptions, type AppendRequest, type RunFilter, type ClaimRequest, type ClaimedNode, type EventStore, type LeaseRef, type RunRecord } from './store.ts';
 
 interface ReadyRow {
   readonly runId: string;
@@ -186,16 +186,19 @@ export class MemoryStore implements EventStore {
     return out.sort(newestFirst).slice(0, pageSize(filter.limit));
   }
 
-  async deleteRuns(runIds: readonly string[]): Promise<number> {
+  async deleteRuns(runIds: readonly string[], options: DeleteOptions = {}): Promise<number> {
     let n = 0;
+    const gone = new Set<string>();
     for (const runId of runIds) {
-      if (!this.#runs.delete(runId)) continue;
+      const run = this.#runs.get(runId);
+      if (!run || (options.onlyStatus && !options.onlyStatus.includes(run.status))) continue;
+      this.#runs.delete(runId);
+      gone.add(runId);
       n++;
       this.#streams.delete(runId);
       for (const [k, row] of this.#ready) if (row.runId === runId) this.#ready.delete(k);
     }
     // The global log keeps positions: the deleted run's entries leave it, the others keep their numbers.
-    const gone = new Set(runIds);
     for (let i = 0; i < this.#events.length; i++) if (gone.has(this.#events[i]?.runId ?? '')) this.#events[i] = undefined;
     return n;
   }

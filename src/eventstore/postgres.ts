@@ -12,7 +12,7 @@ import { RunQueries, type Tables } from './postgres/run-queries.ts';
 import { namedQuery, storeError } from './postgres/query.ts';
 import { quoteSchema } from './postgres/schema-name.ts';
 import { newToken } from './token.ts';
-import type { AppendOptions, AppendRequest, ClaimedNode, ClaimRequest, EventStore, LeaseRef, RunFilter, RunRecord } from './store.ts';
+import type { AppendOptions, AppendRequest, DeleteOptions, ClaimedNode, ClaimRequest, EventStore, LeaseRef, RunFilter, RunRecord } from './store.ts';
 
 export { parsePostgresUrl, type PostgresUrl } from './postgres/connection.ts';
 export { migrate as migratePostgres, LATEST_VERSION, type MigrationResult } from './postgres/migrations.ts';
@@ -205,9 +205,9 @@ export class PostgresStore implements EventStore {
     return this.#runs.listRuns(filter);
   }
 
-  async deleteRuns(runIds: readonly string[]): Promise<number> {
+  async deleteRuns(runIds: readonly string[], options: DeleteOptions = {}): Promise<number> {
     this.#prefetch.forget(runIds);
-    return runIds.length === 0 ? 0 : this.#runs.deleteRuns(runIds);
+    return runIds.length === 0 ? 0 : this.#runs.deleteRuns(runIds, options.onlyStatus);
   }
 
   async quarantine(runId: string, reason: string): Promise<void> {

@@ -5,7 +5,7 @@ import { newToken } from './token.ts';
 import { checkPrefix, decodeClaim, decodeRun, encodeAppend, encodeClaim, encodeRunFilter, parseItem, storedEvents, throwRefusal } from './redis/codec.ts';
 import { checkEvictionPolicy, parseRedisUrl, serverTime } from './redis/server.ts';
 import { runScript, scripts, type Script, type ScriptArg } from './redis/scripts.ts';
-import { pageSize, refuseTransaction, Signal, type AppendOptions, type AppendRequest, type ClaimedNode, type ClaimRequest, type EventStore, type LeaseRef, type RunFilter, type RunRecord } from './store.ts';
+import { pageSize, refuseTransaction, Signal, type AppendOptions, type AppendRequest, type DeleteOptions, type ClaimedNode, type ClaimRequest, type EventStore, type LeaseRef, type RunFilter, type RunRecord } from './store.ts';
 
 /** Options of {@link RedisStore.open}. */
 export interface RedisStoreOptions {
@@ -237,9 +237,9 @@ export class RedisStore implements EventStore {
     }
   }
 
-  async deleteRuns(runIds: readonly string[]): Promise<number> {
+  async deleteRuns(runIds: readonly string[], options: DeleteOptions = {}): Promise<number> {
     if (runIds.length === 0) return 0;
-    return (await this.#run(scripts.deleteRuns, [...this.#head(), ...runIds])) as number;
+    return (await this.#run(scripts.deleteRuns, [...this.#head(), (options.onlyStatus ?? []).join(','), ...runIds])) as number;
   }
 
   async quarantine(runId: string, reason: string): Promise<void> {

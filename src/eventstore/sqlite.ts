@@ -6,7 +6,7 @@ import { decideStart } from '../engine/decide.ts';
 import type { StoredEvent, WorkflowEvent } from '../engine/events.ts';
 import { conflict, EXPIRED_CHECK_MS, migrate, parseEvent, taskList, toRecord, type ReadyRow, type RunRow } from './sqlite-schema.ts';
 import { newToken } from './token.ts';
-import { endsRun, pageSize, refuseTransaction, runStatusAfter, Signal, type AppendOptions, type AppendRequest, type RunFilter, type ClaimRequest, type ClaimedNode, type EventStore, type LeaseRef, type RunRecord } from './store.ts';
+import { type DeleteOptions, endsRun, pageSize, refuseTransaction, runStatusAfter, Signal, type AppendOptions, type AppendRequest, type RunFilter, type ClaimRequest, type ClaimedNode, type EventStore, type LeaseRef, type RunRecord } from './store.ts';
 
 /** Options of {@link SqliteStore}. */
 export interface SqliteStoreOptions {
@@ -337,12 +337,14 @@ export class SqliteStore implements EventStore {
     return rows.map(toRecord);
   }
 
-  async deleteRuns(runIds: readonly string[]): Promise<number> {
+  async deleteRuns(runIds: readonly string[], options: DeleteOptions = {}): Promise<number> {
     return this.#write(() => {
       let n = 0;
       for (const runId of runIds) {
         const key = this.#keyOf(runId);
         if (key === undefined) continue;
+        const status = this.#stmt.getRun.get(runId)?.status;
+        if (status === undefined || (options.onlyStatus && !options.onlyStatus.includes(status))) continue;
         this.#stmt.deleteEvents.run(key);
         this.#stmt.dropReady.run(key);
         this.#stmt.deleteRun.run(key);

@@ -9,6 +9,11 @@ export interface AppendRequest {
   readonly events: readonly WorkflowEvent[];
 }
 
+/** Options of `deleteRuns`. */
+export interface DeleteOptions {
+  readonly onlyStatus?: readonly RunRecord['status'][];
+}
+
 /** Options of `append`. */
 export interface AppendOptions {
   /** The caller's open transaction to append in (see ApplyOptions.transaction); stores that cannot join one throw UNSUPPORTED. */
@@ -107,8 +112,12 @@ export interface EventStore {
   getRun(runId: string): Promise<RunRecord | undefined>;
   /** Runs matching `filter`, newest first (by createdAt, then runId descending). */
   listRuns(filter?: RunFilter): Promise<RunRecord[]>;
-  /** Deletes runs whole — events, ready-queue rows, run rows — in one transaction; returns how many existed. */
-  deleteRuns(runIds: readonly string[]): Promise<number>;
+  /**
+   * Deletes runs whole — events, ready-queue rows, run rows — in one transaction; returns how many
+   * were deleted. With `onlyStatus`, a run is deleted only if its status (checked in that same
+   * transaction) is one of them: a run resumed since it was listed stays.
+   */
+  deleteRuns(runIds: readonly string[], options?: DeleteOptions): Promise<number>;
   /** Takes a run whose log does not fold out of the ready queue and marks it quarantined, with the reason. */
   quarantine(runId: string, reason: string): Promise<void>;
   /** Calls `listener` when nodes may have become ready (wakes idle workers); returns an unsubscribe. */

@@ -202,6 +202,12 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       expect(await store.readStream('a')).toEqual([]);
       expect((await store.readAll()).map((e) => e.position)).toEqual(before);
       expect((await store.claim({ queues: ['default'], limit: 10, worker: 'w', leaseMs: 1000 })).map((c) => c.runId)).toEqual(['b']);
+      // With onlyStatus, the status is checked as the run is deleted.
+      expect(await store.deleteRuns(['b'], { onlyStatus: ['succeeded', 'failed'] })).toBe(0);
+      expect(await store.getRun('b')).toMatchObject({ status: 'running' });
+      await store.quarantine('b', 'x');
+      expect(await store.deleteRuns(['b'], { onlyStatus: ['quarantined'] })).toBe(1);
+      expect(await store.getRun('b')).toBeUndefined();
       // The id can be used again.
       await store.append([{ runId: 'a', expectedVersion: 0, events: submitted(sig('t'), clock.t) }]);
       expect(await store.getRun('a')).toMatchObject({ version: 2 });

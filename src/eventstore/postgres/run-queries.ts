@@ -67,7 +67,7 @@ export class RunQueries {
         WHERE e.position > $1 ORDER BY e.position LIMIT $2`,
       getRun: `SELECT run_id, status, version, finished_version, quarantine_reason, created_at::float8, updated_at::float8 FROM ${s}.runs WHERE run_id = $1`,
       // Run rows first, locked in id order (as appends lock them), then everything that hangs off them.
-      deleteRuns: `WITH k AS MATERIALIZED (SELECT run_key FROM ${s}.runs WHERE run_id = ANY ($1::text[]) ORDER BY run_id FOR UPDATE),
+      deleteRuns: `WITH k AS MATERIALIZED (SELECT run_key FROM ${s}.runs WHERE run_id = ANY ($1::text[]) AND ($2::text[] IS NULL OR status = ANY ($2::text[])) ORDER BY run_id FOR UPDATE),
         e AS (DELETE FROM ${s}.events WHERE run_key IN (SELECT run_key FROM k)),
         d AS (DELETE FROM ${s}.ready WHERE run_key IN (SELECT run_key FROM k)),
         r AS (DELETE FROM ${s}.runs WHERE run_key IN (SELECT run_key FROM k) RETURNING 1)
@@ -112,8 +112,8 @@ export class RunQueries {
     return rows.map(toRecord);
   }
 
-  async deleteRuns(runIds: readonly string[]): Promise<number> {
-    const [row] = await namedQuery<{ n: number }>(this.#pool, this.#sql.deleteRuns, [[...runIds]]);
+  async deleteRuns(runIds: readonly string[], onlyStatus?: readonly string[]): Promise<number> {
+    const [row] = await namedQuery<{ n: number }>(this.#pool, this.#sql.deleteRuns, [[...runIds], onlyStatus ? [...onlyStatus] : null]);
     return row?.n ?? 0;
   }
 

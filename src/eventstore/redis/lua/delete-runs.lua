@@ -2,16 +2,19 @@
 -- one step, then trims the dead entries off the head of the global order. Other runs keep their positions.
 -- KEYS: the 13 global keys (see lib.lua)
 -- ARGV[1] prefix P, ARGV[2] clock override (unused), ARGV[3] instance id (unused)
--- ARGV[4..] run ids
--- Returns how many of the runs existed.
+-- ARGV[4] only these statuses, comma-separated ('' for any), checked here, atomically
+-- ARGV[5..] run ids
+-- Returns how many runs were deleted.
 local n = 0
-for i = 4, #ARGV do
+local only = ARGV[4]
+for i = 5, #ARGV do
   local runId = ARGV[i]
   local v = call('HGET', K_VER, runId)
-  if v then
+  local status = call('HGET', K_ST, runId)
+  local effective = call('HEXISTS', K_QR, runId) == 1 and 'quarantined' or status
+  if v and (only == '' or string.find(',' .. only .. ',', ',' .. tostring(effective) .. ',', 1, true)) then
     n = n + 1
     -- A succeeded or failed run has no ready rows left (it ends when nothing is ready or running).
-    local status = call('HGET', K_ST, runId)
     if call('HEXISTS', K_QR, runId) == 1 or (status ~= 'succeeded' and status ~= 'failed') then drop_rows({ runId }) end
     local fields = {}
     for k = 1, tonumber(v) do fields[k] = runId .. NUL .. int(k) end
