@@ -1,7 +1,8 @@
 import type { Dag } from '../canvas/dag.ts';
 import { decide, type Command } from '../engine/decide.ts';
 import type { StoredEvent, WorkflowEvent } from '../engine/events.ts';
-import { applyInPlace, applyStored, applyUndoable, beginUndo, initialState, rollback, type RunState, type Undo } from '../engine/state.ts';
+import { applyInPlace, applyStored, initialState, type RunState } from '../engine/state.ts';
+import { applyUndoable, beginUndo, rollback, type Undo } from '../engine/undo.ts';
 import { LovageError } from '../errors.ts';
 import type { AppendRequest, ClaimedNode, ClaimRequest, EventStore } from '../eventstore/store.ts';
 
