@@ -223,3 +223,17 @@ describe('resultExpires', () => {
     expect(() => createApp({ resultExpires: 'soon' })).toThrow(/resultExpires "soon" is invalid/);
   });
 });
+
+describe('prune pages', () => {
+  it('deletes every matching run across pages of 500', async () => {
+    const app = createApp({ store: 'memory:' });
+    const ok = app.task('ok', (i: number) => i);
+    const handles = await Promise.all(Array.from({ length: 1100 }, (_, i) => ok.delay(i)));
+    app.worker({ concurrency: 100 });
+    await Promise.all(handles.map((h) => h.get({ timeoutMs: 20_000 })));
+    await new Promise((r) => setTimeout(r, 5));
+    expect(await app.runs.prune({ olderThan: 1 })).toBe(1100);
+    expect(await app.runs.list({ limit: 10 })).toEqual([]);
+    await app.close();
+  });
+});

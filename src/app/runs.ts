@@ -98,13 +98,13 @@ export function runsApi(open: () => Promise<{ store: EventStore; coordinator: Co
       const status = options.status ?? ['succeeded', 'failed', 'cancelled'];
       const createdTo = (await store.now()) - olderThan;
       let pruned = 0;
+      let after: RunRecord | undefined;
       for (;;) {
-        const page = await store.listRuns({ status, createdTo, limit: 500 });
+        const page = await store.listRuns({ status, createdTo, limit: 500, ...(after ? { after } : {}) });
         if (page.length === 0) return pruned;
         // Status checked again as they are deleted: a run resumed since it was listed stays.
-        const n = await store.deleteRuns(page.map((r) => r.runId), { onlyStatus: status });
-        pruned += n;
-        if (n === 0) return pruned;
+        pruned += await store.deleteRuns(page.map((r) => r.runId), { onlyStatus: status });
+        after = page[page.length - 1];
       }
     },
   };
