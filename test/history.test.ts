@@ -7,7 +7,7 @@ import { renderRunTree } from '../src/cli/render-tree.ts';
 import { decide, decideStart, type Command } from '../src/engine/decide.ts';
 import type { WorkflowEvent } from '../src/engine/events.ts';
 import type { RunState } from '../src/engine/state.ts';
-import { chain, chord, createApp, group, LovageError, verifyRun, type App } from '../src/index.ts';
+import { chain, chord, createApp, group, LovageError, taskContext, verifyRun, type App } from '../src/index.ts';
 import { deletePrefixes } from './support/redis-server.ts';
 import { postgresUrl, redisUrl, uniqueName } from './support/services.ts';
 
@@ -186,6 +186,28 @@ for (const [name, url] of stores) {
       const report = verifyRun(run.id, events, { decide: changed, decideStart });
       expect(report.differences).toHaveLength(1);
       expect(report.differences[0]).toMatchObject({ cause: expect.stringMatching(/^Complete 1\.header\.\d$/) });
+    });
+
+    it('an idempotency key: a second submit returns the same run and writes nothing', async () => {
+      const { a, c } = setup();
+      const first = await a.applyAsync([1], { idempotencyKey: 'order-42' });
+      const store = await app.store();
+      const before = await store.readAll(0, 10_000);
+      const again = await a.applyAsync([1], { idempotencyKey: 'order-42' });
+      const other = await app.submit(c.s(5), { idempotencyKey: 'order-42' }); // another canvas, same key
+      const raced = await Promise.all([1, 2, 3].map((i) => a.applyAsync([i], { idempotencyKey: 'order-43' })));
+      expect(again.id).toBe(first.id);
+      expect(other.id).toBe(first.id);
+      expect(new Set(raced.map((r) => r.id)).size).toBe(1);
+      expect((await store.readAll(0, 10_000)).length).toBe(before.length + 2); // order-43's submit only
+      app.worker();
+      expect(await again.get({ timeoutMs: 10_000 })).toBe(2);
+      expect(ledger).toEqual(expect.arrayContaining(['a']));
+      const key = app.task('key', () => taskContext().idempotencyKey);
+      const keyed = await key.delay();
+      expect(await keyed.get({ timeoutMs: 10_000 })).toBe(`${keyed.id}/0`);
+      await expect(app.submit(c.s(1), { idempotencyKey: '', runId: 'x' })).rejects.toMatchObject({ code: 'VALIDATION' });
+      await expect(app.submit(c.s(1), { idempotencyKey: '' })).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('strings of 1-200 characters') });
     });
 
     it('prune deletes finished runs older than the cut, and nothing else', async () => {

@@ -8,7 +8,7 @@ import { defaultStoreUrl, openStore } from '../eventstore/url.ts';
 import { Coordinator } from '../workers/coordinator.ts';
 import { Worker, type WorkerOptions } from '../workers/worker.ts';
 import { runHandle } from './run-handle.ts';
-import { assertRunId, parseDuration } from './duration.ts';
+import { assertRunId, idempotentRunId, parseDuration } from './duration.ts';
 import { runsApi, type RunsApi } from './runs.ts';
 import { makeTask, type Task, type TaskOptions } from './task.ts';
 import type { RunState } from '../engine/state.ts';
@@ -115,11 +115,20 @@ export function createApp(options: AppOptions = {}): App {
       return makeTask(name, app);
     },
     async submit(canvas, submitOptions = {}) {
-      const runId = submitOptions.runId ?? nanoid();
+      const key = submitOptions.idempotencyKey;
+      if (key !== undefined && submitOptions.runId !== undefined) throw new LovageError('VALIDATION', 'give a run id or an idempotency key, not both (the key decides the run id)');
+      const runId = key !== undefined ? idempotentRunId(key) : (submitOptions.runId ?? nanoid());
       assertRunId(runId);
       const dag = compile(canvas, { limits, resolveTask: (name) => taskOptions.get(name) });
       const { store, coordinator } = await open();
-      await coordinator.submit(runId, dag, await store.now(), submitOptions.transaction);
+      if (key !== undefined && (await store.getRun(runId))) return runHandle(handleHost, runId);
+      try {
+        await coordinator.submit(runId, dag, await store.now(), submitOptions.transaction);
+      } catch (e) {
+        // Two submits with one key at once: the run id's uniqueness lets one write; the other gets its run.
+        const raced = key !== undefined && submitOptions.transaction === undefined && e instanceof LovageError && e.code === 'CONCURRENCY';
+        if (!raced) throw e;
+      }
       return runHandle(handleHost, runId);
     },
     run: (id) => runHandle(handleHost, id),

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { LovageError } from '../errors.ts';
 
 /** What a run id may be. */
@@ -8,6 +9,14 @@ export function assertRunId(runId: unknown): asserts runId is string {
   if (typeof runId !== 'string' || !RUN_ID.test(runId)) {
     throw new LovageError('VALIDATION', `run id ${JSON.stringify(runId)} is invalid; allowed are 1-128 of A-Z a-z 0-9 _ . : -`);
   }
+}
+
+/** The run id an idempotency key stands for (1-200 characters of any kind). */
+export function idempotentRunId(key: unknown): string {
+  if (typeof key !== 'string' || key.length === 0 || key.length > 200) {
+    throw new LovageError('VALIDATION', `idempotency key ${JSON.stringify(key)?.slice(0, 60)} is invalid; allowed are strings of 1-200 characters`);
+  }
+  return `idem-${createHash('sha256').update(key).digest('hex').slice(0, 40)}`;
 }
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };

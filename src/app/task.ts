@@ -39,7 +39,7 @@ export interface Task<A extends unknown[], R> {
   chunks(argLists: readonly A[], size: number): Canvas<unknown, R[][]> & Submittable<R[][]>;
   /** Submits `fn(...args)` as a run of one node. */
   delay(...args: A): Promise<RunHandle<R>>;
-  /** Submits `fn(...args)` with options (queue, priority, runId, transaction). */
+  /** Submits `fn(...args)` with options (queue, priority, runId, idempotencyKey, transaction). */
   applyAsync(args: A, options?: ApplyOptions & SignatureOptions): Promise<RunHandle<R>>;
 }
 
@@ -60,8 +60,8 @@ export function makeTask<A extends unknown[], R>(name: string, submitter: Submit
     chunks: (argLists, size) => bind({ kind: 'chunks', task: name, argLists: argLists.map((a) => [...a]), size, options: {} }) as never,
     delay: (...args) => sig(args, false).applyAsync() as Promise<RunHandle<R>>,
     applyAsync: (args, options = {}) => {
-      const { runId, transaction, ...sigOptions } = options;
-      const submit = { ...(runId !== undefined ? { runId } : {}), ...(transaction !== undefined ? { transaction } : {}) };
+      const { runId, transaction, idempotencyKey, ...sigOptions } = options;
+      const submit = { ...(runId !== undefined ? { runId } : {}), ...(transaction !== undefined ? { transaction } : {}), ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) };
       return sig(args, false, sigOptions).applyAsync(submit) as Promise<RunHandle<R>>;
     },
   };

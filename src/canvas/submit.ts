@@ -11,6 +11,11 @@ export interface ApplyOptions {
   readonly transaction?: unknown;
   /** Run id to use instead of a generated one (letters, digits, `_`, `-`, `.`, `:`; at most 128). */
   readonly runId?: string;
+  /**
+   * Submit at most once per key: a second submit with the same key returns the first run's handle
+   * and writes nothing (whatever its canvas). The run id is derived from the key (`idem-…`).
+   */
+  readonly idempotencyKey?: string;
 }
 
 /** The status of a run as the log tells it. */

@@ -8,6 +8,11 @@ export interface TaskContext {
   readonly task: string;
   /** 1 for the first execution, 2 after a lease expired, ... */
   readonly attempt: number;
+  /**
+   * Stable for this node across attempts (`<runId>/<nodeId>`): pass it to the APIs your task calls, so
+   * a side effect repeated by a second attempt happens once.
+   */
+  readonly idempotencyKey: string;
   /** Aborted when the worker loses the lease or shuts down past its grace period. */
   readonly signal: AbortSignal;
   /** Extends the lease now (workers also do it on a timer); resolves `false` when the lease was lost. */

@@ -233,6 +233,7 @@ export class Worker {
       nodeId: node.nodeId,
       task: node.task,
       attempt: node.attempt,
+      idempotencyKey: `${node.runId}/${node.nodeId}`,
       get signal() {
         return flight.signal;
       },
