@@ -31,8 +31,7 @@ export class FaultHarness {
 
   /**
    * Opens a fresh store of `row` (or the store at `url`, for a row made by the test itself). Skips
-   * the test, saying why, when the server does not answer or `openStore` refuses the URL with
-   * UNSUPPORTED (a store this version does not have yet).
+   * the test, saying why, when the server does not answer (LOVAGE_REQUIRE_SERVICES=1 fails instead).
    */
   async open(ctx: Skipper, row: StoreCase | { name: string; url: string }, workerEnv: Record<string, string> = {}): Promise<Opened> {
     let url: string;
@@ -45,17 +44,8 @@ export class FaultHarness {
     }
     const app = (this.#app = createApp({ store: url }));
     const tasks = defineFaultTasks(app);
-    let store: EventStore;
-    try {
-      store = await app.store();
-    } catch (e) {
-      if ((e as { code?: unknown } | null)?.code === 'UNSUPPORTED') {
-        const message = `${row.name} store UNSUPPORTED, skipping: ${(e as Error).message}`;
-        console.warn(message);
-        ctx.skip(message);
-      }
-      throw e;
-    }
+    // Every store exists now: one that refuses to open (e.g. Redis without noeviction) fails the test.
+    const store: EventStore = await app.store();
     this.#workers = new WorkerProcs(url, 'test/fixtures/fault-app.ts', workerEnv);
     return { url, app, store, tasks, workers: this.#workers };
   }

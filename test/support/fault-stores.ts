@@ -1,8 +1,7 @@
 // The table of stores the fault tests run on: one row a store. Each row makes a fresh, empty store
 // for one test (its own SQLite file, Postgres schema or Redis key prefix) and drops it afterwards.
 // A row whose server does not answer skips (or fails, with LOVAGE_REQUIRE_SERVICES=1) through the
-// probes of test/support/services.ts; a row whose URL `openStore` refuses with UNSUPPORTED is skipped
-// by the harness (test/support/fault-harness.ts), with a message saying so.
+// probes of test/support/services.ts.
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import pg from 'pg';
