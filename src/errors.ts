@@ -11,7 +11,8 @@ export type ErrorCode =
   | 'CANCELLED'
   | 'TIMEOUT'
   | 'CORRUPT_LOG'
-  | 'UNSUPPORTED';
+  | 'UNSUPPORTED'
+  | 'HOOK_FAILED';
 
 /**
  * The one base class of every error Lovage throws. The message says what was wrong and what is allowed.

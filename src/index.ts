@@ -11,16 +11,18 @@
  * console.log(await run.get()) // 5
  */
 export { createApp, type App, type AppOptions } from './app/app.ts';
-export type { Task, TaskOptions, Signature } from './app/task.ts';
+export type { Task, TaskOptions, Signature, TaskSignature } from './app/task.ts';
 export type { RunsApi } from './app/runs.ts';
 export { parseDuration } from './app/duration.ts';
+export { parseRateLimit, type RateLimit } from './app/rate-limit.ts';
 export { verifyRun, type VerifyReport, type VerifyDifference } from './engine/verify.ts';
-export { chain, group, chord } from './canvas/combinators.ts';
+export { chain, group, chord, type ChordOptions } from './canvas/combinators.ts';
 export { compile, defaultLimits, type CompileLimits } from './canvas/compile.ts';
-export type { Dag, DagNode, Expr } from './canvas/dag.ts';
+export type { CollectMember, Dag, DagNode, DagScope, Expr, ExecOptions, NodeOptions, RetryPolicy } from './canvas/dag.ts';
+export { retryDelay, type ErrorMatcher, type ExecutionOptions, type RetryOptions } from './canvas/options.ts';
 export type { Json } from './canvas/json.ts';
-export type { ApplyOptions, RunHandle, RunStatus } from './canvas/submit.ts';
-export type { Canvas, CanvasData, InOf, OutOf } from './canvas/types.ts';
+export type { ApplyOptions, CallbackOptions, RunHandle, RunStatus } from './canvas/submit.ts';
+export type { Canvas, CanvasData, InOf, LinkErrorInfo, MemberOutcome, OnMemberFailure, OutOf, SignatureOptions } from './canvas/types.ts';
 export { decide, type Command } from './engine/decide.ts';
 export type { StoredEvent, TaskErrorInfo, WorkflowEvent } from './engine/events.ts';
 export { evolve, fold, initialState, type NodeState, type RunState } from './engine/state.ts';
@@ -31,3 +33,5 @@ export type { EventStore, RunFilter, RunRecord } from './eventstore/store.ts';
 export { openStore } from './eventstore/url.ts';
 export { taskContext, type TaskContext } from './workers/context.ts';
 export type { Worker, WorkerOptions } from './workers/worker.ts';
+export { MaxRetriesExceededError, NonRetryableError, SoftTimeLimitExceeded, TaskExpiredError, TimeLimitExceeded, WorkerLostError } from './workers/execution.ts';
+export type { HookName, HookPayloads } from './workers/hooks.ts';

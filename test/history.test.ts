@@ -1,6 +1,5 @@
 // Issue "the history as a product": resume, cancel, replay, verify, export/import, prune — on every store.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { renderRunTree } from '../src/cli/render-tree.ts';
@@ -8,28 +7,11 @@ import { decide, decideStart, type Command } from '../src/engine/decide.ts';
 import type { WorkflowEvent } from '../src/engine/events.ts';
 import type { RunState } from '../src/engine/state.ts';
 import { chain, chord, createApp, group, LovageError, taskContext, verifyRun, type App } from '../src/index.ts';
-import { deletePrefixes } from './support/redis-server.ts';
-import { postgresUrl, redisUrl, uniqueName } from './support/services.ts';
+import { everyStore } from './support/every-store.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'lovage-history-'));
+const { stores, dir, cleanup } = await everyStore('history');
 let n = 0;
-const stores: [string, () => string][] = [['memory', () => 'memory:'], ['sqlite', () => `sqlite:${join(dir, `h${n++}.db`)}`]];
-const pg = await postgresUrl();
-const schemas: string[] = [];
-if (pg) stores.push(['postgres', () => `${pg}?schema=${schemas[schemas.push(uniqueName('lovage_history')) - 1]}`]);
-const redis = await redisUrl();
-const prefixes: string[] = [];
-if (redis) stores.push(['redis', () => `${redis}?prefix=${prefixes[prefixes.push(`${uniqueName('lovage_history')}:`) - 1]}`]);
-afterAll(async () => {
-  rmSync(dir, { recursive: true, force: true });
-  if (redis && prefixes.length) await deletePrefixes(redis, prefixes);
-  if (schemas.length === 0) return;
-  const { default: pgLib } = await import('pg');
-  const admin = new pgLib.Client({ connectionString: pg });
-  await admin.connect();
-  for (const s of schemas) await admin.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
-  await admin.end();
-});
+afterAll(cleanup);
 
 for (const [name, url] of stores) {
   describe(`history on ${name}`, () => {

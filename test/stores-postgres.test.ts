@@ -8,9 +8,12 @@ import { compile } from '../src/canvas/compile.ts';
 import type { CanvasData } from '../src/canvas/types.ts';
 import { main } from '../src/cli/main.ts';
 import { decide, decideStart } from '../src/engine/decide.ts';
+import type { WorkflowEvent } from '../src/engine/events.ts';
 import { initialState } from '../src/engine/state.ts';
 import { createApp, LovageError } from '../src/index.ts';
 import { LATEST_VERSION, migratePostgres, PostgresStore, type PostgresStoreOptions } from '../src/eventstore/postgres.ts';
+import { buildAppend } from '../src/eventstore/postgres/append-input.ts';
+import { EVENT_ROW_MAX } from '../src/eventstore/postgres/functions-sql.ts';
 import { openStore } from '../src/eventstore/url.ts';
 import { Coordinator } from '../src/workers/coordinator.ts';
 import { semantics } from './support/semantics.ts';
@@ -69,6 +72,33 @@ describe.skipIf(!url)('postgres', () => {
       expect(a!.events.map((s) => s.event)).toEqual(decideStart({ nodeId: '0', attempts: 0, worker: 'worker "A"\n\\', leaseToken: a!.leaseToken, leaseExpiresAt: clock.t - 4000, at: clock.t - 5000 }));
       expect(b!.events.map((s) => s.event)).toEqual(decideStart({ nodeId: '0', attempts: 1, expiredWorker: 'worker "A"\n\\', worker: 'B', leaseToken: b!.leaseToken, leaseExpiresAt: clock.t + 1000, at: clock.t }));
       expect(await store.readStream('r1', 3)).toEqual([...a!.events, ...b!.events]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("a run's events of one append or claim share events rows of at most EVENT_ROW_MAX; every event keeps its version and position", async () => {
+    const clock = new ManualClock();
+    const store = await open({ clock: clock.now });
+    try {
+      const n = EVENT_ROW_MAX + 476;
+      const [submittedEvents] = await store.append([{ runId: 'g', expectedVersion: 0, events: submitted({ kind: 'group', members: Array.from({ length: n }, (_, i) => sig('t', [i])) }, clock.t) }]);
+      const rows = async () => (await admin!.query<{ version: number; n: number }>(`SELECT e.version, e.n FROM "${store.schema}".events e ORDER BY e.position`)).rows;
+      expect(await rows()).toEqual([{ version: 1, n: 1 }, { version: 2, n: EVENT_ROW_MAX }, { version: 2 + EVENT_ROW_MAX, n: n - EVENT_ROW_MAX }]);
+      const first = await store.claim({ queues: ['default'], limit: n, worker: 'A', leaseMs: 1000 });
+      clock.t += 5000;
+      const again = await store.claim({ queues: ['default'], limit: n, worker: 'B', leaseMs: 1000 }); // every lease expired: two events a node
+      expect(first).toHaveLength(n);
+      expect(again).toHaveLength(n);
+      expect((await rows()).slice(3).map((r) => r.n)).toEqual([EVENT_ROW_MAX, n - EVENT_ROW_MAX, EVENT_ROW_MAX, EVENT_ROW_MAX, 2 * n - 2 * EVENT_ROW_MAX]);
+      const log = await store.readStream('g');
+      expect(log.map((e) => e.version)).toEqual(Array.from({ length: 1 + 3 * n + n }, (_, i) => i + 1));
+      const positions = log.map((e) => e.position);
+      expect([...positions].sort((a, b) => a - b)).toEqual(positions);
+      expect(new Set(positions).size).toBe(positions.length);
+      expect([...submittedEvents!, ...first.flatMap((c) => c.events), ...again.flatMap((c) => c.events)]).toEqual(log);
+      expect(await store.readStream('g', 2 + EVENT_ROW_MAX - 3)).toEqual(log.slice(EVENT_ROW_MAX - 2));
+      expect(await store.readAll(positions[EVENT_ROW_MAX]!, 5)).toEqual(log.slice(EVENT_ROW_MAX + 1, EVENT_ROW_MAX + 6));
     } finally {
       await store.close();
     }
@@ -147,6 +177,97 @@ describe.skipIf(!url)('postgres', () => {
       await expect(PostgresStore.open({ connectionString: url!, schema })).rejects.toMatchObject({ code: 'UNSUPPORTED' });
     });
 
+    it('a schema left at version 1 by the previous Lovage upgrades: its queued and leased rows still work, countdowns wait', async () => {
+      const schema = fresh();
+      const clock = new ManualClock();
+      const s = `"${schema}"`;
+      const pool = new pg.Pool({ connectionString: url!, max: 1 });
+      try {
+        expect(await migratePostgres(pool, schema, { to: 1 })).toEqual({ schema, from: 0, to: 1 });
+        await expect(PostgresStore.open({ connectionString: url!, schema, migrate: false })).rejects.toMatchObject({ code: 'VALIDATION' });
+        // What the previous Lovage did: append through version 1's function, claim one node with a short lease.
+        const { params } = buildAppend([
+          { runId: 'leased', expectedVersion: 0, events: submitted(sig('t', [1]), clock.t) },
+          { runId: 'queued', expectedVersion: 0, events: submitted(sig('t', [2]), clock.t) },
+        ]);
+        await pool.query(`SELECT ${s}.append_events($1, $2, $3, $4, $5, $6, NULL)`, [params.newRuns, params.oldRuns, params.events, params.ready, params.drop, params.lease]);
+        const old = await pool.query(`SELECT * FROM ${s}.claim_nodes($1::text[], 1, 'old', 1000, $2::text[], $3::bigint)`, [['default'], ['tok'], clock.t]);
+        expect(old.rows.map((r) => [r.run_id, r.attempt])).toEqual([['leased', 1]]);
+      } finally {
+        await pool.end();
+      }
+      const store = await open({ schema, clock: clock.now });
+      try {
+        const { rows } = await admin!.query(`SELECT version FROM ${s}.lovage_migrations ORDER BY version`);
+        expect(rows.map((r) => r.version)).toEqual(Array.from({ length: LATEST_VERSION }, (_, i) => i + 1));
+        const indexes = await admin!.query<{ name: string; def: string }>(`SELECT indexname AS name, indexdef AS def FROM pg_indexes WHERE schemaname = $1`, [schema]);
+        const def = (name: string) => indexes.rows.find((r) => r.name === name)?.def;
+        expect(def('ready_fresh')).toMatch(/WHERE \(\(lease_token IS NULL\) AND \(available_at IS NULL\)\)/);
+        expect(def('ready_delayed')).toMatch(/\(available_at\) WHERE \(available_at IS NOT NULL\)/);
+        const canvas: CanvasData = { kind: 'group', members: [
+          { kind: 'signature', task: 'later', args: [], immutable: false, options: { countdown: 5000, softTimeLimit: 100 } },
+          sig('now'),
+        ] };
+        await store.append([{ runId: 'new', expectedVersion: 0, events: submitted(canvas, clock.t) }]);
+        const first = await store.claim(claimReq('W'));
+        expect(first.map((c) => `${c.runId}/${c.task}`).sort()).toEqual(['new/now', 'queued/t']);
+        expect(first.every((c) => c.options === undefined)).toBe(true);
+        clock.t += 5000;
+        const second = await store.claim(claimReq('W'));
+        expect(second.map((c) => [c.runId, c.task, c.attempt])).toEqual([['leased', 't', 2], ['new', 'later', 1]]); // the expired lease first
+        expect(second[0]!.events.map((e) => e.event.type)).toEqual(['NodeLeaseExpired', 'NodeStarted']);
+        expect(second[1]!.options).toEqual({ softTimeLimitMs: 100 });
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('a schema left at version 3 upgrades: its one-event rows read as before, new events follow them in one order', async () => {
+      const schema = fresh();
+      const clock = new ManualClock();
+      const s = `"${schema}"`;
+      const pool = new pg.Pool({ connectionString: url!, max: 1 });
+      try {
+        expect(await migratePostgres(pool, schema, { to: 3 })).toEqual({ schema, from: 0, to: 3 });
+        // What the previous Lovage did: a group of two submitted through version 2's function (an events row
+        // per event), one member claimed.
+        const { params } = buildAppend([{ runId: 'old', expectedVersion: 0, events: submitted({ kind: 'group', members: [sig('t', [1]), sig('t', [2])] }, clock.t) }]);
+        await pool.query(`SELECT ${s}.append_events($1, $2, $3, $4, $5, $6, NULL)`, [params.newRuns, params.oldRuns, params.events, params.ready, params.drop, params.lease]);
+        await pool.query(`SELECT * FROM ${s}.claim_nodes($1::text[], 1, 'old', 60000, $2::text[], $3::bigint)`, [['default'], ['tok'], clock.t]);
+      } finally {
+        await pool.end();
+      }
+      const store = await open({ schema, clock: clock.now });
+      try {
+        const before = await store.readStream('old');
+        expect(before.map((e) => e.event.type)).toEqual(['WorkflowSubmitted', 'NodeReady', 'NodeReady', 'NodeStarted']);
+        const started = before[3]!.event as Extract<WorkflowEvent, { type: 'NodeStarted' }>;
+        const [other] = await store.claim(claimReq('new'));
+        expect(other).toMatchObject({ runId: 'old', attempt: 1 });
+        expect(other!.nodeId).not.toBe(started.nodeId);
+        const coordinator = new Coordinator(store);
+        await coordinator.record([
+          { type: 'Complete', runId: 'old', nodeId: started.nodeId, attempt: 1, leaseToken: 'tok', outcome: { ok: true, value: 1 }, at: clock.t },
+          { type: 'Complete', runId: 'old', nodeId: other!.nodeId, attempt: 1, leaseToken: other!.leaseToken, outcome: { ok: true, value: 2 }, at: clock.t },
+        ]);
+        expect(await store.getRun('old')).toMatchObject({ status: 'succeeded', version: 8 });
+        const log = await store.readStream('old');
+        expect(log.map((e) => e.event.type)).toEqual([
+          'WorkflowSubmitted', 'NodeReady', 'NodeReady', 'NodeStarted', 'NodeStarted', 'NodeSucceeded', 'NodeSucceeded', 'WorkflowSucceeded',
+        ]);
+        expect(log.slice(0, 4)).toEqual(before);
+        expect(log.map((e) => e.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+        const positions = log.map((e) => e.position);
+        expect([...positions].sort((a, b) => a - b)).toEqual(positions);
+        expect(new Set(positions).size).toBe(8);
+        expect(await store.readStream('old', 6)).toEqual(log.slice(5));
+        expect(await store.readAll()).toEqual(log);
+        expect(await store.readAll(positions[4]!, 2)).toEqual(log.slice(5, 7));
+      } finally {
+        await store.close();
+      }
+    });
+
     it('lovage migrate --store applies them and says so', async () => {
       const schema = fresh();
       const out: string[] = [];
@@ -157,6 +278,27 @@ describe.skipIf(!url)('postgres', () => {
       expect(await main(['migrate', '--store', `${url!}?schema=${schema}`], { out: (l) => again.push(l), err: (l) => again.push(l) })).toBe(0);
       expect(again.join('\n')).toContain(`is at version ${LATEST_VERSION}, nothing to do`);
     });
+  });
+
+  it('a delayed node that falls due competes with fresh ones by priority then age; rows still waiting are left alone', async () => {
+    const clock = new ManualClock();
+    const store = await open({ clock: clock.now });
+    try {
+      const node = (task: string, options: Record<string, unknown>): CanvasData => ({ kind: 'signature', task, args: [], immutable: false, options });
+      await store.append([{ runId: 'a', expectedVersion: 0, events: submitted(node('due-high', { countdown: 1000, priority: 5 }), clock.t) }]);
+      await store.append([{ runId: 'b', expectedVersion: 0, events: submitted(node('fresh-low', {}), clock.t) }]);
+      await store.append([{ runId: 'c', expectedVersion: 0, events: submitted(node('due-low', { countdown: 500 }), clock.t) }]);
+      await store.append([{ runId: 'd', expectedVersion: 0, events: submitted(node('much-later', { countdown: 60_000, priority: 9 }), clock.t) }]);
+      clock.t += 1000;
+      const one = { ...claimReq('W'), limit: 1 };
+      expect((await store.claim(one)).map((c) => c.task)).toEqual(['due-high']);
+      expect((await store.claim(one)).map((c) => c.task)).toEqual(['fresh-low']); // older than due-low
+      expect((await store.claim(claimReq('W'))).map((c) => c.task)).toEqual(['due-low']);
+      const { rows } = await admin!.query(`SELECT run_id, available_at::float8 AS t FROM "${store.schema}".ready WHERE available_at IS NOT NULL`);
+      expect(rows).toEqual([{ run_id: 'd', t: clock.t - 1000 + 60_000 }]);
+    } finally {
+      await store.close();
+    }
   });
 
   it('refuses a bad schema name before connecting, saying what is allowed', async () => {

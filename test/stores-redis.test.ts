@@ -9,6 +9,7 @@ import type { WorkflowEvent } from '../src/engine/events.ts';
 import { initialState } from '../src/engine/state.ts';
 import { RedisStore } from '../src/eventstore/redis.ts';
 import { openStore } from '../src/eventstore/url.ts';
+import { Coordinator } from '../src/workers/coordinator.ts';
 import { deletePrefixes, keysUnder, redisServerBinary, startPrivateRedis, testPrefix } from './support/redis-server.ts';
 import { semantics } from './support/semantics.ts';
 import { redisUrl } from './support/services.ts';
@@ -184,6 +185,51 @@ if (!url) {
       clock.t += 1000;
       const tasks = (await store.claim({ queues: ['b', 'a'], limit: 10, worker: 'B', leaseMs: 100 })).map((c) => c.task);
       expect(tasks).toEqual(['a1', 'b9', 'b1', 'a2']); // c is not asked for
+    });
+
+    it('deleting, quarantining or cancelling a run leaves none of its delayed entries (countdown, retry, deferral) behind', async () => {
+      const clock = { t: 1_700_000_000_000 };
+      const prefix = fresh();
+      const store = await track(open({ prefix, clock: () => clock.t }));
+      const coordinator = new Coordinator(store);
+      const admin = new Redis(url, { maxRetriesPerRequest: 1 });
+      const delayed = async () => (await admin.zrange(`${prefix}d:default`, '0', '-1')).map((m) => m.split('\u0000')[1]!).sort();
+      try {
+        const runs = ['del', 'quar', 'canc', 'keep'];
+        const claim = { queues: ['default'], limit: 10, worker: 'w', leaseMs: 60_000 };
+        for (const runId of runs) {
+          // Three delayed nodes a run: a countdown (NodeReady.availableAt), a scheduled retry, a deferral.
+          const later: CanvasData = { kind: 'signature', task: 'later', args: [], immutable: false, options: { countdown: 5000 } };
+          await coordinator.submit(runId, compile({ kind: 'group', members: [later, sig('retry'), sig('defer')] }), clock.t);
+          const claimed = await store.claim(claim);
+          expect(claimed.map((c) => c.task).sort()).toEqual(['defer', 'retry']);
+          for (const c of claimed) coordinator.observe(c.events);
+          const [r, d] = [claimed.find((c) => c.task === 'retry')!, claimed.find((c) => c.task === 'defer')!];
+          await coordinator.record([
+            { type: 'Complete', runId, nodeId: r.nodeId, attempt: 1, leaseToken: r.leaseToken, outcome: { ok: false, error: { name: 'Error', message: 'boom' }, retryAt: clock.t + 2000 }, at: clock.t },
+            { type: 'Defer', runId, nodeId: d.nodeId, leaseToken: d.leaseToken, until: clock.t + 3000, reason: 'rate limit', at: clock.t },
+          ]);
+        }
+        expect(await delayed()).toEqual(runs.flatMap((id) => [id, id, id]).sort());
+        expect(await admin.exists(`${prefix}q:default`, `${prefix}l:default`)).toBe(0);
+
+        expect(await store.deleteRuns(['del'])).toBe(1);
+        await store.quarantine('quar', 'test');
+        await coordinator.apply('canc', { type: 'Cancel', at: clock.t, reason: 'test' });
+        expect(await delayed()).toEqual(['keep', 'keep', 'keep']);
+        expect((await admin.hkeys(`${prefix}rows`)).map((k) => k.split('\u0000')[0]).sort()).toEqual(['keep', 'keep', 'keep']);
+
+        // Once due, only the kept run's nodes come back (the deferred one at its same attempt).
+        clock.t += 10_000;
+        const back = await store.claim(claim);
+        expect(back.map((c) => [c.runId, c.task, c.attempt]).sort()).toEqual([['keep', 'defer', 1], ['keep', 'later', 1], ['keep', 'retry', 2]]);
+        expect(await admin.exists(`${prefix}d:default`, `${prefix}q:default`)).toBe(0);
+        await coordinator.apply('keep', { type: 'Cancel', at: clock.t, reason: 'test' });
+        const left = (await keysUnder(url, prefix)).filter((k) => /^(d|q|l):|^rows$/.test(k.slice(prefix.length)));
+        expect(left).toEqual([]);
+      } finally {
+        admin.disconnect();
+      }
     });
 
     it('readAll skips deleted runs (also under a reused run id) and pages past long dead stretches', async () => {

@@ -13,7 +13,7 @@
 //   `add.s(1)` can be submitted on its own (`add.s(1).applyAsync()`), though nothing will supply its
 //   missing argument; `t.map(items)` checks only the task's first parameter.
 import { afterAll, afterEach, describe, expect, expectTypeOf, it } from 'vitest';
-import { chain, chord, createApp, group, type App, type Canvas, type InOf, type OutOf, type RunHandle, type Signature, type Task } from '../src/index.ts';
+import { chain, chord, createApp, group, type App, type Canvas, type InOf, type LinkErrorInfo, type MemberOutcome, type OutOf, type RunHandle, type Signature, type TaskSignature, type Task } from '../src/index.ts';
 
 /** Type-checks `f` without running it (for calls that would submit, or throw at run time). */
 const typeOnly = (_f: () => unknown): void => {};
@@ -33,20 +33,20 @@ describe('tasks and signatures', () => {
   it('a task keeps its argument and result types; async results are unwrapped', () => {
     expectTypeOf(add).toEqualTypeOf<Task<[number, number], number>>();
     expectTypeOf(fetchN).toEqualTypeOf<Task<[number], { n: number }>>();
-    expectTypeOf(fetchN.s(1)).toEqualTypeOf<Signature<never, { n: number }>>();
+    expectTypeOf(fetchN.s(1)).toEqualTypeOf<TaskSignature<never, { n: number }>>();
   });
 
   it('add.s(1) is a partial: it expects one more number and returns a number', () => {
-    expectTypeOf(add.s(1)).toEqualTypeOf<Signature<number, number>>();
+    expectTypeOf(add.s(1)).toEqualTypeOf<TaskSignature<number, number>>();
   });
 
   it('add.s(1, 2) is complete: it takes no input (In = never)', () => {
-    expectTypeOf(add.s(1, 2)).toEqualTypeOf<Signature<never, number>>();
+    expectTypeOf(add.s(1, 2)).toEqualTypeOf<TaskSignature<never, number>>();
     expectTypeOf<InOf<Signature<never, number>>>().toBeNever();
   });
 
   it('add.si(1, 2) is immutable: it ignores its input (In = unknown)', () => {
-    expectTypeOf(add.si(1, 2)).toEqualTypeOf<Signature<unknown, number>>();
+    expectTypeOf(add.si(1, 2)).toEqualTypeOf<TaskSignature<unknown, number>>();
   });
 
   it('signature arguments are checked', () => {
@@ -241,5 +241,50 @@ describe('array forms keep their tuple types', () => {
     expectTypeOf(chord([add.s(1, 1), toStr.s(2)], pair.s())).toEqualTypeOf<Signature<never, string>>();
     // @ts-expect-error pair wants [number, string], the header array gives [string, number]
     chord([toStr.s(2), add.s(1, 1)], pair.s());
+  });
+});
+
+describe('callbacks and chord modes', () => {
+  const note = app.task('note', (value: number, label: string) => `${label}=${value}`);
+  const alert = app.task('alert', (info: LinkErrorInfo, label: string) => `${label}: ${info.nodeId} ${info.error.message}`);
+  const report = app.task('report', (xs: [MemberOutcome<number>, MemberOutcome<string>]) => xs.filter((x) => x.ok).length);
+  const okCount = app.task('okCount', (xs: MemberOutcome<number>[]) => xs.filter((x) => x.ok).length);
+
+  it('link and linkError keep the canvas type (a task signature keeps set())', () => {
+    expectTypeOf(add.s(1, 2).link(note.s('sum'))).toEqualTypeOf<TaskSignature<never, number>>();
+    expectTypeOf(add.s(1).linkError(alert.s('add'))).toEqualTypeOf<TaskSignature<number, number>>();
+    expectTypeOf(add.s(1, 2).link(note.s('sum')).set({ queue: 'q' })).toEqualTypeOf<TaskSignature<never, number>>();
+    expectTypeOf(chain(add.s(1, 2), toStr.s()).link(str.s())).toEqualTypeOf<Signature<never, string>>();
+    expectTypeOf(group(add.s(1, 1), add.s(2, 2)).link(xsum.s())).toEqualTypeOf<Signature<never, [number, number]>>();
+    expectTypeOf(chord([add.s(1, 1)], xsum.s()).linkError(alert.s('chord'))).toEqualTypeOf<Signature<never, number>>();
+  });
+
+  it('a callback must accept the result; an errback a LinkErrorInfo (immutable ones accept anything)', () => {
+    // @ts-expect-error str wants a string, add returns a number
+    add.s(1, 2).link(str.s());
+    // @ts-expect-error xsum wants number[], the group gives [number, string]
+    group(add.s(1, 1), toStr.s(2)).link(xsum.s());
+    // @ts-expect-error double wants a number, an errback gets a LinkErrorInfo
+    add.s(1, 2).linkError(double.s());
+    // @ts-expect-error a complete signature takes no input
+    add.s(1, 2).link(add.s(1, 2));
+    add.s(1, 2).link(add.si(1, 2)).linkError(note.si(0, 'failed'));
+    // @ts-expect-error the callback of applyAsync must accept the result too
+    typeOnly(() => add.applyAsync([1, 2], { link: str.s() }));
+    typeOnly(() => add.applyAsync([1, 2], { link: note.s('sum'), linkError: [alert.s('a'), alert.s('b')] }));
+    typeOnly(() => chain(add.s(1, 2), toStr.s()).applyAsync({ link: str.s() }));
+  });
+
+  it('collect hands the body one MemberOutcome per member; the other modes keep the header tuple', () => {
+    expectTypeOf(chord([add.s(1, 1), toStr.s(2)], report.s(), { onMemberFailure: 'collect' })).toEqualTypeOf<Signature<never, number>>();
+    expectTypeOf(chord(group(add.s(1, 1), add.s(2, 2)), okCount.s(), { onMemberFailure: 'collect' })).toEqualTypeOf<Signature<never, number>>();
+    expectTypeOf(chord([add.s(1, 1), add.s(2, 2)], xsum.s(), { onMemberFailure: 'failFast' })).toEqualTypeOf<Signature<never, number>>();
+    expectTypeOf(chord([add.s(1, 1), add.s(2, 2)], xsum.s(), { onMemberFailure: 'waitAll' })).toEqualTypeOf<Signature<never, number>>();
+    // @ts-expect-error with collect the body gets outcomes, not numbers
+    chord([add.s(1, 1), add.s(2, 2)], xsum.s(), { onMemberFailure: 'collect' });
+    // @ts-expect-error without collect the body gets the results, not outcomes
+    chord([add.s(1, 1), toStr.s(2)], report.s());
+    // @ts-expect-error an unknown mode (refused at run time too)
+    typeOnly(() => chord([add.s(1, 1)], xsum.s(), { onMemberFailure: 'later' }));
   });
 });

@@ -20,8 +20,15 @@ export interface RunsApi {
    * now when `at` is omitted.
    */
   inspect(runId: string, options?: { at?: number | string | Date }): Promise<RunState>;
-  /** Cancels a running run: pending and ready nodes never run; running ones' outcomes are fenced. */
-  cancel(runId: string, reason?: string): Promise<void>;
+  /**
+   * Cancels a running run: pending and ready nodes never run; running ones' outcomes are fenced.
+   * Running tasks see their AbortSignal at once in this process's workers, at their worker's next
+   * heartbeat (a third of the lease) elsewhere. With `terminate: true`, the threads pool also
+   * terminates their threads (recorded in the log, so workers in other processes do too). With
+   * `nodes`, only those subtrees (`1` takes `1.header.0` and the rest under it) are cancelled; the rest
+   * of the run goes on, and it ends cancelled (resumable) if part of its canvas did not run.
+   */
+  cancel(runId: string, reason?: string, options?: { terminate?: boolean; nodes?: readonly string[] }): Promise<void>;
   /**
    * Resumes a failed or cancelled run at its frontier: failed, cancelled and skipped nodes and all
    * downstream run again; succeeded nodes keep their results. `nodes` adds nodes (and their
@@ -41,7 +48,11 @@ export interface RunsApi {
 }
 
 /** The runs API over a store and its coordinator. */
-export function runsApi(open: () => Promise<{ store: EventStore; coordinator: Coordinator }>, handle: (id: string) => RunHandle<unknown>): RunsApi {
+export function runsApi(
+  open: () => Promise<{ store: EventStore; coordinator: Coordinator }>,
+  handle: (id: string) => RunHandle<unknown>,
+  cancelled: (runId: string, reason: string, terminate: boolean, nodes?: readonly string[]) => void = () => undefined,
+): RunsApi {
   const events = async (runId: string): Promise<StoredEvent[]> => {
     const { store } = await open();
     const stored = await store.readStream(runId);
@@ -67,9 +78,10 @@ export function runsApi(open: () => Promise<{ store: EventStore; coordinator: Co
       }
       return fold(initialState(runId), stored.slice(0, upTo).map((s) => s.event));
     },
-    async cancel(runId, reason = 'cancelled by request') {
+    async cancel(runId, reason = 'cancelled by request', options = {}) {
       const { store, coordinator } = await open();
-      await coordinator.apply(runId, { type: 'Cancel', at: await store.now(), reason });
+      await coordinator.apply(runId, { type: 'Cancel', at: await store.now(), reason, ...(options.terminate ? { terminate: true } : {}), ...(options.nodes ? { nodes: options.nodes } : {}) });
+      cancelled(runId, reason, options.terminate === true, options.nodes);
     },
     async resume(runId, options = {}) {
       const { store, coordinator } = await open();

@@ -1,5 +1,7 @@
+import type { ErrorMatcher, RetryOptions } from '../canvas/options.ts';
+import type { RateLimit } from './rate-limit.ts';
 import type { AnyCanvas, Canvas, CanvasData, SignatureOptions } from '../canvas/types.ts';
-import { SUBMITTER, submittable, type ApplyOptions, type RunHandle, type Submittable, type Submitter } from '../canvas/submit.ts';
+import { SUBMITTER, submittable, type ApplyOptions, type CallbackOptions, type RunHandle, type Submittable, type Submitter } from '../canvas/submit.ts';
 
 type Tail<A extends readonly unknown[]> = A extends readonly [unknown, ...infer R] ? R : [];
 type First<A extends readonly unknown[]> = A extends readonly [infer F, ...unknown[]] ? F : never;
@@ -7,12 +9,42 @@ type First<A extends readonly unknown[]> = A extends readonly [infer F, ...unkno
 /** A signature: a task call, with the type it expects from a parent step and the type it returns. */
 export type Signature<In, Out> = Canvas<In, Out> & Submittable<Out>;
 
+/** A task's signature: a {@link Signature} whose options can be set. */
+export type TaskSignature<In, Out> = Signature<In, Out> & {
+  /**
+   * A copy with these options over the signature's own (queue, priority, retry, countdown, eta,
+   * expires, softTimeLimit, timeLimit), like Celery's `sig.set(...)`.
+   *
+   * @example
+   * chain(fetch.s(url).set({ retry: { max: 5 }, timeLimit: '30s' }), parse.s())
+   */
+  set(options: SignatureOptions): TaskSignature<In, Out>;
+};
+
 /** Options of a task. */
 export interface TaskOptions {
   /** Default queue of the task's nodes (default `default`). */
   readonly queue?: string;
   /** Default priority; higher runs first within a queue (default 0). */
   readonly priority?: number;
+  /** Retry policy when the task throws (default: no automatic retry; `ctx.retry()` still works). */
+  readonly retry?: RetryOptions;
+  /** Retry only these errors (classes by `instanceof`, strings by `error.name`); implies `retry: {}` when alone. */
+  readonly autoretryFor?: readonly ErrorMatcher[];
+  /** Never retry these errors. */
+  readonly dontRetryFor?: readonly ErrorMatcher[];
+  /** The AbortSignal fires after this long (ms or `10s`); see docs/tasks.md for what each pool enforces. */
+  readonly softTimeLimit?: number | string;
+  /** The attempt fails with TimeLimitExceeded after this long (ms or `1m`); the threads pool terminates the thread. */
+  readonly timeLimit?: number | string;
+  /** Lease expiries (a worker that died or stalled while running it) before the node fails with WorkerLostError (default 3). */
+  readonly maxLeaseExpiries?: number;
+  /**
+   * At most this many starts per period across every worker on the store: `'10/s'`, `'100/m'`,
+   * `'1000/h'`, `'5/2s'`. A node over the limit is handed back (`NodeDeferred`) until a permit frees
+   * up. `app.setRateLimit(name, ...)` overrides it at run time for every worker.
+   */
+  readonly rateLimit?: string | RateLimit;
 }
 
 /**
@@ -26,11 +58,11 @@ export interface TaskOptions {
 export interface Task<A extends unknown[], R> {
   readonly name: string;
   /** A complete signature (all arguments): it takes no parent result. */
-  s(...args: A): Signature<never, R>;
+  s(...args: A): TaskSignature<never, R>;
   /** A partial signature: the parent's result becomes the first argument. */
-  s(...args: Tail<A>): Signature<First<A>, R>;
+  s(...args: Tail<A>): TaskSignature<First<A>, R>;
   /** An immutable signature: ignores the parent's result. */
-  si(...args: A): Signature<unknown, R>;
+  si(...args: A): TaskSignature<unknown, R>;
   /** One node per item (`fn(item)`), in parallel, results in item order. */
   map(items: readonly First<A>[]): Canvas<unknown, R[]> & Submittable<R[]>;
   /** One node per argument list (`fn(...args)`), in parallel, results in order. */
@@ -39,8 +71,8 @@ export interface Task<A extends unknown[], R> {
   chunks(argLists: readonly A[], size: number): Canvas<unknown, R[][]> & Submittable<R[][]>;
   /** Submits `fn(...args)` as a run of one node. */
   delay(...args: A): Promise<RunHandle<R>>;
-  /** Submits `fn(...args)` with options (queue, priority, runId, idempotencyKey, transaction). */
-  applyAsync(args: A, options?: ApplyOptions & SignatureOptions): Promise<RunHandle<R>>;
+  /** Submits `fn(...args)` with options (queue, priority, runId, idempotencyKey, transaction, link, linkError). */
+  applyAsync(args: A, options?: ApplyOptions & SignatureOptions & CallbackOptions<R>): Promise<RunHandle<R>>;
 }
 
 /** Makes the canvas-building face of a task; the function itself stays in the app's registry. */
@@ -49,8 +81,11 @@ export function makeTask<A extends unknown[], R>(name: string, submitter: Submit
     Object.defineProperty(data, SUBMITTER, { value: submitter, enumerable: false });
     return submittable(data as C) as C & Submittable<never>;
   };
-  const sig = (args: readonly unknown[], immutable: boolean, options: SignatureOptions = {}) =>
-    bind({ kind: 'signature', task: name, args: Object.freeze([...args]), immutable, options: Object.freeze({ ...options }) });
+  // `set`, `link` and `linkError` come with `submittable` (non-enumerable, like `applyAsync`).
+  const sig = (args: readonly unknown[], immutable: boolean, options: SignatureOptions = {}): TaskSignature<never, never> => {
+    const data = { kind: 'signature', task: name, args: Object.freeze([...args]), immutable, options: Object.freeze({ ...options }) } as const;
+    return bind(data) as never;
+  };
   const task: Task<A, R> = {
     name,
     s: ((...args: unknown[]) => sig(args, false)) as unknown as Task<A, R>['s'],
@@ -60,8 +95,11 @@ export function makeTask<A extends unknown[], R>(name: string, submitter: Submit
     chunks: (argLists, size) => bind({ kind: 'chunks', task: name, argLists: argLists.map((a) => [...a]), size, options: {} }) as never,
     delay: (...args) => sig(args, false).applyAsync() as Promise<RunHandle<R>>,
     applyAsync: (args, options = {}) => {
-      const { runId, transaction, idempotencyKey, ...sigOptions } = options;
-      const submit = { ...(runId !== undefined ? { runId } : {}), ...(transaction !== undefined ? { transaction } : {}), ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) };
+      const { runId, transaction, idempotencyKey, link, linkError, ...sigOptions } = options;
+      const submit = {
+        ...(runId !== undefined ? { runId } : {}), ...(transaction !== undefined ? { transaction } : {}), ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+        ...(link !== undefined ? { link } : {}), ...(linkError !== undefined ? { linkError } : {}),
+      };
       return sig(args, false, sigOptions).applyAsync(submit) as Promise<RunHandle<R>>;
     },
   };

@@ -1,23 +1,24 @@
 import { LovageError } from '../errors.ts';
-import { submittable, type Submittable } from './submit.ts';
-import type { AnyCanvas, Canvas, CanvasData, GroupData, InOf, OutOf } from './types.ts';
+import { hasCallbacks } from './compile.ts';
+import { assertCanvas, submittable, type Submittable } from './submit.ts';
+import type { Accepting, AnyCanvas, Canvas, CanvasData, GroupData, InOf, MemberOutcome, OnMemberFailure, OutOf } from './types.ts';
 
 /** Each member's input as a parameter type, so intersecting keeps `number & unknown` = `number` (a union of inputs would collapse to `unknown` first). */
 type MemberInputs<C> = C extends unknown ? (x: InOf<C>) => void : never;
 type Last<T extends readonly unknown[]> = T extends readonly [...unknown[], infer L] ? L : T[number];
-/** `H` if it accepts `Prev`, else the canvas type that would: the error then points at the step. */
-type Accepting<H, Prev> = [Prev] extends [InOf<H>] ? H : Canvas<Prev, OutOf<H>>;
 type CheckSteps<T extends readonly unknown[], Prev, First extends boolean> = T extends readonly [infer H, ...infer R]
   ? [First extends true ? H : Accepting<H, Prev>, ...CheckSteps<R, OutOf<H>, false>]
   : T;
 type GroupOut<T extends readonly unknown[]> = { -readonly [K in keyof T]: OutOf<T[K]> };
 type GroupIn<T extends readonly unknown[]> = T extends readonly [] ? unknown : MemberInputs<T[number]> extends (x: infer I) => void ? I : never;
 
-function assertCanvas(value: unknown, where: string): asserts value is CanvasData {
-  const kind = (value as { kind?: unknown } | null)?.kind;
-  if (typeof value !== 'object' || value === null || !['signature', 'chain', 'group', 'chord', 'map', 'chunks'].includes(kind as string)) {
-    throw new LovageError('VALIDATION', `${where} is not a canvas (got ${typeof value === 'object' ? JSON.stringify(value)?.slice(0, 60) : typeof value}); allowed are signatures (task.s(...)), chain, group, chord, task.map/starmap/chunks`);
-  }
+/** What a chord's body receives: the header results, or with `collect` one {@link MemberOutcome} each. */
+type BodyInput<T extends readonly unknown[], M> = M extends 'collect' ? { -readonly [K in keyof T]: MemberOutcome<T[K]> } : T;
+
+/** Options of {@link chord}. */
+export interface ChordOptions<M extends OnMemberFailure = OnMemberFailure> {
+  /** What a failed header member does: `waitAll` (default), `failFast` or `collect` (see {@link OnMemberFailure}). */
+  readonly onMemberFailure?: M;
 }
 
 /**
@@ -34,7 +35,8 @@ export function chain<T extends readonly AnyCanvas[]>(
   const flat: CanvasData[] = [];
   steps.forEach((step, i) => {
     assertCanvas(step, `chain step ${i}`);
-    if (step.kind === 'chain') flat.push(...step.steps);
+    // A chain with callbacks keeps its place: they follow its last step.
+    if (step.kind === 'chain' && !hasCallbacks(step)) flat.push(...step.steps);
     else flat.push(step);
   });
   return submittable({ kind: 'chain', steps: Object.freeze(flat) } as Canvas) as never;
@@ -56,26 +58,39 @@ export function group(...args: unknown[]): AnyCanvas {
 }
 
 /**
- * A header group whose array of results (in header order) is handed to the body.
- * A failed header member: the body never runs and the run fails naming the member.
+ * A header group whose array of results (in header order) is handed to the body. What a failed
+ * header member does is `options.onMemberFailure`: `waitAll` (default: the other members finish, the
+ * body never runs, the run fails naming the member), `failFast` (the run fails at once; members not
+ * started never run) or `collect` (the body always runs, with `{ ok: true, value }` or
+ * `{ ok: false, error: { name, message } }` per member).
  *
  * @example
  * const run = await chord([add.s(1, 1), add.s(2, 2)], xsum.s()).applyAsync() // xsum([2, 4]) = 6
+ * chord([fetch.s(a), fetch.s(b)], report.s(), { onMemberFailure: 'collect' }) // report([{ ok: true, value }, { ok: false, error }])
  */
-export function chord<const H extends readonly AnyCanvas[], B extends AnyCanvas>(
+export function chord<const H extends readonly AnyCanvas[], B extends AnyCanvas, M extends OnMemberFailure = 'waitAll'>(
   header: H | (Canvas<any, any> & GroupData),
-  body: B & Accepting<B, H extends readonly AnyCanvas[] ? GroupOut<H> : never>,
+  body: B & Accepting<B, H extends readonly AnyCanvas[] ? BodyInput<GroupOut<H>, M> : never>,
+  options?: ChordOptions<M>,
 ): Canvas<GroupIn<H>, OutOf<B>> & Submittable<OutOf<B>>;
-export function chord<G extends Canvas<never, readonly unknown[]>, B extends AnyCanvas>(
+export function chord<G extends Canvas<never, readonly unknown[]>, B extends AnyCanvas, M extends OnMemberFailure = 'waitAll'>(
   header: G,
-  body: B & Accepting<B, OutOf<G>>,
+  body: B & Accepting<B, BodyInput<OutOf<G>, M>>,
+  options?: ChordOptions<M>,
 ): Canvas<InOf<G>, OutOf<B>> & Submittable<OutOf<B>>;
-export function chord(header: unknown, body: unknown): AnyCanvas {
+export function chord(header: unknown, body: unknown, options?: ChordOptions): AnyCanvas {
   const headerGroup: GroupData = Array.isArray(header)
     ? (group(header as AnyCanvas[]) as unknown as GroupData)
     : (header as GroupData);
   assertCanvas(headerGroup, 'chord header');
   if (headerGroup.kind !== 'group') throw new LovageError('VALIDATION', `chord header must be a group or an array of canvases, got a ${headerGroup.kind}`);
   assertCanvas(body, 'chord body');
-  return submittable({ kind: 'chord', header: headerGroup, body } as Canvas);
+  if (options !== undefined && (typeof options !== 'object' || options === null || Object.keys(options).some((k) => k !== 'onMemberFailure'))) {
+    throw new LovageError('VALIDATION', `chord options ${JSON.stringify(options)} are invalid; allowed is { onMemberFailure: "waitAll" | "failFast" | "collect" }`);
+  }
+  const mode = options?.onMemberFailure;
+  if (mode !== undefined && mode !== 'waitAll' && mode !== 'failFast' && mode !== 'collect') {
+    throw new LovageError('VALIDATION', `chord onMemberFailure ${JSON.stringify(mode)} is invalid; allowed are "waitAll" (the default), "failFast" and "collect"`);
+  }
+  return submittable({ kind: 'chord', header: headerGroup, body, ...(mode !== undefined ? { onMemberFailure: mode } : {}) } as Canvas);
 }

@@ -1,7 +1,8 @@
 import { LovageError } from '../errors.ts';
-import type { Dag, DagNode, Expr } from './dag.ts';
+import type { Dag, DagNode, DagScope, Expr } from './dag.ts';
 import { assertJson, type Json } from './json.ts';
-import type { CanvasData, SignatureOptions } from './types.ts';
+import { nodeOptions } from './options.ts';
+import type { CallbackData, CanvasData, ChordData, SignatureOptions } from './types.ts';
 
 /** Limits checked while compiling; every one is configurable on the app. */
 export interface CompileLimits {
@@ -46,13 +47,14 @@ const QUEUE_NAME = /^[A-Za-z0-9_.:\-]{1,100}$/;
 export function compile(canvas: CanvasData, options: CompileOptions = {}): Dag {
   const limits = { ...defaultLimits, ...options.limits };
   const nodes: DagNode[] = [];
+  const scopes: DagScope[] = [];
   const ids = new Set<string>();
 
   const fail = (code: 'VALIDATION' | 'LIMIT', path: string, message: string): never => {
     throw new LovageError(code, `canvas at ${path || 'root'}: ${message}`, { path });
   };
 
-  const addNode = (path: string, task: unknown, args: unknown, immutable: boolean, opts: SignatureOptions | undefined, input: Expr | null): Expr => {
+  const addNode = (path: string, task: unknown, args: unknown, immutable: boolean, opts: SignatureOptions | undefined, input: Expr | null, ctx: Ctx): Expr => {
     if (typeof task !== 'string' || !TASK_NAME.test(task)) fail('VALIDATION', path, `task name ${JSON.stringify(task)} is invalid; allowed are 1-200 of A-Z a-z 0-9 _ . : - /`);
     const name = task as string;
     const known = options.resolveTask ? options.resolveTask(name) : { queue: 'default', priority: 0 };
@@ -65,10 +67,19 @@ export function compile(canvas: CanvasData, options: CompileOptions = {}): Dag {
     if (typeof queue !== 'string' || !QUEUE_NAME.test(queue)) fail('VALIDATION', path, `queue ${JSON.stringify(queue)} is invalid; allowed are 1-100 of A-Z a-z 0-9 _ . : -`);
     const priority = opts?.priority ?? known!.priority;
     if (!Number.isInteger(priority) || Math.abs(priority) > 1_000_000) fail('VALIDATION', path, `priority ${String(priority)} is invalid; allowed are integers from -1000000 to 1000000`);
-    if (nodes.length >= limits.maxNodes) fail('LIMIT', path, `the run has more than maxNodes = ${limits.maxNodes} nodes`);
+    let exec: ReturnType<typeof nodeOptions>;
+    try {
+      exec = nodeOptions(opts as Readonly<Record<string, unknown>> | undefined, `task ${name}`);
+    } catch (e) {
+      fail('VALIDATION', path, (e as Error).message);
+    }
+    if (nodes.length >= limits.maxNodes) fail('LIMIT', path, `the run has more than maxNodes = ${limits.maxNodes} nodes (callbacks count)`);
     if (ids.has(path)) fail('VALIDATION', path, 'duplicate node id');
     ids.add(path);
-    nodes.push({ id: path, task: name, args: args as Json[], immutable, input, queue, priority });
+    nodes.push({
+      id: path, task: name, args: args as Json[], immutable, input, queue, priority, ...(exec ? { options: exec } : {}),
+      ...(ctx.scope !== undefined ? { scope: ctx.scope } : {}), ...(ctx.failFast !== undefined ? { failFast: ctx.failFast } : {}),
+    });
     return { ref: path };
   };
 
@@ -78,42 +89,71 @@ export function compile(canvas: CanvasData, options: CompileOptions = {}): Dag {
 
   const at = (prefix: string, part: string | number): string => (prefix === '' ? String(part) : `${prefix}.${part}`);
 
+  // A chain's steps, nested chains spliced flat; a nested chain with callbacks stays whole (they need its place).
   const flattenChain = (c: CanvasData, path: string, depth: number): CanvasData[] => {
     if (depth > limits.maxDepth) fail('LIMIT', path, `nesting is deeper than maxDepth = ${limits.maxDepth}`);
     if (c?.kind !== 'chain') return [c];
     if (!Array.isArray(c.steps)) fail('VALIDATION', path, 'chain steps must be an array');
-    return c.steps.flatMap((step) => flattenChain(step, path, depth + 1));
+    return c.steps.flatMap((step) => (hasCallbacks(step) ? [step] : flattenChain(step, path, depth + 1)));
   };
   // The value of a group-like part: its members' results, ordered after `prev` even when it has none.
   const list = (members: Expr[], prev: Expr | null): Expr => (members.length === 0 && prev !== null ? { list: members, after: prev } : { list: members });
+  const parentOf = (ctx: Ctx) => (ctx.scope !== undefined ? { parent: ctx.scope } : {});
 
-  const visit = (c: CanvasData, path: string, prev: Expr | null, depth: number): Expr => {
+  /**
+   * The callbacks of the canvas at `path`, whose nodes start at `start` and whose value is `value`:
+   * each becomes a scope of its own. A `linkError` runs on the first failure among `own` scopes' nodes.
+   */
+  const callbacks = (c: CanvasData, path: string, value: Expr, start: number, depth: number, ctx: Ctx, own: readonly (string | undefined)[] = [ctx.scope]): Expr => {
+    const { links: link, linkErrors: linkError } = c as CallbackData;
+    if (link === undefined && linkError === undefined) return value;
+    for (const [key, cbs] of [['links', link], ['linkErrors', linkError]] as const) {
+      if (cbs !== undefined && !Array.isArray(cbs)) fail('VALIDATION', path, `${key} must be an array of canvases (signatures, chain, group, chord, map, chunks), got ${typeof cbs}`);
+    }
+    const sources = linkError?.length ? nodes.slice(start).filter((n) => own.includes(n.scope)).map((n) => n.id) : [];
+    (link ?? []).forEach((cb, k) => {
+      const id = at(path, `link.${k}`);
+      scopes.push({ id, kind: 'link', ...parentOf(ctx) });
+      visit(cb, id, value, depth + 1, { scope: id });
+    });
+    (linkError ?? []).forEach((eb, k) => {
+      const id = at(path, `linkError.${k}`);
+      scopes.push({ id, kind: 'linkError', ...parentOf(ctx), on: sources });
+      visit(eb, id, { failure: id }, depth + 1, { scope: id });
+    });
+    return value;
+  };
+
+  const visit = (c: CanvasData, path: string, prev: Expr | null, depth: number, ctx: Ctx): Expr => {
     if (depth > limits.maxDepth) fail('LIMIT', path, `nesting is deeper than maxDepth = ${limits.maxDepth}`);
-    if (typeof c !== 'object' || c === null) return fail('VALIDATION', path, `expected a canvas, got ${typeof c}`);
+    if (typeof c !== 'object' || c === null) return fail('VALIDATION', path, `expected a canvas, got ${c === null ? 'null' : typeof c}`);
+    const start = nodes.length;
+    let value: Expr;
     switch (c.kind) {
       case 'signature':
-        return addNode(path, c.task, c.args, c.immutable === true, c.options, prev);
+        value = addNode(path, c.task, c.args, c.immutable === true, c.options, prev, ctx);
+        break;
       case 'chain': {
         const steps = flattenChain(c, path, depth);
         if (steps.length === 0) fail('VALIDATION', path, 'a chain needs at least one step');
         let out = prev;
-        steps.forEach((step, i) => { out = visit(step, at(path, i), out, depth + 1); });
-        return out!;
+        steps.forEach((step, i) => { out = visit(step, at(path, i), out, depth + 1, ctx); });
+        value = out!;
+        break;
       }
       case 'group':
         if (!Array.isArray(c.members)) fail('VALIDATION', path, 'group members must be an array');
         width(path, c.members.length, 'group');
-        return list(c.members.map((m, i) => visit(m, at(path, i), prev, depth + 1)), prev);
-      case 'chord': {
-        if (c.header?.kind !== 'group') fail('VALIDATION', path, 'chord header must be a group');
-        width(path, c.header.members.length, 'chord header');
-        const header = list(c.header.members.map((m, i) => visit(m, at(path, `header.${i}`), prev, depth + 1)), prev);
-        return visit(c.body, at(path, 'body'), header, depth + 1);
-      }
+        value = list(c.members.map((m, i) => visit(m, at(path, i), prev, depth + 1, ctx)), prev);
+        break;
+      case 'chord':
+        value = visit(c.body, at(path, 'body'), chordHeader(c, path, prev, depth, ctx), depth + 1, ctx);
+        break;
       case 'map': {
         if (!Array.isArray(c.argLists)) fail('VALIDATION', path, 'map items must be an array');
         width(path, c.argLists.length, 'map');
-        return list(c.argLists.map((args, i) => addNode(at(path, i), c.task, args, true, c.options, prev)), prev);
+        value = list(c.argLists.map((args, i) => addNode(at(path, i), c.task, args, true, c.options, prev, ctx)), prev);
+        break;
       }
       case 'chunks': {
         if (!Array.isArray(c.argLists)) fail('VALIDATION', path, 'chunks argument lists must be an array');
@@ -122,15 +162,55 @@ export function compile(canvas: CanvasData, options: CompileOptions = {}): Dag {
         const chunks: Expr[] = [];
         for (let start = 0, k = 0; start < c.argLists.length; start += c.size, k++) {
           const slice = c.argLists.slice(start, start + c.size);
-          chunks.push({ list: slice.map((args, j) => addNode(at(path, `${k}.${j}`), c.task, args, true, c.options, prev)) });
+          chunks.push({ list: slice.map((args, j) => addNode(at(path, `${k}.${j}`), c.task, args, true, c.options, prev, ctx)) });
         }
-        return list(chunks, prev);
+        value = list(chunks, prev);
+        break;
       }
       default:
         return fail('VALIDATION', path, `unknown canvas kind ${JSON.stringify((c as { kind?: unknown }).kind)}; allowed are signature, chain, group, chord, map, chunks`);
     }
+    return callbacks(c, path, value, start, depth, ctx);
   };
+
+  /** A chord's header value: members in the chord's scope (`failFast`: marked), or one scope each (`collect`). */
+  const chordHeader = (c: ChordData, path: string, prev: Expr | null, depth: number, ctx: Ctx): Expr => {
+    const mode = c.onMemberFailure ?? 'waitAll';
+    if (!MODES.includes(mode)) fail('VALIDATION', path, `onMemberFailure ${JSON.stringify(mode)} is invalid; allowed are "waitAll" (the default), "failFast" and "collect"`);
+    if (c.header?.kind !== 'group') fail('VALIDATION', path, 'chord header must be a group');
+    if (!Array.isArray(c.header.members)) fail('VALIDATION', at(path, 'header'), 'group members must be an array');
+    width(path, c.header.members.length, 'chord header');
+    const start = nodes.length;
+    const headerPath = at(path, 'header');
+    if (mode !== 'collect') {
+      const inner: Ctx = mode === 'failFast' ? { ...ctx, failFast: path } : ctx;
+      const header = list(c.header.members.map((m, i) => visit(m, at(headerPath, i), prev, depth + 1, inner)), prev);
+      return callbacks(c.header, headerPath, header, start, depth + 1, ctx);
+    }
+    const members = c.header.members.map((m, i) => {
+      const scope = at(headerPath, i);
+      scopes.push({ id: scope, kind: 'member', ...parentOf(ctx) });
+      return { scope, value: visit(m, scope, prev, depth + 1, { scope }) };
+    });
+    // The members' results are read whatever way they end, so `after` keeps the wait for the steps before.
+    const header: Expr = prev !== null ? { collect: members, after: prev } : { collect: members };
+    return callbacks(c.header, headerPath, header, start, depth + 1, ctx, members.map((m) => m.scope));
+  };
+
   const root = canvas?.kind === 'chain' ? canvas : ({ kind: 'chain', steps: [canvas] } as const);
-  const result = visit(root, '', null, 0);
-  return { nodes, result };
+  const result = visit(root, '', null, 0, {});
+  return { nodes, result, ...(scopes.length > 0 ? { scopes } : {}) };
+}
+
+/** Where a node is compiled: its failure scope and the `failFast` chord whose header holds it. */
+interface Ctx {
+  readonly scope?: string;
+  readonly failFast?: string;
+}
+
+const MODES: readonly unknown[] = ['waitAll', 'failFast', 'collect'];
+
+/** Whether a canvas carries callbacks (then a chain keeps its place instead of splicing into its parent). */
+export function hasCallbacks(c: unknown): boolean {
+  return typeof c === 'object' && c !== null && ((c as CallbackData).links !== undefined || (c as CallbackData).linkErrors !== undefined);
 }

@@ -8,6 +8,8 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  * JSON (functions, BigInt, symbols, undefined, NaN/Infinity, cycles, class instances, Map, Date...).
  */
 export function assertJson(value: unknown, where: string, maxDepth = 256): asserts value is Json {
+  // The common results (null, a string, a finite number, a boolean) need no walk.
+  if (value === null || typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value))) return;
   const seen = new Set<object>();
   const walk = (v: unknown, path: string, depth = 0): void => {
     switch (typeof v) {

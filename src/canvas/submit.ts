@@ -1,5 +1,5 @@
 import { LovageError } from '../errors.ts';
-import type { AnyCanvas, CanvasData, OutOf } from './types.ts';
+import type { Accepting, AnyCanvas, Canvas, CanvasData, LinkErrorInfo, OutOf, SignatureOptions } from './types.ts';
 
 /** Options of a submit (`applyAsync`). */
 export interface ApplyOptions {
@@ -45,10 +45,53 @@ export interface Submitter {
 /** Where a signature keeps the app that made it (non-enumerable, never serialized). */
 export const SUBMITTER: unique symbol = Symbol.for('lovage.submitter') as never;
 
-/** Methods every canvas value has. */
+/** One callback canvas or several, for `applyAsync(..., { link, linkError })`. */
+type OneOrMany<C> = C | readonly C[];
+
+/**
+ * Callbacks given at submit, like Celery's `apply_async(link=..., link_error=...)`: the same as
+ * `canvas.link(cb)` / `canvas.linkError(eb)` before submitting.
+ */
+export interface CallbackOptions<Out> {
+  /** Runs when the canvas succeeds, with its result prepended (unless immutable). */
+  readonly link?: OneOrMany<Canvas<Out, unknown>>;
+  /** Runs once when the canvas fails, with a {@link LinkErrorInfo} prepended (unless immutable). */
+  readonly linkError?: OneOrMany<Canvas<LinkErrorInfo, unknown>>;
+}
+
+/** Methods every canvas value has (non-enumerable: the canvas stays plain JSON data). */
 export interface Submittable<Out> {
-  /** Submits the canvas through the app of its signatures. */
-  applyAsync(options?: ApplyOptions): Promise<RunHandle<Out>>;
+  /** Submits the canvas through the app of its signatures (with callbacks, if given). */
+  applyAsync(options?: ApplyOptions & CallbackOptions<Out>): Promise<RunHandle<Out>>;
+  /**
+   * A copy that also runs `callback` when this canvas succeeds, with its result prepended (unless
+   * immutable), like Celery's `sig.link(cb)`. The callback is a node of the run (id `<place>.link.<k>`);
+   * its outcome never changes the run's result or status. On a chain it follows the last step, on a
+   * group or chord it gets the whole result (Celery: the first member / the body).
+   *
+   * @example
+   * const run = await add.s(1, 2).link(notify.s('sum')).applyAsync() // notify(3, 'sum'); the run's result is 3
+   */
+  link<C extends AnyCanvas>(callback: C & Accepting<C, Out>): this;
+  /**
+   * A copy that also runs `errback` once when this canvas fails (its first failed node), with
+   * `{ runId, nodeId, task, error: { name, message } }` prepended (unless immutable), like Celery's
+   * `sig.link_error(eb)`. The run still fails with the original error once the errback has run.
+   *
+   * @example
+   * const run = await chain(fetch.s(url), parse.s()).linkError(alert.s()).applyAsync()
+   */
+  linkError<C extends AnyCanvas>(errback: C & Accepting<C, LinkErrorInfo>): this;
+}
+
+const KINDS = ['signature', 'chain', 'group', 'chord', 'map', 'chunks'];
+
+/** Throws VALIDATION naming `where` unless `value` is a canvas. */
+export function assertCanvas(value: unknown, where: string): asserts value is CanvasData {
+  const kind = (value as { kind?: unknown } | null)?.kind;
+  if (typeof value !== 'object' || value === null || !KINDS.includes(kind as string)) {
+    throw new LovageError('VALIDATION', `${where} is not a canvas (got ${typeof value === 'object' ? JSON.stringify(value)?.slice(0, 60) : typeof value}); allowed are signatures (task.s(...)), chain, group, chord, task.map/starmap/chunks`);
+  }
 }
 
 function findSubmitter(canvas: CanvasData): Submitter | undefined {
@@ -57,28 +100,76 @@ function findSubmitter(canvas: CanvasData): Submitter | undefined {
   switch (canvas.kind) {
     case 'chain':
       for (const s of canvas.steps) { const f = findSubmitter(s); if (f) return f; }
-      return undefined;
+      break;
     case 'group':
       for (const m of canvas.members) { const f = findSubmitter(m); if (f) return f; }
-      return undefined;
-    case 'chord':
-      return findSubmitter(canvas.header) ?? findSubmitter(canvas.body);
+      break;
+    case 'chord': {
+      const f = findSubmitter(canvas.header) ?? findSubmitter(canvas.body);
+      if (f) return f;
+      break;
+    }
     default:
-      return undefined;
+      break;
   }
+  return callbackSubmitter(canvas);
 }
 
-/** Attaches the non-enumerable `applyAsync` to a canvas value; the data stays plain JSON. */
-export function submittable<C extends AnyCanvas>(canvas: C): C & Submittable<OutOf<C>> {
-  Object.defineProperty(canvas, 'applyAsync', {
-    enumerable: false,
-    value(options?: ApplyOptions) {
-      const submitter = findSubmitter(canvas);
-      if (!submitter) {
-        return Promise.reject(new LovageError('VALIDATION', 'this canvas has no signature made by an app task; submit it with app.submit(canvas)'));
-      }
-      return submitter.submit(canvas, options);
-    },
+/** A callback's app, for a canvas that has none of its own (an empty group with a link). */
+function callbackSubmitter(canvas: CanvasData): Submitter | undefined {
+  for (const cb of [...(canvas.links ?? []), ...(canvas.linkErrors ?? [])]) { const f = findSubmitter(cb); if (f) return f; }
+  return undefined;
+}
+
+const many = (v: unknown): unknown[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+/** A copy of `canvas` with `patch` over its data; it keeps its app and its methods. */
+function derive<C extends CanvasData>(canvas: C, patch: Partial<CanvasData>): C {
+  const copy = { ...canvas, ...patch } as C;
+  const own = (canvas as { [SUBMITTER]?: Submitter })[SUBMITTER];
+  if (own) Object.defineProperty(copy, SUBMITTER, { value: own, enumerable: false });
+  return submittable(copy as C & AnyCanvas);
+}
+
+/** `canvas` with more callbacks, each checked to be a canvas (`where` names the call in errors). */
+function withCallbacks<C extends CanvasData>(canvas: C, link: unknown[], linkError: unknown[], where: { link: string; linkError: string }): C {
+  if (link.length === 0 && linkError.length === 0) return canvas;
+  link.forEach((cb, i) => assertCanvas(cb, `${where.link}${link.length > 1 ? ` ${i}` : ''}`));
+  linkError.forEach((eb, i) => assertCanvas(eb, `${where.linkError}${linkError.length > 1 ? ` ${i}` : ''}`));
+  return derive(canvas, {
+    ...(link.length ? { links: Object.freeze([...(canvas.links ?? []), ...(link as CanvasData[])]) } : {}),
+    ...(linkError.length ? { linkErrors: Object.freeze([...(canvas.linkErrors ?? []), ...(linkError as CanvasData[])]) } : {}),
   });
+}
+
+/**
+ * Attaches the non-enumerable methods (`applyAsync`, `link`, `linkError`, and `set` on a signature)
+ * to a canvas value and freezes it; the data stays plain JSON.
+ */
+export function submittable<C extends AnyCanvas>(canvas: C): C & Submittable<OutOf<C>> {
+  Object.defineProperties(canvas, {
+    applyAsync: {
+      enumerable: false,
+      value(options: ApplyOptions & { link?: unknown; linkError?: unknown } = {}) {
+        const { link, linkError, ...submit } = options;
+        let target: CanvasData;
+        try {
+          target = withCallbacks(canvas, many(link), many(linkError), { link: 'applyAsync option link', linkError: 'applyAsync option linkError' });
+        } catch (e) {
+          return Promise.reject(e);
+        }
+        const submitter = findSubmitter(target);
+        if (!submitter) {
+          return Promise.reject(new LovageError('VALIDATION', 'this canvas has no signature made by an app task; submit it with app.submit(canvas)'));
+        }
+        return submitter.submit(target, submit);
+      },
+    },
+    link: { enumerable: false, value: (callback: unknown) => withCallbacks(canvas, [callback], [], { link: `the callback of ${canvas.kind}.link()`, linkError: '' }) },
+    linkError: { enumerable: false, value: (errback: unknown) => withCallbacks(canvas, [], [errback], { link: '', linkError: `the errback of ${canvas.kind}.linkError()` }) },
+  });
+  if (canvas.kind === 'signature') {
+    Object.defineProperty(canvas, 'set', { enumerable: false, value: (more: SignatureOptions) => derive(canvas, { options: Object.freeze({ ...canvas.options, ...more }) }) });
+  }
   return Object.freeze(canvas) as C & Submittable<OutOf<C>>;
 }

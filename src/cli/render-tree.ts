@@ -67,7 +67,8 @@ function detailLine(state: RunState, dagNode: DagNode, n: NodeState, o: RenderTr
   const args = hasFinalArgs(n) ? argsPreview(n.args) : dagNode.input === null || dagNode.immutable ? argsPreview(bound) : argsPreview(['·', ...bound]).replace('"·"', '·');
   const t = nodeTimes(n);
   const running = n.status === 'running' && t.startedAt !== undefined && o.now !== undefined ? `running ${formatDuration(o.now - t.startedAt)}` : '';
-  const waiting = n.status === 'ready' && t.readyAt !== undefined && o.now !== undefined ? `queued ${formatDuration(o.now - t.readyAt)}` : '';
+  const held = n.status === 'ready' && n.availableAt !== undefined && o.now !== undefined && n.availableAt > o.now ? `due in ${formatDuration(n.availableAt - o.now)}` : '';
+  const waiting = held || (n.status === 'ready' && t.readyAt !== undefined && o.now !== undefined ? `queued ${formatDuration(o.now - t.readyAt)}` : '');
   const outcome = n.status === 'succeeded' ? `→ ${preview(n.result, 60)}` : n.error ? paint(o.color, '31', `✗ ${n.error.name}: ${n.error.message}`) : '';
   return [
     dagNode.id,
@@ -75,6 +76,7 @@ function detailLine(state: RunState, dagNode: DagNode, n: NodeState, o: RenderTr
     args,
     paintStatus(o.color, n.status),
     n.attempt > 0 ? `attempt ${n.attempt}` : '',
+    n.retries > 0 ? `${n.retries} ${n.retries === 1 ? 'retry' : 'retries'}` : '',
     n.attempt > 0 && n.worker !== undefined ? `worker ${n.worker}` : '',
     t.queuedMs !== undefined ? `queued ${formatDuration(t.queuedMs)}` : waiting,
     t.runMs !== undefined ? `ran ${formatDuration(t.runMs)}` : running,
@@ -123,15 +125,17 @@ export function renderRunTree(state: RunState, options: RenderTreeOptions = {}):
       const last = i === kids.length - 1;
       const branch = prefix + dim(options.details && options.color, last ? '└─ ' : '├─ ');
       const below = `${prefix}${last ? '   ' : '│  '}`;
-      if (kid.nodeId !== undefined && kid.children.size === 0) {
+      if (kid.nodeId !== undefined) {
         const dagNode = state.index!.byId.get(kid.nodeId)!;
         const n = state.nodes.get(kid.nodeId)!;
         if (!options.details) {
           lines.push(branch + compactLine(dagNode, n, options));
-          return;
+        } else {
+          lines.push(branch + detailLine(state, dagNode, n, options));
+          for (const frame of stackLines(n.error?.stack)) lines.push(dim(options.color, `${below}    ${frame}`));
         }
-        lines.push(branch + detailLine(state, dagNode, n, options));
-        for (const frame of stackLines(n.error?.stack)) lines.push(dim(options.color, `${below}    ${frame}`));
+        // A node's callbacks (`0.link.0`) sit under it.
+        if (kid.children.size > 0) walk(kid, below);
       } else {
         lines.push(branch + paint(options.color, '90', kid.label));
         walk(kid, below);

@@ -24,13 +24,23 @@ export function describeEvent(e: WorkflowEvent): { node: string; detail: string 
     case 'WorkflowSubmitted':
       return { node: '', detail: `${plural(e.dag.nodes.length, 'node')}: ${taskSummary(e.dag.nodes.map((n) => n.task))}` };
     case 'NodeReady':
-      return { node: e.nodeId, detail: [`${e.task} ${argsPreview(e.args)}`, e.queue !== 'default' ? `queue ${e.queue}` : '', e.priority ? `priority ${e.priority}` : ''].filter(Boolean).join('  ') };
+      return {
+        node: e.nodeId,
+        detail: [
+          `${e.task} ${argsPreview(e.args)}`, e.queue !== 'default' ? `queue ${e.queue}` : '', e.priority ? `priority ${e.priority}` : '',
+          e.availableAt !== undefined ? `not before +${formatDuration(e.availableAt - e.at)}` : '', e.options ? `options ${preview(e.options, 60)}` : '',
+        ].filter(Boolean).join('  '),
+      };
     case 'NodeStarted':
       return { node: e.nodeId, detail: `attempt ${e.attempt}  worker ${e.worker}  lease ${formatDuration(e.leaseExpiresAt - e.at)}` };
     case 'NodeSucceeded':
       return { node: e.nodeId, detail: `attempt ${e.attempt}  → ${preview(e.result, 60)}` };
     case 'NodeFailed':
       return { node: e.nodeId, detail: `attempt ${e.attempt}  ✗ ${e.error.name}: ${clip(e.error.message, 100)}` };
+    case 'NodeRetryScheduled':
+      return { node: e.nodeId, detail: `attempt ${e.attempt}  ✗ ${e.error.name}: ${clip(e.error.message, 80)}  retry in ${formatDuration(e.retryAt - e.at)}` };
+    case 'NodeDeferred':
+      return { node: e.nodeId, detail: `attempt ${e.attempt} handed back for ${formatDuration(e.until - e.at)}: ${e.reason}` };
     case 'NodeLeaseExpired':
       return { node: e.nodeId, detail: `attempt ${e.attempt}  worker ${e.worker} went silent` };
     case 'NodeReleased':
@@ -38,6 +48,7 @@ export function describeEvent(e: WorkflowEvent): { node: string; detail: string 
     case 'NodeCompletionFenced':
       return { node: e.nodeId, detail: `attempt ${e.attempt}  late ${e.outcome} outcome ignored: ${e.reason}` };
     case 'NodesSkipped':
+    case 'NodesAborted':
       return { node: list(e.nodeIds, 3), detail: `reason: ${e.reason}` };
     case 'WorkflowSucceeded':
       return { node: '', detail: `→ ${preview(e.result, 60)}` };
@@ -61,8 +72,8 @@ export function compactEvent(e: WorkflowEvent): string {
 }
 
 const TYPE_CODE: Readonly<Record<string, string>> = {
-  NodeSucceeded: '32', WorkflowSucceeded: '32', NodeFailed: '31', WorkflowFailed: '31', NodeCompletionFenced: '33', NodeLeaseExpired: '33',
-  WorkflowCancelled: '35', WorkflowResumed: '36', NodesSkipped: '90',
+  NodeSucceeded: '32', WorkflowSucceeded: '32', NodeFailed: '31', WorkflowFailed: '31', NodeCompletionFenced: '33', NodeLeaseExpired: '33', NodeRetryScheduled: '33', NodeDeferred: '90',
+  WorkflowCancelled: '35', WorkflowResumed: '36', NodesSkipped: '90', NodesAborted: '35',
 };
 
 /**

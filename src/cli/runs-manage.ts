@@ -87,20 +87,35 @@ ${commonUsage}`,
 /** `lovage runs cancel`. */
 export const cancelCommand: RunsSubcommand = {
   summary: 'cancel a running run',
-  usage: `Usage: lovage runs cancel <id> [--reason <text>] [options]
+  usage: `Usage: lovage runs cancel <id> [--node <node>]... [--reason <text>] [--terminate] [options]
 
 Cancels a running run: pending and ready nodes never run; the outcome of a node running now is
-recorded as fenced, not as a result. A cancelled run can be resumed.
+recorded as fenced, not as a result. Running tasks see their AbortSignal at their worker's next
+heartbeat. A cancelled run can be resumed.
 
 Options:
       --reason <text>    why, recorded in the log (default "cancelled by request")
+      --node <node>      cancel only this node and everything under it (1 takes 1.header.0, ...);
+                         the rest of the run goes on; repeat for several
+      --terminate        also terminate the threads running its tasks (workers with --pool threads)
 ${commonUsage}`,
   async run(argv, ctx) {
-    const { values: v, positionals: [id] } = parseRunsArgs('runs cancel', argv, { reason: { type: 'string' } }, ['id']);
+    const { values: v, positionals: [id] } = parseRunsArgs('runs cancel', argv, { reason: { type: 'string' }, terminate: { type: 'boolean' }, node: { type: 'string', multiple: true } }, ['id']);
     if (v.help) return (ctx.io.out(this.usage), 0);
     if (v.reason !== undefined && (v.reason === '' || v.reason.length > 1000)) throw new UsageError('--reason must be 1-1000 characters');
     const app = await ctx.open(v.store);
-    await app.runs.cancel(id!, v.reason);
+    if (v.node !== undefined) {
+      await app.runs.cancel(id!, v.reason, { terminate: v.terminate === true, nodes: v.node });
+      const aborted = (await app.runs.history(id!)).findLast((s) => s.event.type === 'NodesAborted')!.event as Extract<WorkflowEvent, { type: 'NodesAborted' }>;
+      const status = await app.run(id!).status();
+      if (v.json) return (ctx.io.out(JSON.stringify({ runId: id, reason: aborted.reason, cancelled: aborted.nodeIds, status }, null, 2)), 0);
+      ctx.io.out(`cancelled part of run ${id}`);
+      ctx.io.out(`  nodes cancelled (${aborted.nodeIds.length}): ${aborted.nodeIds.join(', ')}`);
+      ctx.io.out(`  reason: ${aborted.reason}`);
+      ctx.io.out(`status: ${paintStatus(ctx.color, status)}${status === 'running' ? ' (the rest goes on; the run ends cancelled)' : ''}`);
+      return 0;
+    }
+    await app.runs.cancel(id!, v.reason, { terminate: v.terminate === true });
     const { event } = await lastOf(app, id!, 'WorkflowCancelled');
     if (v.json) return (ctx.io.out(JSON.stringify({ runId: id, reason: event.reason, cancelled: event.nodeIds, status: 'cancelled' }, null, 2)), 0);
     ctx.io.out(`cancelled run ${id}`);

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { App } from '../app/app.ts';
+import { exportedApp, noAppExported } from '../app/load-app.ts';
 import { LovageError } from '../errors.ts';
 import { defaultStoreUrl } from '../eventstore/url.ts';
 import type { WorkerOptions } from '../workers/worker.ts';
@@ -25,10 +26,17 @@ Options:
       --batch <n>        most claims/completions per store transaction, integer ≥ 1 (default min(c, 100))
       --poll-ms <n>      longest idle wait before asking the store again, ms, integer ≥ 1 (default 100)
       --grace-ms <n>     on shutdown, how long running tasks may finish, ms, integer ≥ 0 (default 10000)
+  -P, --pool <pool>      where tasks run: async (in the worker's thread; a time limit cannot stop a task
+                         that never yields) or threads (in worker threads that import the --app module;
+                         a time limit terminates the task's thread) (default async)
+      --threads <n>      with --pool threads: most threads, integer from 1 to --concurrency (default --concurrency)
+      --max-tasks-per-child <n>
+                         with --pool threads: replace a thread after it ran n tasks, integer ≥ 1 (default never)
   -h, --help             show this help
 
-Example:
-  lovage worker --app ./tasks.ts --store sqlite:./lovage.db -Q default,emails -c 8`;
+Examples:
+  lovage worker --app ./tasks.ts --store sqlite:./lovage.db -Q default,emails -c 8
+  lovage worker --app ./tasks.ts --pool threads -c 4 --max-tasks-per-child 100`;
 
 const flags = {
   app: { type: 'string', short: 'A' },
@@ -40,6 +48,9 @@ const flags = {
   batch: { type: 'string' },
   'poll-ms': { type: 'string' },
   'grace-ms': { type: 'string' },
+  pool: { type: 'string', short: 'P' },
+  threads: { type: 'string' },
+  'max-tasks-per-child': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -70,18 +81,31 @@ export function parseWorkerArgs(argv: readonly string[]): WorkerArgs {
   const batchSize = intFlag('--batch', v.batch, 1);
   const pollMs = intFlag('--poll-ms', v['poll-ms'], 1);
   const shutdownGraceMs = intFlag('--grace-ms', v['grace-ms'], 0);
+  const concurrency = intFlag('--concurrency', v.concurrency, 1) ?? 16;
+  const pool = v.pool ?? 'async';
+  if (pool !== 'async' && pool !== 'threads') throw new UsageError(`--pool ${JSON.stringify(pool)} is invalid; allowed are async, threads`);
+  const threads = intFlag('--threads', v.threads, 1);
+  const maxTasksPerChild = intFlag('--max-tasks-per-child', v['max-tasks-per-child'], 1);
+  if (pool === 'async') {
+    for (const [flag, value] of [['--threads', threads], ['--max-tasks-per-child', maxTasksPerChild]] as const) {
+      if (value !== undefined) throw new UsageError(`${flag} applies to --pool threads only; add --pool threads or drop ${flag}`);
+    }
+  }
+  if (threads !== undefined && threads > concurrency) throw new UsageError(`--threads must be an integer from 1 to --concurrency (${concurrency}), got ${threads}: a thread runs one task at a time`);
   return {
     help: false,
     app: v.app,
     ...(v.store !== undefined ? { store: v.store } : {}),
     options: {
       queues: [...new Set(queues)],
-      concurrency: intFlag('--concurrency', v.concurrency, 1) ?? 16,
+      concurrency,
       ...(v.name !== undefined ? { name: v.name } : {}),
       ...(leaseMs !== undefined ? { leaseMs } : {}),
       ...(batchSize !== undefined ? { batchSize } : {}),
       ...(pollMs !== undefined ? { pollMs } : {}),
       ...(shutdownGraceMs !== undefined ? { shutdownGraceMs } : {}),
+      // The threads import the --app module themselves (resolved against the working directory now).
+      ...(pool === 'threads' ? { pool, appModule: resolve(v.app), ...(threads !== undefined ? { threads } : {}), ...(maxTasksPerChild !== undefined ? { maxTasksPerChild } : {}) } : {}),
     },
   };
 }
@@ -97,17 +121,12 @@ async function loadApp(path: string, store: string | undefined): Promise<App> {
   } catch (e) {
     throw new LovageError('VALIDATION', `--app ${path}: the module failed to load: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
   }
-  const app = isApp(mod.app) ? mod.app : isApp(mod.default) ? mod.default : undefined;
-  if (!app) throw new UsageError(`--app ${path}: the module exports no app; export the object made by createApp() as \`app\` (export const app = createApp(...)) or as the default export`);
+  const app = exportedApp(mod);
+  if (!app) throw new UsageError(`--app ${path}: ${noAppExported}`);
   if (store !== undefined && app.storeUrl !== undefined && app.storeUrl !== store) {
     throw new UsageError(`--store ${redact(store)} disagrees with the store the app in ${path} was created with (${redact(app.storeUrl)}); drop --store, or create the app without a store option so that it uses LOVAGE_STORE`);
   }
   return app;
-}
-
-function isApp(value: unknown): value is App {
-  const v = value as Partial<App> | null | undefined;
-  return typeof v === 'object' && v !== null && typeof v.worker === 'function' && typeof v.close === 'function' && typeof v.store === 'function';
 }
 
 /** Hides credentials in a URL (`postgres://user:secret@host` → `postgres://***@host`). */
@@ -141,8 +160,9 @@ export async function runWorker(argv: readonly string[], io: Io): Promise<number
   }
   // The worker survives store errors (it backs off and retries) and quarantined runs: say each one.
   const worker = app.worker({ ...args.options, onError: (e) => io.err(`lovage worker ${worker.name}: ${e instanceof Error ? e.message : String(e)}`) });
-  const { queues, concurrency } = args.options;
-  io.out(`lovage worker ${worker.name} started: queues ${queues.join(',')}, concurrency ${concurrency}, store ${storeUrl}, pid ${process.pid}`);
+  const { queues, concurrency, pool, threads, maxTasksPerChild } = args.options;
+  const poolText = pool === 'threads' ? `pool threads (${threads ?? concurrency} thread${(threads ?? concurrency) === 1 ? '' : 's'}${maxTasksPerChild !== undefined ? `, each replaced after ${maxTasksPerChild} tasks` : ''})` : 'pool async';
+  io.out(`lovage worker ${worker.name} started: queues ${queues.join(',')}, concurrency ${concurrency}, ${poolText}, store ${storeUrl}, pid ${process.pid}`);
 
   return new Promise<number>((done) => {
     let stopping = false;

@@ -1,8 +1,10 @@
-import { evalExpr, exprRefs, type Dag } from '../canvas/dag.ts';
+import { evalExpr, exprRefs, type CollectMember, type Dag } from '../canvas/dag.ts';
 import type { Json } from '../canvas/json.ts';
 import type { TaskErrorInfo, WorkflowEvent } from './events.ts';
-import { argsFor } from './args.ts';
+import { argsFor, readyEvent } from './args.ts';
+import { indexDag } from './dag-index.ts';
 import { decideCancel, decideResume } from './decide-resume.ts';
+import { Draft } from './draft.ts';
 import type { RunState } from './state.ts';
 
 /** What can happen to a run: the inputs of {@link decide}. Time comes in, never read. */
@@ -14,10 +16,20 @@ export type Command =
       readonly nodeId: string;
       readonly attempt: number;
       readonly leaseToken: string;
-      readonly outcome: { readonly ok: true; readonly value: Json } | { readonly ok: false; readonly error: TaskErrorInfo };
+      /** A failure with `retryAt` is a retry (the worker applied the policy); without, the node fails. */
+      readonly outcome: { readonly ok: true; readonly value: Json } | { readonly ok: false; readonly error: TaskErrorInfo; readonly retryAt?: number };
     }
   | { readonly type: 'Release'; readonly at: number; readonly nodeId: string; readonly leaseToken: string; readonly reason: string }
-  | { readonly type: 'Cancel'; readonly at: number; readonly reason: string }
+  /** Hands a leased node back unstarted, claimable again at `until` (a rate limit's wait). */
+  | { readonly type: 'Defer'; readonly at: number; readonly nodeId: string; readonly leaseToken: string; readonly until: number; readonly reason: string }
+  | {
+      readonly type: 'Cancel';
+      readonly at: number;
+      readonly reason: string;
+      readonly terminate?: boolean;
+      /** Cancel only these nodes and everything under them (ids naming places: `1` takes `1.header.0`, ...); the rest goes on. */
+      readonly nodes?: readonly string[];
+    }
   | {
       readonly type: 'Resume';
       readonly at: number;
@@ -62,6 +74,11 @@ export function decide(state: RunState, command: Command): WorkflowEvent[] {
       if (!node || node.status !== 'running' || node.leaseToken !== command.leaseToken) return [];
       return [{ type: 'NodeReleased', at: command.at, nodeId: command.nodeId, attempt: node.attempt, reason: command.reason }];
     }
+    case 'Defer': {
+      const node = state.nodes.get(command.nodeId);
+      if (!node || node.status !== 'running' || node.leaseToken !== command.leaseToken) return [];
+      return [{ type: 'NodeDeferred', at: command.at, nodeId: command.nodeId, attempt: node.attempt, until: command.until, reason: command.reason }];
+    }
   }
 }
 
@@ -69,13 +86,32 @@ export function decide(state: RunState, command: Command): WorkflowEvent[] {
 function decideSubmit(dag: Dag, at: number): WorkflowEvent[] {
   const events: WorkflowEvent[] = [{ type: 'WorkflowSubmitted', at, dag }];
   const none = (): Json => null;
-  // Nodes that read no other node start the run (an input of empty groups reads none either).
+  if (!dag.scopes?.length) {
+    // Nodes that read no other node start the run (an input of empty groups reads none either).
+    for (const node of dag.nodes) {
+      if (exprRefs(node.input).length === 0) {
+        events.push(readyEvent(node, at, argsFor(node, none)));
+      }
+    }
+    if (dag.nodes.length === 0) events.push({ type: 'WorkflowSucceeded', at, result: evalExpr(dag.result, none) });
+    return events;
+  }
+  // With callbacks and `collect` chords: what waits for nothing starts (a `linkError` callback waits
+  // for a failure; a `collect` header's reader for its members' nodes).
+  const index = indexDag(dag);
+  const member = (m: CollectMember): Json => ({ ok: true, value: evalExpr(m.value, none, { member }) });
+  let started = 0;
   for (const node of dag.nodes) {
-    if (exprRefs(node.input).length === 0) {
-      events.push({ type: 'NodeReady', at, nodeId: node.id, task: node.task, args: argsFor(node, none), queue: node.queue, priority: node.priority });
+    if (index.depCount.get(node.id) === 0) {
+      events.push(readyEvent(node, at, argsFor(node, none, undefined, { member })));
+      started++;
     }
   }
-  if (dag.nodes.length === 0) events.push({ type: 'WorkflowSucceeded', at, result: evalExpr(dag.result, none) });
+  if (started === 0) {
+    // Only callbacks that can never run (a linkError on an empty group): the run is over at once.
+    if (dag.nodes.length > 0) events.push({ type: 'NodesSkipped', at, nodeIds: dag.nodes.map((n) => n.id), reason: 'callbacks not run: what they wait for (their canvas succeeding, or failing for linkError) did not happen' });
+    events.push({ type: 'WorkflowSucceeded', at, result: evalExpr(dag.result, none, { member }) });
+  }
   return events;
 }
 
@@ -87,35 +123,25 @@ function decideComplete(state: RunState, c: Extract<Command, { type: 'Complete' 
     const reason = !node ? 'unknown node' : node.status !== 'running' ? `node is ${node.status}` : 'lease token is stale';
     return [{ type: 'NodeCompletionFenced', at: c.at, nodeId: c.nodeId, attempt: c.attempt, leaseToken: c.leaseToken, outcome, reason }];
   }
-  const events: WorkflowEvent[] = [];
-  let active = state.active - 1;
-  const result = (id: string): Json => (id === c.nodeId && c.outcome.ok ? c.outcome.value : (state.nodes.get(id)?.result ?? null));
+  if (!c.outcome.ok && c.outcome.retryAt !== undefined) {
+    return [{ type: 'NodeRetryScheduled', at: c.at, nodeId: c.nodeId, attempt: node.attempt, error: c.outcome.error, retryAt: c.outcome.retryAt }];
+  }
+  const draft = new Draft(state, index, c.at);
+  const dagNode = index.byId.get(c.nodeId)!;
   if (c.outcome.ok) {
-    events.push({ type: 'NodeSucceeded', at: c.at, nodeId: c.nodeId, attempt: node.attempt, result: c.outcome.value });
-    for (const id of index.dependents.get(c.nodeId) ?? []) {
-      const dep = state.nodes.get(id)!;
-      if (dep.status === 'pending' && dep.remaining === 1) {
-        const dagNode = index.byId.get(id)!;
-        events.push({ type: 'NodeReady', at: c.at, nodeId: id, task: dagNode.task, args: argsFor(dagNode, result, state.argsOverride), queue: dagNode.queue, priority: dagNode.priority });
-        active++;
-      }
-    }
+    draft.succeed(c.nodeId, node.attempt, c.outcome.value);
   } else {
-    events.push({ type: 'NodeFailed', at: c.at, nodeId: c.nodeId, attempt: node.attempt, error: c.outcome.error });
+    draft.fail(c.nodeId, node.attempt, c.outcome.error);
+    if (dagNode.failFast !== undefined) draft.abort(dagNode.scope, `chord ${dagNode.failFast} fails fast: its member node ${c.nodeId} failed`);
+    draft.fireErrbacks(dagNode, c.outcome.error);
   }
-  if (active > 0) return events;
+  draft.readyCounted();
+  // A `collect` member with a failure and nothing left to run is over (after the readies: a success may still start more).
+  draft.settleMember(dagNode.scope);
+  draft.readyCounted();
   // Nothing is ready or running: the run is over.
-  const firstFailed = state.failed[0] ?? (c.outcome.ok ? undefined : c.nodeId);
-  if (firstFailed === undefined) {
-    events.push({ type: 'WorkflowSucceeded', at: c.at, result: evalExpr(index.dag.result, result) });
-    return events;
-  }
-  const pending: string[] = [];
-  for (const [id, n] of state.nodes) if (n.status === 'pending') pending.push(id);
-  if (pending.length > 0) events.push({ type: 'NodesSkipped', at: c.at, nodeIds: pending, reason: `upstream node ${firstFailed} failed` });
-  const error = firstFailed === c.nodeId && !c.outcome.ok ? c.outcome.error : state.nodes.get(firstFailed)!.error!;
-  events.push({ type: 'WorkflowFailed', at: c.at, nodeId: firstFailed, task: index.byId.get(firstFailed)!.task, error });
-  return events;
+  if (draft.active === 0) draft.end();
+  return draft.events;
 }
 
 /**

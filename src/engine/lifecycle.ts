@@ -15,14 +15,17 @@ export const nodeMachine = createMachine({
   id: 'node',
   initial: 'pending',
   states: {
-    pending: { on: { NodeReady: 'ready', NodesSkipped: 'skipped', WorkflowCancelled: 'cancelled', NodeCompletionFenced: 'pending' } },
-    ready: { on: { NodeStarted: 'running', WorkflowCancelled: 'cancelled', NodeCompletionFenced: 'ready' } },
+    pending: { on: { NodeReady: 'ready', NodesSkipped: 'skipped', NodesAborted: 'skipped', WorkflowCancelled: 'cancelled', NodeCompletionFenced: 'pending' } },
+    ready: { on: { NodeStarted: 'running', NodesAborted: 'skipped', WorkflowCancelled: 'cancelled', NodeCompletionFenced: 'ready' } },
     running: {
       on: {
         NodeSucceeded: 'succeeded',
         NodeFailed: 'failed',
+        NodeRetryScheduled: 'ready',
+        NodeDeferred: 'ready',
         NodeLeaseExpired: 'ready',
         NodeReleased: 'ready',
+        NodesAborted: 'cancelled',
         WorkflowCancelled: 'cancelled',
         NodeCompletionFenced: 'running',
       },
@@ -69,11 +72,16 @@ function tabulate<S extends string>(machine: typeof nodeMachine | typeof runMach
   return table;
 }
 
-const nodeEventTypes: EventType[] = ['NodeReady', 'NodeStarted', 'NodeSucceeded', 'NodeFailed', 'NodeLeaseExpired', 'NodeReleased', 'NodeCompletionFenced', 'NodesSkipped', 'WorkflowCancelled', 'WorkflowResumed'];
+const nodeEventTypes: EventType[] = ['NodeReady', 'NodeStarted', 'NodeSucceeded', 'NodeFailed', 'NodeRetryScheduled', 'NodeDeferred', 'NodeLeaseExpired', 'NodeReleased', 'NodeCompletionFenced', 'NodesSkipped', 'NodesAborted', 'WorkflowCancelled', 'WorkflowResumed'];
 const runEventTypes: EventType[] = ['WorkflowSubmitted', 'WorkflowSucceeded', 'WorkflowFailed', 'WorkflowCancelled', 'WorkflowResumed'];
 
 export const nodeTable: Table<NodeStatus> = tabulate(nodeMachine, ['pending', 'ready', 'running', 'succeeded', 'failed', 'skipped', 'cancelled'], nodeEventTypes);
 export const runTable: Table<RunLifecycle> = tabulate(runMachine, ['new', 'running', 'succeeded', 'failed', 'cancelled'], runEventTypes);
+
+/** Whether a node in `status` has finished (until a resume resets it). */
+export function isFinished(status: NodeStatus): boolean {
+  return status === 'succeeded' || status === 'failed' || status === 'skipped' || status === 'cancelled';
+}
 
 /** The node state after `type`, or `undefined` when the lifecycle does not allow it. */
 export function nextNodeStatus(from: NodeStatus, type: EventType): NodeStatus | undefined {

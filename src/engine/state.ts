@@ -1,8 +1,10 @@
-import { exprRefs, type Dag, type DagNode } from '../canvas/dag.ts';
 import type { Json } from '../canvas/json.ts';
 import { LovageError } from '../errors.ts';
+import { indexDag, remainingOf, type DagIndex } from './dag-index.ts';
 import type { StoredEvent, TaskErrorInfo, WorkflowEvent } from './events.ts';
-import { nextNodeStatus, nextRunStatus, type NodeStatus, type RunLifecycle } from './lifecycle.ts';
+import { isFinished, nextNodeStatus, nextRunStatus, type NodeStatus, type RunLifecycle } from './lifecycle.ts';
+
+export { indexDag, type DagIndex } from './dag-index.ts';
 
 /** What the log says of one node. */
 export interface NodeState {
@@ -16,17 +18,15 @@ export interface NodeState {
   result?: Json;
   error?: TaskErrorInfo;
   readyAt?: number;
+  /** Not claimable before this time (countdown, eta, a retry's backoff, a deferral). */
+  availableAt?: number;
+  /** Retries scheduled (NodeRetryScheduled) since the node was last reset. */
+  retries: number;
+  /** Leases that ran out (a worker died or stalled) since the node was last reset. */
+  lost: number;
   startedAt?: number;
   finishedAt?: number;
   fenced: number;
-}
-
-/** The DAG with the indexes the fold and `decide` need; built once per run, never changed. */
-export interface DagIndex {
-  readonly dag: Dag;
-  readonly byId: ReadonlyMap<string, DagNode>;
-  readonly dependents: ReadonlyMap<string, readonly string[]>;
-  readonly depCount: ReadonlyMap<string, number>;
 }
 
 /** A run's state: the fold of its events. */
@@ -56,24 +56,6 @@ export function initialState(runId: string): RunState {
   return { runId, version: 0, status: 'new', nodes: new Map(), active: 0, failed: [], resumes: 0 };
 }
 
-export function indexDag(dag: Dag): DagIndex {
-  const byId = new Map<string, DagNode>();
-  const dependents = new Map<string, string[]>();
-  const depCount = new Map<string, number>();
-  for (const node of dag.nodes) byId.set(node.id, node);
-  for (const node of dag.nodes) {
-    const deps = exprRefs(node.input);
-    depCount.set(node.id, deps.length);
-    for (const dep of deps) {
-      if (!byId.has(dep)) throw new LovageError('CORRUPT_LOG', `node ${node.id} reads unknown node ${dep}`);
-      let list = dependents.get(dep);
-      if (!list) dependents.set(dep, (list = []));
-      list.push(node.id);
-    }
-  }
-  return { dag, byId, dependents, depCount };
-}
-
 /** A copy that shares nothing mutable with `state` (the DAG index is immutable and shared). */
 export function cloneState(state: RunState): RunState {
   const nodes = new Map<string, NodeState>();
@@ -93,6 +75,9 @@ function resume(state: RunState, event: Extract<WorkflowEvent, { type: 'Workflow
     const node = moveNode(state, event, id);
     // Attempts count again from 1 after a resume, as the ready queue's row is new (the log keeps both).
     node.attempt = 0;
+    node.retries = 0;
+    node.lost = 0;
+    delete node.availableAt;
     delete node.args;
     delete node.worker;
     delete node.readyAt;
@@ -106,11 +91,8 @@ function resume(state: RunState, event: Extract<WorkflowEvent, { type: 'Workflow
     if (!index!.byId.has(id)) corrupt(state, event, `unknown node ${id}`);
     (state.argsOverride ??= new Map()).set(id, args);
   }
-  for (const id of event.reset) {
-    let remaining = 0;
-    for (const dep of exprRefs(index!.byId.get(id)!.input)) if (state.nodes.get(dep)?.status !== 'succeeded') remaining++;
-    state.nodes.get(id)!.remaining = remaining;
-  }
+  const statusOf = (id: string): NodeStatus | undefined => state.nodes.get(id)?.status;
+  for (const id of event.reset) state.nodes.get(id)!.remaining = remainingOf(index!, index!.byId.get(id)!, statusOf);
   const reset = new Set(event.reset);
   state.failed = state.failed.filter((id) => !reset.has(id));
   delete state.error;
@@ -132,6 +114,11 @@ function moveNode(state: RunState, event: WorkflowEvent, nodeId: string): NodeSt
   const wasActive = node.status === 'ready' || node.status === 'running';
   const isActive = next === 'ready' || next === 'running';
   state.active += Number(isActive) - Number(wasActive);
+  // A node of a `collect` chord's header counts for its readers as soon as it ends, whatever way.
+  const settles = state.index?.settles;
+  if (settles && settles.size > 0 && isFinished(next) && !isFinished(node.status)) {
+    for (const reader of settles.get(nodeId) ?? []) state.nodes.get(reader)!.remaining--;
+  }
   node.status = next;
   return node;
 }
@@ -146,13 +133,14 @@ export function applyInPlace(state: RunState, event: WorkflowEvent): void {
       const index = indexDag(event.dag);
       state.index = index;
       state.submittedAt = event.at;
-      for (const node of event.dag.nodes) state.nodes.set(node.id, { status: 'pending', remaining: index.depCount.get(node.id) ?? 0, attempt: 0, fenced: 0 });
+      for (const node of event.dag.nodes) state.nodes.set(node.id, { status: 'pending', remaining: index.depCount.get(node.id) ?? 0, attempt: 0, fenced: 0, retries: 0, lost: 0 });
       break;
     }
     case 'NodeReady': {
       const node = moveNode(state, event, event.nodeId);
       node.args = event.args;
       node.readyAt = event.at;
+      if (event.availableAt !== undefined) node.availableAt = event.availableAt;
       break;
     }
     case 'NodeStarted': {
@@ -161,6 +149,7 @@ export function applyInPlace(state: RunState, event: WorkflowEvent): void {
       node.leaseToken = event.leaseToken;
       node.worker = event.worker;
       node.startedAt = event.at;
+      delete node.availableAt;
       break;
     }
     case 'NodeSucceeded': {
@@ -168,6 +157,7 @@ export function applyInPlace(state: RunState, event: WorkflowEvent): void {
       node.result = event.result;
       node.finishedAt = event.at;
       delete node.leaseToken;
+      delete node.error;
       for (const d of state.index?.dependents.get(event.nodeId) ?? []) state.nodes.get(d)!.remaining--;
       break;
     }
@@ -179,9 +169,25 @@ export function applyInPlace(state: RunState, event: WorkflowEvent): void {
       state.failed.push(event.nodeId);
       break;
     }
+    case 'NodeRetryScheduled': {
+      const node = moveNode(state, event, event.nodeId);
+      node.error = event.error;
+      node.retries++;
+      node.availableAt = event.retryAt;
+      delete node.leaseToken;
+      break;
+    }
+    case 'NodeDeferred': {
+      const node = moveNode(state, event, event.nodeId);
+      node.attempt = event.attempt - 1;
+      node.availableAt = event.until;
+      delete node.leaseToken;
+      break;
+    }
     case 'NodeLeaseExpired':
     case 'NodeReleased': {
       const node = moveNode(state, event, event.nodeId);
+      if (event.type === 'NodeLeaseExpired') node.lost++;
       delete node.leaseToken;
       break;
     }
@@ -189,7 +195,12 @@ export function applyInPlace(state: RunState, event: WorkflowEvent): void {
       moveNode(state, event, event.nodeId).fenced++;
       break;
     case 'NodesSkipped':
-      for (const id of event.nodeIds) moveNode(state, event, id).finishedAt = event.at;
+    case 'NodesAborted':
+      for (const id of event.nodeIds) {
+        const node = moveNode(state, event, id);
+        node.finishedAt = event.at;
+        delete node.leaseToken;
+      }
       break;
     case 'WorkflowSucceeded':
       state.result = event.result;

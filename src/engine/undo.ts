@@ -21,28 +21,37 @@ export function beginUndo(state: RunState): Undo {
 /** Applies an event in place, first keeping a copy of every node it changes in `undo`. */
 export function applyUndoable(undo: Undo, event: WorkflowEvent): void {
   const state = undo.state;
-  const keep = (id: string): void => {
-    const node = state.nodes.get(id);
-    if (node && !undo.nodes.has(id)) undo.nodes.set(id, { ...node });
-  };
   switch (event.type) {
     case 'NodeSucceeded':
-      keep(event.nodeId);
-      for (const d of state.index?.dependents.get(event.nodeId) ?? []) keep(d);
+      keep(undo, event.nodeId);
+      for (const d of state.index?.dependents.get(event.nodeId) ?? []) keep(undo, d);
       break;
     case 'NodesSkipped':
+    case 'NodesAborted':
     case 'WorkflowCancelled':
-      event.nodeIds.forEach(keep);
+      for (const id of event.nodeIds) keep(undo, id);
       break;
     case 'WorkflowResumed':
-      event.reset.forEach(keep);
+      for (const id of event.reset) keep(undo, id);
       break;
     case 'WorkflowSubmitted':
       throw new LovageError('VALIDATION', 'a submit cannot be undone');
     default:
-      if ('nodeId' in event) keep(event.nodeId);
+      if ('nodeId' in event) keep(undo, event.nodeId);
   }
   applyInPlace(state, event);
+}
+
+/** Keeps a copy of node `id` (and of the `collect` readers it counts down) before its first change. */
+function keep(undo: Undo, id: string): void {
+  const state = undo.state;
+  const node = state.nodes.get(id);
+  if (node && !undo.nodes.has(id)) undo.nodes.set(id, { ...node });
+  // The readers of a `collect` header count its nodes down as they end.
+  for (const reader of state.index?.settles.get(id) ?? []) {
+    const r = state.nodes.get(reader);
+    if (r && !undo.nodes.has(reader)) undo.nodes.set(reader, { ...r });
+  }
 }
 
 /** Puts `undo.state` back as it was at {@link beginUndo}. */

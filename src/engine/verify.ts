@@ -35,8 +35,14 @@ export interface Rules {
 /** Events that are inputs to the coordinator; every other event is a decision following one. */
 const CAUSES: ReadonlySet<EventType> = new Set<EventType>([
   'WorkflowSubmitted', 'NodeLeaseExpired', 'NodeStarted', 'NodeSucceeded', 'NodeFailed',
-  'NodeCompletionFenced', 'NodeReleased', 'WorkflowCancelled', 'WorkflowResumed',
+  'NodeCompletionFenced', 'NodeReleased', 'NodeRetryScheduled', 'NodeDeferred', 'WorkflowCancelled', 'WorkflowResumed',
 ]);
+
+/** A cancel of part of the run is an input too; a failFast chord's NodesAborted is a decision. */
+function isCause(e: WorkflowEvent): boolean {
+  if (e.type === 'WorkflowCancelled') return e.partial !== true;
+  return CAUSES.has(e.type) || (e.type === 'NodesAborted' && e.byRequest === true);
+}
 
 /**
  * Re-folds a run and re-runs the rules over each recorded input: the upgrade-safety check. Every
@@ -56,7 +62,7 @@ export function verifyRun(runId: string, events: readonly WorkflowEvent[], rules
       // A step: one input, then the decisions it caused (a lease expiry is followed by its restart).
       let end = i + 1;
       if (events[i]!.type === 'NodeLeaseExpired' && events[end]?.type === 'NodeStarted') end++;
-      while (end < events.length && !CAUSES.has(events[end]!.type)) end++;
+      while (end < events.length && !isCause(events[end]!)) end++;
       const recorded = events.slice(i, end);
       const step = redecide(state, recorded, rules);
       steps++;
@@ -100,6 +106,14 @@ function redecide(state: RunState, recorded: readonly WorkflowEvent[], rules: Ru
         const leaseToken = state.nodes.get(first.nodeId)?.leaseToken ?? '';
         return { cause, expected: rules.decide(state, { type: 'Complete', at: first.at, nodeId: first.nodeId, attempt: first.attempt, leaseToken, outcome }) };
       }
+      case 'NodeRetryScheduled': {
+        cause = `Complete ${first.nodeId} (retry)`;
+        const leaseToken = state.nodes.get(first.nodeId)?.leaseToken ?? '';
+        return { cause, expected: rules.decide(state, { type: 'Complete', at: first.at, nodeId: first.nodeId, attempt: first.attempt, leaseToken, outcome: { ok: false, error: first.error, retryAt: first.retryAt } }) };
+      }
+      case 'NodeDeferred':
+        cause = `Defer ${first.nodeId}`;
+        return { cause, expected: rules.decide(state, { type: 'Defer', at: first.at, nodeId: first.nodeId, leaseToken: state.nodes.get(first.nodeId)?.leaseToken ?? '', until: first.until, reason: first.reason }) };
       case 'NodeCompletionFenced': {
         cause = `Complete ${first.nodeId} (stale)`;
         // A fenced outcome's value is not kept; the rule under test only looks at the lease.
@@ -109,8 +123,11 @@ function redecide(state: RunState, recorded: readonly WorkflowEvent[], rules: Ru
       case 'NodeReleased':
         cause = `Release ${first.nodeId}`;
         return { cause, expected: rules.decide(state, { type: 'Release', at: first.at, nodeId: first.nodeId, leaseToken: state.nodes.get(first.nodeId)?.leaseToken ?? '', reason: first.reason }) };
+      case 'NodesAborted':
+        if (!first.byRequest) return { cause: `(none: a ${first.type} no input explains)`, expected: [], error: `${first.type} is a decision, but no input precedes it` };
+        return { cause: 'Cancel (nodes)', expected: rules.decide(state, { type: 'Cancel', at: first.at, reason: first.reason, nodes: first.nodeIds, ...(first.terminate ? { terminate: true } : {}) }) };
       case 'WorkflowCancelled':
-        return { cause: 'Cancel', expected: rules.decide(state, { type: 'Cancel', at: first.at, reason: first.reason }) };
+        return { cause: 'Cancel', expected: rules.decide(state, { type: 'Cancel', at: first.at, reason: first.reason, ...(first.terminate ? { terminate: true } : {}) }) };
       case 'WorkflowResumed':
         return { cause: 'Resume', expected: rules.decide(state, { type: 'Resume', at: first.at, nodes: first.nodes, args: first.args }) };
       default:

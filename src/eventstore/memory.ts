@@ -1,7 +1,9 @@
+import type { ExecOptions } from '../canvas/dag.ts';
 import type { Json } from '../canvas/json.ts';
 import { decideStart } from '../engine/decide.ts';
 import type { StoredEvent } from '../engine/events.ts';
 import { LovageError } from '../errors.ts';
+import { RateTable, type RateLimit } from './rate/window.ts';
 import { newToken } from './token.ts';
 import { type DeleteOptions, endsRun, matchesRun, newestFirst, pageSize, refuseTransaction, runStatusAfter, Signal, type AppendOptions, type AppendRequest, type RunFilter, type ClaimRequest, type ClaimedNode, type EventStore, type LeaseRef, type RunRecord } from './store.ts';
 
@@ -13,6 +15,8 @@ interface ReadyRow {
   readonly queue: string;
   readonly priority: number;
   readonly seq: number;
+  readonly options?: ExecOptions;
+  availableAt?: number;
   attempts: number;
   worker?: string;
   leaseToken?: string;
@@ -35,6 +39,7 @@ export class MemoryStore implements EventStore {
   readonly #ready = new Map<string, ReadyRow>();
   readonly #signal = new Signal();
   readonly #clock: () => number;
+  readonly #rates = new RateTable();
 
   /** `clock` is injectable for tests (default `Date.now`). */
   constructor(options: { clock?: () => number } = {}) {
@@ -96,15 +101,29 @@ export class MemoryStore implements EventStore {
     });
     switch (e.type) {
       case 'NodeReady':
-        this.#ready.set(key(s.runId, e.nodeId), { runId: s.runId, nodeId: e.nodeId, task: e.task, args: e.args, queue: e.queue, priority: e.priority, seq: s.position, attempts: 0 });
-        return true;
+        this.#ready.set(key(s.runId, e.nodeId), {
+          runId: s.runId, nodeId: e.nodeId, task: e.task, args: e.args, queue: e.queue, priority: e.priority, seq: s.position, attempts: 0,
+          ...(e.options ? { options: e.options } : {}), ...(e.availableAt !== undefined ? { availableAt: e.availableAt } : {}),
+        });
+        return e.availableAt === undefined;
       case 'NodeSucceeded':
       case 'NodeFailed':
         this.#ready.delete(key(s.runId, e.nodeId));
         return false;
       case 'WorkflowCancelled':
+      case 'NodesAborted':
         for (const id of e.nodeIds) this.#ready.delete(key(s.runId, id));
         return false;
+      case 'NodeRetryScheduled':
+      case 'NodeDeferred': {
+        const row = this.#ready.get(key(s.runId, e.nodeId));
+        if (row) {
+          delete row.leaseToken; delete row.worker; delete row.leaseExpiresAt;
+          row.availableAt = e.type === 'NodeRetryScheduled' ? e.retryAt : e.until;
+          if (e.type === 'NodeDeferred') row.attempts = e.attempt - 1;
+        }
+        return false;
+      }
       case 'NodeLeaseExpired':
       case 'NodeReleased': {
         const row = this.#ready.get(key(s.runId, e.nodeId));
@@ -113,7 +132,7 @@ export class MemoryStore implements EventStore {
       }
       case 'NodeStarted': {
         const row = this.#ready.get(key(s.runId, e.nodeId));
-        if (row) { row.leaseToken = e.leaseToken; row.worker = e.worker; row.leaseExpiresAt = e.leaseExpiresAt; row.attempts = e.attempt; }
+        if (row) { row.leaseToken = e.leaseToken; row.worker = e.worker; row.leaseExpiresAt = e.leaseExpiresAt; row.attempts = e.attempt; delete row.availableAt; }
         return false;
       }
       default:
@@ -140,7 +159,7 @@ export class MemoryStore implements EventStore {
     const candidates: ReadyRow[] = [];
     for (const row of this.#ready.values()) {
       if (!queues.has(row.queue)) continue;
-      if (row.leaseToken === undefined || (row.leaseExpiresAt ?? 0) < now) candidates.push(row);
+      if (row.leaseToken === undefined ? (row.availableAt ?? 0) <= now : (row.leaseExpiresAt ?? 0) < now) candidates.push(row);
     }
     candidates.sort((a, b) => Number(b.leaseToken !== undefined) - Number(a.leaseToken !== undefined) || b.priority - a.priority || a.seq - b.seq);
     const claimed: ClaimedNode[] = [];
@@ -152,7 +171,7 @@ export class MemoryStore implements EventStore {
         ...(row.leaseToken !== undefined && row.worker !== undefined ? { expiredWorker: row.worker } : {}),
       });
       const [stored] = await this.append([{ runId: row.runId, expectedVersion: this.#runs.get(row.runId)!.version, events }]);
-      claimed.push({ runId: row.runId, nodeId: row.nodeId, task: row.task, args: row.args, attempt: row.attempts, leaseToken, leaseExpiresAt, events: stored! });
+      claimed.push({ runId: row.runId, nodeId: row.nodeId, task: row.task, args: row.args, attempt: row.attempts, leaseToken, leaseExpiresAt, ...(row.options ? { options: row.options } : {}), events: stored! });
     }
     return claimed;
   }
@@ -208,6 +227,15 @@ export class MemoryStore implements EventStore {
     if (!run) return;
     this.#runs.set(runId, { ...run, status: 'quarantined', quarantineReason: reason, updatedAt: this.#clock() });
     for (const [k, row] of this.#ready) if (row.runId === runId) this.#ready.delete(k);
+  }
+
+  /** See {@link EventStore.takeToken} (src/eventstore/rate/window.ts), on the store's clock. */
+  async takeToken(key: string, limit: RateLimit | null): Promise<number> {
+    return this.#rates.take(key, limit, this.#clock());
+  }
+
+  async setRateLimit(key: string, limit: RateLimit | null): Promise<void> {
+    this.#rates.set(key, limit);
   }
 
   onReady(listener: () => void): () => void {

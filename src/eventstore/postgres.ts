@@ -6,16 +6,19 @@ import { buildAppend } from './postgres/append-input.ts';
 import { StreamPrefetch, toClaimed, type ClaimRow } from './postgres/claim-rows.ts';
 import { connectionError, redactUrl } from './postgres/connection.ts';
 import { DbClock } from './postgres/db-clock.ts';
+import { APPEND_PARAMS, CLAIM_PARAMS } from './postgres/functions-sql.ts';
 import { ReadyListener } from './postgres/listener.ts';
 import { checkMigrated, migrate } from './postgres/migrations.ts';
 import { RunQueries, type Tables } from './postgres/run-queries.ts';
 import { namedQuery, storeError } from './postgres/query.ts';
+import { setRateLimitPg, takeTokenPg } from './postgres/rate-sql.ts';
+import type { RateLimit } from './rate/window.ts';
 import { quoteSchema } from './postgres/schema-name.ts';
 import { newToken } from './token.ts';
 import type { AppendOptions, AppendRequest, DeleteOptions, ClaimedNode, ClaimRequest, EventStore, LeaseRef, RunFilter, RunRecord } from './store.ts';
 
 export { parsePostgresUrl, type PostgresUrl } from './postgres/connection.ts';
-export { migrate as migratePostgres, LATEST_VERSION, type MigrationResult } from './postgres/migrations.ts';
+export { migrate as migratePostgres, LATEST_VERSION, type MigrateOptions, type MigrationResult } from './postgres/migrations.ts';
 export { quoteSchema } from './postgres/schema-name.ts';
 
 /** Options of {@link PostgresStore.open}. */
@@ -74,12 +77,11 @@ export class PostgresStore implements EventStore {
     this.#clock = options.clock ? undefined : new DbClock(pool);
     this.#listener = new ReadyListener(pool.options, schema, this.#origin, options.onError ?? (() => undefined));
     this.#runs = new RunQueries(pool, this.db, schema);
-    const claimArgs = '$1::text[], $2::integer, $3::text, $4::bigint, $5::text[], $6::bigint';
-    const appendArgs = '$1::json, $2::json, $3::json, $4::json, $5::json, $6::json, $7::text';
+    const placeholders = (params: readonly string[], from = 1) => params.map((p, i) => `$${from + i}::${p.split(' ')[1]}`).join(', ');
     this.#sql = {
-      append: `SELECT ${s}.append_events(${appendArgs}) AS positions`,
-      claim: `SELECT * FROM ${s}.claim_nodes(${claimArgs})`,
-      appendAndClaim: `SELECT * FROM ${s}.append_and_claim(${appendArgs}, $8::text[], $9::integer, $10::text, $11::bigint, $12::text[], $13::bigint)`,
+      append: `SELECT ${s}.append_events(${placeholders(APPEND_PARAMS)}) AS positions`,
+      claim: `SELECT * FROM ${s}.claim_nodes(${placeholders(CLAIM_PARAMS)})`,
+      appendAndClaim: `SELECT * FROM ${s}.append_and_claim(${placeholders(APPEND_PARAMS)}, ${placeholders(CLAIM_PARAMS, APPEND_PARAMS.length + 1)})`,
       extend: `SELECT ${s}.extend_leases($1::text[], $2::text[], $3::text[], $4::bigint, $5::bigint) AS held`,
     };
   }
@@ -126,16 +128,21 @@ export class PostgresStore implements EventStore {
 
   async append(requests: readonly AppendRequest[], options?: AppendOptions): Promise<StoredEvent[][]> {
     const { params, groups } = buildAppend(requests);
-    if (params.events === null) return requests.map(() => []);
+    if (!params.hasEvents) return requests.map(() => []);
     this.#prefetch.forget(groups.map((g) => g.runId));
     const tx = options?.transaction;
     // Inside the caller's transaction, every process (this one too) wakes when it commits: no local emit.
     const notify = params.wakes ? `${this.schema}/${tx === undefined ? this.#origin : ''}` : null;
-    const values = [params.newRuns, params.oldRuns, params.events, params.ready, params.drop, params.lease, notify];
+    const values = [...params.args, notify];
     const rows = tx === undefined ? await this.#query<{ positions: number[] }>(this.#sql.append, values) : await this.#inTransaction<{ positions: number[] }>(tx, this.#sql.append, values);
     this.#prefetch.forget(groups.map((g) => g.runId)); // a claim that returned meanwhile may have kept an older copy
     if (params.wakes && tx === undefined) this.#listener.emit();
-    const positions = rows[0]!.positions;
+    // Each events row's position; its events follow at position + 1, + 2, ... (rows in group, then event order).
+    const rowPositions = rows[0]!.positions;
+    const positions: number[] = [];
+    params.rowCounts.forEach((n, r) => {
+      for (let j = 0; j < n; j++) positions.push(rowPositions[r]! + j);
+    });
     const stored = new Map<string, StoredEvent[]>();
     let i = 0;
     for (const g of groups) {
@@ -170,7 +177,7 @@ export class PostgresStore implements EventStore {
     const notify = params.wakes ? `${this.schema}/${this.#origin}` : null;
     const limit = claim.queues.length === 0 ? 0 : claim.limit;
     const rows = await this.#query<ClaimRow>(this.#sql.appendAndClaim, [
-      params.newRuns, params.oldRuns, params.events, params.ready, params.drop, params.lease, notify, ...this.#claimValues({ ...claim, limit }),
+      ...params.args, notify, ...this.#claimValues({ ...claim, limit }),
     ]);
     if (params.wakes) this.#listener.emit();
     const claimed = this.#claimed(rows, claim.worker);
@@ -213,6 +220,15 @@ export class PostgresStore implements EventStore {
   async quarantine(runId: string, reason: string): Promise<void> {
     this.#prefetch.forget([runId]);
     await this.#runs.quarantine(runId, reason, await this.now());
+  }
+
+  /** See {@link EventStore.takeToken}: one call of `take_token` (postgres/rate-sql.ts) on the database clock (or the injected one). */
+  async takeToken(key: string, limit: RateLimit | null): Promise<number> {
+    return takeTokenPg(this.pool, this.schema, key, limit, this.#injected?.() ?? null);
+  }
+
+  async setRateLimit(key: string, limit: RateLimit | null): Promise<void> {
+    await setRateLimitPg(this.pool, this.schema, key, limit);
   }
 
   /** Wakes `listener` on this store's appends at once, and on any process's through LISTEN/NOTIFY. */

@@ -5,6 +5,7 @@ import { newToken } from './token.ts';
 import { checkPrefix, decodeClaim, decodeRun, encodeAppend, encodeClaim, encodeRunFilter, parseItem, storedEvents, throwRefusal } from './redis/codec.ts';
 import { checkEvictionPolicy, parseRedisUrl, serverTime } from './redis/server.ts';
 import { runScript, scripts, type Script, type ScriptArg } from './redis/scripts.ts';
+import { rateArgs, type RateLimit } from './rate/window.ts';
 import { pageSize, refuseTransaction, Signal, type AppendOptions, type AppendRequest, type DeleteOptions, type ClaimedNode, type ClaimRequest, type EventStore, type LeaseRef, type RunFilter, type RunRecord } from './store.ts';
 
 /** Options of {@link RedisStore.open}. */
@@ -33,7 +34,9 @@ const SCAN_BUDGET = 2000;
  * The distributed store on Redis (ioredis). Every atomic step is one Lua script (src/eventstore/redis/lua/,
  * each opening with its KEYS and ARGV): append with expected versions plus the ready-queue and runs
  * projection, claim with a lease, append-and-claim, extend, quarantine, delete. Leases come from Redis
- * `TIME` inside the scripts. Scripts that make nodes ready PUBLISH on `<prefix>ready`; a dedicated
+ * `TIME` inside the scripts. A node not claimable yet (countdown, eta, scheduled retry, deferral) waits in
+ * a per-queue delayed zset scored by its availability time; each claim first moves the due ones into the
+ * queue, where they compete by priority and age. Scripts that make nodes ready PUBLISH on `<prefix>ready`; a dedicated
  * subscriber connection wakes `onReady` listeners in every process. Needs `maxmemory-policy noeviction`.
  *
  * @example
@@ -44,6 +47,8 @@ const SCAN_BUDGET = 2000;
 export class RedisStore implements EventStore {
   /** The key prefix. */
   readonly prefix: string;
+  /** Calls run in Redis: a worker keeps its next batch on its way (see EventStore.pipelined). */
+  readonly pipelined = true;
   readonly #client: Redis;
   readonly #owned: boolean;
   readonly #keys: readonly string[];
@@ -54,6 +59,9 @@ export class RedisStore implements EventStore {
   #offset = 0;
   #refresh: NodeJS.Timeout | undefined;
   #subscriber: Redis | undefined;
+  /** A second command connection: claims alternate between the two (see #claimClient). */
+  #second: Redis | undefined;
+  #turn = 0;
   #closed = false;
   /** Wake-ups so far (see #redeliver). */
   #wakes = 0;
@@ -116,8 +124,27 @@ export class RedisStore implements EventStore {
     return this.#clock ? this.#clock() : Math.round(Date.now() + this.#offset);
   }
 
-  #run(script: Script, argv: ScriptArg[]): Promise<unknown> {
-    return runScript(this.#client, script, this.#keys, argv);
+  #run(script: Script, argv: ScriptArg[], client: Redis = this.#client): Promise<unknown> {
+    return runScript(client, script, this.#keys, argv);
+  }
+
+  /**
+   * The connection for the next claim (or append-and-claim): the two command connections in turn. A
+   * worker keeps two such calls on their way at once (`pipelined`); on one connection Redis may read the
+   * second with the tail of the first and then run both before it writes either reply, which holds the
+   * first batch back for the length of the second. On two connections each reply goes out as its script
+   * ends. Their order in Redis is then free: the coordinator only overlaps calls that do not depend on
+   * each other (see Coordinator.record).
+   */
+  #claimClient(): Redis {
+    if (this.#closed || this.#turn++ % 2 === 0) return this.#client;
+    if (!this.#second) {
+      const second = this.#client.duplicate({ lazyConnect: false });
+      // Like the main connection: a lost connection fails the calls in flight; ioredis reconnects.
+      second.on('error', () => {});
+      this.#second = second;
+    }
+    return this.#second;
   }
 
   /** ARGV[1..3] of every script: prefix, clock override, instance id. */
@@ -138,7 +165,8 @@ export class RedisStore implements EventStore {
 
   /** Wakes this process's listeners at once when the batch made nodes claimable (PUBLISH reaches the others). */
   #wokeLocally(requests: readonly AppendRequest[]): void {
-    if (requests.some((r) => r.events.some((e) => e.type === 'NodeReady' || e.type === 'NodeReleased' || e.type === 'NodeLeaseExpired'))) this.#emit();
+    // A delayed NodeReady (countdown, eta) is not claimable yet: like the script's PUBLISH, it wakes nobody.
+    if (requests.some((r) => r.events.some((e) => (e.type === 'NodeReady' && e.availableAt === undefined) || e.type === 'NodeReleased' || e.type === 'NodeLeaseExpired'))) this.#emit();
   }
 
   async readStream(runId: string, fromVersion = 1): Promise<StoredEvent[]> {
@@ -167,9 +195,9 @@ export class RedisStore implements EventStore {
   async claim(request: ClaimRequest): Promise<ClaimedNode[]> {
     if (request.queues.length === 0 || request.limit < 1) return [];
     const argv = this.#head();
-    encodeClaim(request, argv);
+    const seed = encodeClaim(request, argv);
     const wakes = this.#wakes;
-    return this.#redeliver(wakes, decodeClaim((await this.#run(scripts.claim, argv)) as unknown[], 0, request.worker));
+    return this.#redeliver(wakes, decodeClaim((await this.#run(scripts.claim, argv, this.#claimClient())) as unknown[], 0, request.worker, seed));
   }
 
   /**
@@ -195,11 +223,11 @@ export class RedisStore implements EventStore {
     }
     const argv = this.#head();
     encodeAppend(requests, argv);
-    encodeClaim(claim, argv);
+    const seed = encodeClaim(claim, argv);
     const wakes = this.#wakes;
-    const reply = (await this.#run(scripts.appendAndClaim, argv)) as unknown[];
+    const reply = (await this.#run(scripts.appendAndClaim, argv, this.#claimClient())) as unknown[];
     if (reply[0] === 0) throwRefusal(reply);
-    const claimed = this.#redeliver(wakes, decodeClaim(reply, 2, claim.worker));
+    const claimed = this.#redeliver(wakes, decodeClaim(reply, 2, claim.worker, seed));
     this.#wokeLocally(requests);
     return claimed;
   }
@@ -246,6 +274,15 @@ export class RedisStore implements EventStore {
     await this.#run(scripts.quarantine, [...this.#head(), runId, reason]);
   }
 
+  /** See {@link EventStore.takeToken}: one script (lua/take-token.lua) on Redis `TIME` (or the injected test clock). */
+  async takeToken(key: string, limit: RateLimit | null): Promise<number> {
+    return (await this.#run(scripts.takeToken, [...this.#head(), ...rateArgs(key, limit)])) as number;
+  }
+
+  async setRateLimit(key: string, limit: RateLimit | null): Promise<void> {
+    await this.#run(scripts.setRateLimit, [...this.#head(), ...rateArgs(key, limit)]);
+  }
+
   /** Local appends wake listeners at once; other processes' appends arrive through the subscriber connection. */
   onReady(listener: () => void): () => void {
     this.#subscribe();
@@ -285,6 +322,7 @@ export class RedisStore implements EventStore {
       }
     };
     if (this.#subscriber) await quit(this.#subscriber);
+    if (this.#second) await quit(this.#second);
     if (this.#owned) await quit(this.#client);
   }
 }

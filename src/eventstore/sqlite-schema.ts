@@ -44,6 +44,7 @@ export interface ReadyRow {
   attempts: number;
   worker: string | null;
   lease_token: string | null;
+  options: string | null;
 }
 
 /** Parses a stored event; unreadable JSON quarantines the run (CORRUPT_LOG), it never crashes a reader. */
@@ -104,6 +105,19 @@ export async function migrate(raw: Database.Database): Promise<void> {
       await sql`CREATE INDEX runs_created ON runs (created_at DESC, run_id DESC)`.execute(k);
       await sql`CREATE INDEX IF NOT EXISTS ready_fresh ON ready (queue, priority DESC, seq) WHERE lease_token IS NULL`.execute(k);
       await sql`CREATE INDEX IF NOT EXISTS ready_leased ON ready (lease_expires) WHERE lease_token IS NOT NULL`.execute(k);
+    },
+    // 2: delayed readiness (countdown, eta, retries, deferrals) and per-call options.
+    async (k) => {
+      await sql`ALTER TABLE ready ADD COLUMN available_at INTEGER`.execute(k);
+      await sql`ALTER TABLE ready ADD COLUMN options TEXT`.execute(k);
+      await sql`DROP INDEX ready_fresh`.execute(k);
+      await sql`CREATE INDEX ready_fresh ON ready (queue, priority DESC, seq) WHERE lease_token IS NULL AND available_at IS NULL`.execute(k);
+      await sql`CREATE INDEX ready_delayed ON ready (available_at) WHERE available_at IS NOT NULL`.execute(k);
+    },
+    // 3: global rate limits (src/eventstore/rate/sqlite.ts): run-time overrides, and each key's sliding-window log.
+    async (k) => {
+      await sql`CREATE TABLE rate_limits (key TEXT PRIMARY KEY, count INTEGER NOT NULL, period_ms INTEGER NOT NULL) WITHOUT ROWID`.execute(k);
+      await sql`CREATE TABLE rate_log (key TEXT PRIMARY KEY, log TEXT NOT NULL) WITHOUT ROWID`.execute(k);
     },
   ];
   raw.exec('CREATE TABLE IF NOT EXISTS lovage_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');

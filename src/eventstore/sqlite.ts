@@ -1,10 +1,13 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { ExecOptions } from '../canvas/dag.ts';
 import type { Json } from '../canvas/json.ts';
 import { decideStart } from '../engine/decide.ts';
 import type { StoredEvent, WorkflowEvent } from '../engine/events.ts';
 import { conflict, EXPIRED_CHECK_MS, migrate, parseEvent, taskList, toRecord, type ReadyRow, type RunRow } from './sqlite-schema.ts';
+import { SqliteRate } from './rate/sqlite.ts';
+import type { RateLimit } from './rate/window.ts';
 import { newToken } from './token.ts';
 import { type DeleteOptions, endsRun, pageSize, refuseTransaction, runStatusAfter, Signal, type AppendOptions, type AppendRequest, type RunFilter, type ClaimRequest, type ClaimedNode, type EventStore, type LeaseRef, type RunRecord } from './store.ts';
 
@@ -40,6 +43,7 @@ export class SqliteStore implements EventStore {
   #expiredCheckedAt = Number.NEGATIVE_INFINITY;
   readonly #newKeys = new Map<string, number>();
   readonly #claimStmts = new Map<string, { fresh: Database.Statement; expired: Database.Statement }>();
+  #rates: SqliteRate | undefined;
 
   private constructor(db: Database.Database, clock: () => number) {
     this.db = db;
@@ -86,10 +90,12 @@ export class SqliteStore implements EventStore {
       deleteRun: db.prepare('DELETE FROM runs WHERE run_key = ?'),
       setStatus: db.prepare('UPDATE runs SET status = ?, finished_version = ?, updated_at = ? WHERE run_key = ?'),
       insertEvent: db.prepare('INSERT INTO events (run_key, version, type, at, data) VALUES (?, ?, ?, ?, ?)'),
-      insertReady: db.prepare('INSERT INTO ready (run_key, node_id, run_id, queue, priority, seq, task, args, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)'),
+      insertReady: db.prepare('INSERT INTO ready (run_key, node_id, run_id, queue, priority, seq, task, args, attempts, available_at, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)'),
+      delayLease: db.prepare('UPDATE ready SET lease_token = NULL, lease_expires = NULL, worker = NULL, available_at = ?, attempts = coalesce(?, attempts) WHERE run_key = ? AND node_id = ?'),
+      promoteDue: db.prepare('UPDATE ready SET available_at = NULL WHERE available_at IS NOT NULL AND available_at <= ?'),
       deleteReady: db.prepare('DELETE FROM ready WHERE run_key = ? AND node_id = ?'),
       clearLease: db.prepare('UPDATE ready SET lease_token = NULL, lease_expires = NULL, worker = NULL WHERE run_key = ? AND node_id = ?'),
-      setLease: db.prepare('UPDATE ready SET lease_token = ?, lease_expires = ?, worker = ?, attempts = ? WHERE run_key = ? AND node_id = ?'),
+      setLease: db.prepare('UPDATE ready SET lease_token = ?, lease_expires = ?, worker = ?, attempts = ?, available_at = NULL WHERE run_key = ? AND node_id = ?'),
       extend: db.prepare('UPDATE ready SET lease_expires = ? WHERE run_key = ? AND node_id = ? AND lease_token = ?'),
       readStream: db.prepare<[string, number], { version: number; position: number; data: string }>(
         'SELECT e.version, e.position, e.data FROM events e JOIN runs r ON r.run_key = e.run_key WHERE r.run_id = ? AND e.version >= ? ORDER BY e.version',
@@ -199,7 +205,13 @@ export class SqliteStore implements EventStore {
     const s = this.#stmt;
     switch (e.type) {
       case 'NodeReady':
-        s.insertReady.run(key, e.nodeId, runId, e.queue, e.priority, position, e.task, JSON.stringify(e.args));
+        s.insertReady.run(key, e.nodeId, runId, e.queue, e.priority, position, e.task, JSON.stringify(e.args), e.availableAt ?? null, e.options ? JSON.stringify(e.options) : null);
+        return;
+      case 'NodeRetryScheduled':
+        s.delayLease.run(e.retryAt, null, key, e.nodeId);
+        return;
+      case 'NodeDeferred':
+        s.delayLease.run(e.until, e.attempt - 1, key, e.nodeId);
         return;
       case 'NodeSucceeded':
       case 'NodeFailed':
@@ -207,6 +219,9 @@ export class SqliteStore implements EventStore {
         return;
       case 'WorkflowCancelled':
         s.dropReady.run(key);
+        return;
+      case 'NodesAborted':
+        for (const id of e.nodeIds) s.deleteReady.run(key, id);
         return;
       case 'NodeLeaseExpired':
       case 'NodeReleased':
@@ -233,10 +248,10 @@ export class SqliteStore implements EventStore {
     let stmts = this.#claimStmts.get(cacheKey);
     if (!stmts) {
       const marks = queues.map(() => '?').join(', ');
-      const cols = 'run_key, run_id, node_id, task, args, attempts, worker, lease_token';
+      const cols = 'run_key, run_id, node_id, task, args, attempts, worker, lease_token, options';
       stmts = {
         expired: this.db.prepare(`SELECT ${cols} FROM ready WHERE lease_token IS NOT NULL AND lease_expires < ? AND queue IN (${marks}) ORDER BY lease_expires LIMIT ?`),
-        fresh: this.db.prepare(`SELECT ${cols} FROM ready WHERE lease_token IS NULL AND queue IN (${marks}) ORDER BY priority DESC, seq LIMIT ?`),
+        fresh: this.db.prepare(`SELECT ${cols} FROM ready WHERE lease_token IS NULL AND available_at IS NULL AND queue IN (${marks}) ORDER BY priority DESC, seq LIMIT ?`),
       };
       this.#claimStmts.set(cacheKey, stmts);
     }
@@ -265,6 +280,9 @@ export class SqliteStore implements EventStore {
     // Expired leases are looked for at most every 50 ms (a lease is 30 s by default): on a busy queue
     // that query is a third of a claim's cost and almost always finds nothing.
     let rows: ReadyRow[] = [];
+    // Delayed rows (countdown, eta, retry backoff) whose time has come join the fresh ones (an index
+    // seek that finds nothing when none is due).
+    this.#stmt.promoteDue.run(now);
     if (now - this.#expiredCheckedAt >= EXPIRED_CHECK_MS) {
       this.#expiredCheckedAt = now;
       rows = stmts.expired.all(now, ...request.queues, request.limit) as ReadyRow[];
@@ -282,7 +300,10 @@ export class SqliteStore implements EventStore {
       const version = versions.get(row.run_key) ?? this.#stmt.runVersion.get(row.run_key)?.version ?? 0;
       const stored = this.#appendOne(row.run_id, version, events, true);
       versions.set(row.run_key, version + events.length);
-      return { runId: row.run_id, nodeId: row.node_id, task: row.task, args: JSON.parse(row.args) as Json[], attempt: row.attempts + 1, leaseToken, leaseExpiresAt, events: stored };
+      return {
+        runId: row.run_id, nodeId: row.node_id, task: row.task, args: JSON.parse(row.args) as Json[], attempt: row.attempts + 1, leaseToken, leaseExpiresAt,
+        ...(row.options !== null ? { options: JSON.parse(row.options) as ExecOptions } : {}), events: stored,
+      };
     });
   }
 
@@ -363,6 +384,15 @@ export class SqliteStore implements EventStore {
       this.#stmt.quarantine.run('quarantined', reason, this.#clock(), key);
       this.#stmt.dropReady.run(key);
     });
+  }
+
+  /** See {@link EventStore.takeToken} (src/eventstore/rate/sqlite.ts), on the store's clock. */
+  async takeToken(key: string, limit: RateLimit | null): Promise<number> {
+    return (this.#rates ??= new SqliteRate(this.db, this.#clock)).take(key, limit);
+  }
+
+  async setRateLimit(key: string, limit: RateLimit | null): Promise<void> {
+    (this.#rates ??= new SqliteRate(this.db, this.#clock)).set(key, limit);
   }
 
   onReady(listener: () => void): () => void {

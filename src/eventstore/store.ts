@@ -1,6 +1,10 @@
+import type { ExecOptions } from '../canvas/dag.ts';
 import type { Json } from '../canvas/json.ts';
 import type { StoredEvent, WorkflowEvent } from '../engine/events.ts';
 import { LovageError } from '../errors.ts';
+import type { RateLimit } from './rate/window.ts';
+
+export type { RateLimit } from './rate/window.ts';
 
 /** Events to append to one run, valid only if the run is still at `expectedVersion` (0: a new run). */
 export interface AppendRequest {
@@ -44,6 +48,8 @@ export interface ClaimedNode {
   readonly attempt: number;
   readonly leaseToken: string;
   readonly leaseExpiresAt: number;
+  /** The per-call options of the node's NodeReady event (retry, expiry, time limits), if any. */
+  readonly options?: ExecOptions;
   readonly events: readonly StoredEvent[];
 }
 
@@ -89,6 +95,11 @@ export interface RunFilter {
  * atomic with their ready-queue projection; leases use the store's clock.
  */
 export interface EventStore {
+  /**
+   * The store runs its calls elsewhere (a server): a worker then sends its next batch while the one
+   * before is on its way, and runs tasks and decides meanwhile (default false: one call at a time).
+   */
+  readonly pipelined?: boolean;
   /** The store's clock, epoch ms: leases and event times come from here, never from a worker. */
   now(): Promise<number>;
   /**
@@ -100,7 +111,11 @@ export interface EventStore {
   readStream(runId: string, fromVersion?: number): Promise<StoredEvent[]>;
   /** Every run's events after global position `afterPosition`, in append order. */
   readAll(afterPosition?: number, limit?: number): Promise<StoredEvent[]>;
-  /** Leases up to `limit` ready nodes of `queues` (expired leases first, then by priority, then age). */
+  /**
+   * Leases up to `limit` ready nodes of `queues` (expired leases first, then by priority, then age).
+   * A node whose `availableAt` (NodeReady's countdown/eta, NodeRetryScheduled's `retryAt`,
+   * NodeDeferred's `until`) is after the store's clock is not claimed.
+   */
   claim(request: ClaimRequest): Promise<ClaimedNode[]>;
   /**
    * `append` then `claim` in one transaction: a worker records its outcomes and takes its next nodes
@@ -120,6 +135,28 @@ export interface EventStore {
   deleteRuns(runIds: readonly string[], options?: DeleteOptions): Promise<number>;
   /** Takes a run whose log does not fold out of the ready queue and marks it quarantined, with the reason. */
   quarantine(runId: string, reason: string): Promise<void>;
+  /**
+   * Global rate limits, shared by every process on the store. Atomically takes one permit for `key` (a
+   * task name, 1-200 characters) under `limit` — or under the run-time override stored for `key` by
+   * `setRateLimit`, which wins when there is one — and resolves to `0` when granted, else to the ms
+   * after which a permit may be free (nothing is taken then). `limit` null means "no limit unless
+   * overridden": with no override stored it resolves to `NOT_LIMITED` (-1) and takes nothing.
+   *
+   * The algorithm is a sliding-window log on the store's clock (memory/SQLite: the injectable clock;
+   * Postgres: `clock_timestamp()`; Redis: `TIME`; or the injected test clock): a permit is granted only
+   * while fewer than `count` were granted in the last `periodMs`, so no window of `periodMs` ever holds
+   * more than `count` grants (a burst of `count` at once is allowed). Past 1,000 permits a period, grants
+   * are coalesced into 1,000 slots a period: the limit still holds, a permit may come up to 0.1% of the
+   * period late. A limit that changes applies at once, to the grants remembered (those of the last
+   * period of the limit in force). See src/eventstore/rate/window.ts. Throws VALIDATION for a bad key
+   * or limit.
+   */
+  takeToken(key: string, limit: RateLimit | null): Promise<number>;
+  /**
+   * Stores (a limit) or clears (null) the run-time override of `key`'s rate limit. It is read inside
+   * `takeToken`'s atomic step, so every process on the store obeys it from its next `takeToken` on.
+   */
+  setRateLimit(key: string, limit: RateLimit | null): Promise<void>;
   /** Calls `listener` when nodes may have become ready (wakes idle workers); returns an unsubscribe. */
   onReady(listener: () => void): () => void;
   close(): Promise<void>;

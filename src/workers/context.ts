@@ -6,17 +6,30 @@ export interface TaskContext {
   readonly runId: string;
   readonly nodeId: string;
   readonly task: string;
-  /** 1 for the first execution, 2 after a lease expired, ... */
+  /** 1 for the first execution, 2 after a retry or an expired lease, ... */
   readonly attempt: number;
   /**
    * Stable for this node across attempts (`<runId>/<nodeId>`): pass it to the APIs your task calls, so
    * a side effect repeated by a second attempt happens once.
    */
   readonly idempotencyKey: string;
-  /** Aborted when the worker loses the lease or shuts down past its grace period. */
+  /**
+   * Aborted when the soft time limit passes, the hard limit ends the attempt, the worker loses the
+   * lease, or it shuts down past its grace period (`signal.reason` says which).
+   */
   readonly signal: AbortSignal;
   /** Extends the lease now (workers also do it on a timer); resolves `false` when the lease was lost. */
   heartbeat(): Promise<boolean>;
+  /**
+   * Ends this attempt and schedules a retry, in `countdown` (ms or `30s`; default: the retry
+   * policy's backoff). Retries even when the task has no retry policy (up to `max`, default 3); once
+   * they are used up the node fails with `error` (or MaxRetriesExceededError). Throws: call it as
+   * `throw ctx.retry(...)` or `ctx.retry(...)` as the last statement.
+   *
+   * @example
+   * if (response.status === 429) ctx.retry({ countdown: '30s', error: new Error('rate limited') })
+   */
+  retry(options?: { countdown?: number | string; error?: unknown }): never;
 }
 
 export const contextStorage = new AsyncLocalStorage<TaskContext>();

@@ -7,7 +7,7 @@ import { LovageError } from '../errors.ts';
 import type { AppendRequest, ClaimedNode, ClaimRequest, EventStore } from '../eventstore/store.ts';
 
 /** A node outcome to record. */
-export type Completion = Extract<Command, { type: 'Complete' | 'Release' }> & { readonly runId: string };
+export type Completion = Extract<Command, { type: 'Complete' | 'Release' | 'Defer' }> & { readonly runId: string };
 
 const MAX_CONFLICT_RETRIES = 100;
 
@@ -23,6 +23,14 @@ export class Coordinator {
   #cachedNodes = 0;
   readonly #finished = new Set<(runId: string) => void>();
   #queue: Promise<unknown> = Promise.resolve();
+  /** Serial steps (records, applies) queued or running: no record flies meanwhile. */
+  #blocked = 0;
+  /** Records on their way on their own (see `record`). */
+  #flying = 0;
+  /** Runs of the records flying on their own. */
+  readonly #busy = new Set<string>();
+  /** Serial steps waiting for the flying records to land. */
+  #landing: (() => void)[] = [];
 
   /** `cacheNodes`: how many DAG nodes the run-state cache may hold, over all runs (default 1,000,000). */
   constructor(store: EventStore, options: { cacheNodes?: number } = {}) {
@@ -101,19 +109,107 @@ export class Coordinator {
    * log does not fold (CORRUPT_LOG) is quarantined: its outcomes are not recorded and it is
    * returned with the error; the other runs of the batch go on.
    */
-  async record(completions: readonly Completion[], claim?: ClaimRequest): Promise<{ quarantined: { runId: string; error: LovageError }[]; claimed: ClaimedNode[] }> {
-    return this.#serially(() => this.#record(completions, claim));
-  }
-
-  async #record(completions: readonly Completion[], claim?: ClaimRequest): Promise<{ quarantined: { runId: string; error: LovageError }[]; claimed: ClaimedNode[] }> {
-    const quarantined = new Map<string, LovageError>();
+  async record(completions: readonly Completion[], claim?: ClaimRequest): Promise<Recorded> {
     const byRun = new Map<string, Completion[]>();
     for (const c of completions) {
       const list = byRun.get(c.runId);
       if (list) list.push(c);
       else byRun.set(c.runId, [c]);
     }
-    const stale = new Set<string>();
+    if (this.#store.pipelined === true && this.#blocked === 0) {
+      const flight = this.#decideFlight(byRun);
+      if (flight) return this.#fly(byRun, claim, flight);
+    }
+    return this.#serially(() => this.#record(byRun, claim));
+  }
+
+  /**
+   * On a store that takes calls while others are on their way (`pipelined`), a record may go out at once,
+   * beside the records on their way, when nothing depends on their outcome or claims: every run of it is
+   * cached, in no record on its way, and has no active node but the ones reported here (so no claim can
+   * append to it meanwhile; a stale cache is caught by the expected versions). Decides it now
+   * (synchronously: nothing interleaves), or returns undefined: the record then waits for its turn.
+   */
+  #decideFlight(byRun: ReadonlyMap<string, readonly Completion[]>): Decided | undefined {
+    for (const [runId, items] of byRun) if (!this.#flyable(runId, items.length)) return undefined;
+    const decided: Decided = { requests: [], undos: [], finished: [] };
+    for (const [runId, items] of byRun) {
+      const state = this.#cache.get(runId)!;
+      const undo = beginUndo(state);
+      let events: WorkflowEvent[] = [];
+      try {
+        events = decideAll(undo, items);
+      } catch {
+        events = [];
+      }
+      decided.undos.push(undo);
+      // Deciding nothing proves nothing about a cached state (it may be stale): the record's turn checks with the log.
+      if (events.length === 0) {
+        for (const u of decided.undos.reverse()) rollback(u);
+        return undefined;
+      }
+      decided.requests.push({ runId, expectedVersion: state.version - events.length, events });
+      if (endsRunEvent(events)) decided.finished.push(runId);
+    }
+    return decided;
+  }
+
+  /** Whether a record of `reported` outcomes of this run may fly (see `#decideFlight`). */
+  #flyable(runId: string, reported: number): boolean {
+    const state = this.#cache.get(runId);
+    return state !== undefined && !this.#busy.has(runId) && state.active <= reported;
+  }
+
+  /**
+   * Whether a record of these outcomes would go out at once, beside other store calls (see `record`):
+   * then no claim can start a node it is about to change, so a claim may be sent before it.
+   */
+  independent(completions: readonly Completion[]): boolean {
+    if (this.#store.pipelined !== true || this.#blocked > 0) return false;
+    const reported = new Map<string, number>();
+    for (const c of completions) reported.set(c.runId, (reported.get(c.runId) ?? 0) + 1);
+    for (const [runId, n] of reported) if (!this.#flyable(runId, n)) return false;
+    return true;
+  }
+
+  /** Sends a record decided by `#decideFlight`; on a conflict it takes its changes back and waits for its turn. */
+  async #fly(byRun: ReadonlyMap<string, readonly Completion[]>, claim: ClaimRequest | undefined, { requests, undos, finished }: Decided): Promise<Recorded> {
+    for (const runId of byRun.keys()) this.#busy.add(runId);
+    this.#flying++;
+    let conflicted: unknown;
+    try {
+      const claimed = await this.#send(requests, claim, finished);
+      return { quarantined: [], claimed, alone: true };
+    } catch (e) {
+      for (const undo of undos) rollback(undo);
+      if (!(e instanceof LovageError && e.code === 'CONCURRENCY')) {
+        for (const r of requests) this.#forget(r.runId);
+        throw e;
+      }
+      conflicted = e.details['runId'];
+    } finally {
+      for (const runId of byRun.keys()) this.#busy.delete(runId);
+      if (--this.#flying === 0) for (const landed of this.#landing.splice(0)) landed();
+    }
+    const stale = new Set(typeof conflicted === 'string' ? [conflicted] : byRun.keys());
+    return this.#serially(() => this.#record(byRun, claim, stale));
+  }
+
+  /** Appends (and claims, when asked); then ends the finished runs and folds the claims into the cache. */
+  async #send(requests: readonly AppendRequest[], claim: ClaimRequest | undefined, finished: readonly string[]): Promise<ClaimedNode[]> {
+    let claimed: ClaimedNode[] = [];
+    if (claim) claimed = await this.#store.appendAndClaim(requests, claim);
+    else if (requests.length > 0) await this.#store.append(requests);
+    for (const runId of finished) {
+      this.#forget(runId);
+      for (const l of this.#finished) l(runId);
+    }
+    for (const node of claimed) this.observe(node.events);
+    return claimed;
+  }
+
+  async #record(byRun: ReadonlyMap<string, readonly Completion[]>, claim: ClaimRequest | undefined, stale = new Set<string>()): Promise<Recorded> {
+    const quarantined = new Map<string, LovageError>();
     for (let attempt = 0; ; attempt++) {
       const requests: AppendRequest[] = [];
       const undos: Undo[] = [];
@@ -135,7 +231,7 @@ export class Coordinator {
             requests.push({ runId, expectedVersion: state.version - events.length, events });
             undos.push(undo);
           }
-          if (events.some((e) => e.type === 'WorkflowSucceeded' || e.type === 'WorkflowFailed')) finished.push(runId);
+          if (endsRunEvent(events)) finished.push(runId);
         } catch (e) {
           if (!(e instanceof LovageError && e.code === 'CORRUPT_LOG')) throw e;
           this.#forget(runId);
@@ -145,16 +241,11 @@ export class Coordinator {
         }
       }
       stale.clear();
+      // No record flies while this one is on its way: it might overtake it (the store need not keep
+      // their order) and start a node of these runs first.
       try {
-        let claimed: ClaimedNode[] = [];
-        if (claim) claimed = await this.#store.appendAndClaim(requests, claim);
-        else if (requests.length > 0) await this.#store.append(requests);
-        for (const runId of finished) {
-          this.#forget(runId);
-          for (const l of this.#finished) l(runId);
-        }
-        for (const node of claimed) this.observe(node.events);
-        return { quarantined: [...quarantined].map(([runId, error]) => ({ runId, error })), claimed };
+        const claimed = await this.#send(requests, claim, finished);
+        return { quarantined: [...quarantined].map(([runId, error]) => ({ runId, error })), claimed, alone: false };
       } catch (e) {
         // The cached states were changed optimistically: take the changes back, catch up, decide again.
         for (const undo of undos) rollback(undo);
@@ -168,11 +259,29 @@ export class Coordinator {
     }
   }
 
-  /** One record or apply at a time: they change cached states in place and must not interleave. */
+  /**
+   * One record or apply at a time: they change cached states in place and must not interleave. Each
+   * waits for the records flying on their own to land first; from the moment one is queued until it is
+   * done, no record flies.
+   */
   #serially<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.#queue.then(fn, fn);
+    this.#blocked++;
+    const turn = async () => {
+      try {
+        await this.#landed();
+        return await fn();
+      } finally {
+        this.#blocked--;
+      }
+    };
+    const next = this.#queue.then(turn, turn);
     this.#queue = next.catch(() => undefined);
     return next;
+  }
+
+  /** Resolves once no record flies on its own. */
+  #landed(): Promise<void> {
+    return this.#flying === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.#landing.push(resolve));
   }
 
   /** Keeps a state, newest last; the oldest go when the cache holds more than `cacheNodes` nodes. */
@@ -190,6 +299,20 @@ export class Coordinator {
     this.#cache.delete(runId);
     this.#cachedNodes -= weight(state);
   }
+}
+
+/** What a record returns: the runs it quarantined, the nodes its claim took, and whether it went out beside other records (see `record`). */
+type Recorded = { quarantined: { runId: string; error: LovageError }[]; claimed: ClaimedNode[]; alone: boolean };
+
+/** A record decided to fly: its appends, how to take them back, and the runs it ends. */
+interface Decided {
+  readonly requests: AppendRequest[];
+  readonly undos: Undo[];
+  readonly finished: string[];
+}
+
+function endsRunEvent(events: readonly WorkflowEvent[]): boolean {
+  return events.some((e) => e.type === 'WorkflowSucceeded' || e.type === 'WorkflowFailed');
 }
 
 /** Decides each item in turn, applying the events in place (undoably); returns them all. */

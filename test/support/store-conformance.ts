@@ -6,6 +6,7 @@ import { decide } from '../../src/engine/decide.ts';
 import type { WorkflowEvent } from '../../src/engine/events.ts';
 import { initialState } from '../../src/engine/state.ts';
 import { LovageError } from '../../src/errors.ts';
+import { NOT_LIMITED } from '../../src/eventstore/rate/window.ts';
 import type { EventStore } from '../../src/eventstore/store.ts';
 import { Coordinator } from '../../src/workers/coordinator.ts';
 
@@ -148,6 +149,58 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       expect(b!.events.map((s) => s.event.type)).toEqual(['NodeStarted']);
     });
 
+    it('a node with a countdown is claimed only when the store clock reaches it; its options travel with the claim', async () => {
+      const canvas: CanvasData = { kind: 'group', members: [
+        { kind: 'signature', task: 'later', args: [], immutable: false, options: { countdown: 5000, retry: { max: 2, delay: 10, jitter: false }, softTimeLimit: 100 } },
+        sig('now'),
+      ] };
+      const events = decide(initialState('x'), { type: 'Submit', at: clock.t, dag: compile(canvas as never) });
+      expect(events[1]).toMatchObject({ type: 'NodeReady', availableAt: clock.t + 5000, options: { softTimeLimitMs: 100, retry: { max: 2 } } });
+      await store.append([{ runId: 'r1', expectedVersion: 0, events }]);
+      const claim = { queues: ['default'], limit: 10, worker: 'w', leaseMs: 60_000 };
+      expect((await store.claim(claim)).map((c) => c.task)).toEqual(['now']);
+      clock.t += 4999;
+      expect(await store.claim(claim)).toEqual([]);
+      clock.t += 1;
+      const [later] = await store.claim(claim);
+      expect(later).toMatchObject({ task: 'later', attempt: 1, options: { softTimeLimitMs: 100, retry: { max: 2, delayMs: 10 } } });
+    });
+
+    it('a scheduled retry clears the lease; the node comes back at retryAt with the next attempt', async () => {
+      const coordinator = new Coordinator(store);
+      await coordinator.submit('r1', compile(sig('t')), clock.t);
+      const claim = { queues: ['default'], limit: 10, worker: 'w', leaseMs: 60_000 };
+      const [a] = await store.claim(claim);
+      coordinator.observe(a!.events);
+      const error = { name: 'Error', message: 'boom' };
+      await coordinator.record([{ type: 'Complete', runId: 'r1', nodeId: '0', attempt: 1, leaseToken: a!.leaseToken, outcome: { ok: false, error, retryAt: clock.t + 2000 }, at: clock.t }]);
+      expect((await store.readStream('r1')).at(-1)!.event).toEqual({ type: 'NodeRetryScheduled', at: clock.t, nodeId: '0', attempt: 1, error, retryAt: clock.t + 2000 });
+      expect(await store.extend([a!], 1000)).toEqual([false]);
+      clock.t += 1999;
+      expect(await store.claim(claim)).toEqual([]);
+      clock.t += 1;
+      const [b] = await store.claim(claim);
+      expect(b).toMatchObject({ nodeId: '0', attempt: 2 });
+      expect(b!.events.map((e) => e.event.type)).toEqual(['NodeStarted']);
+      coordinator.observe(b!.events);
+      await coordinator.record([{ type: 'Complete', runId: 'r1', nodeId: '0', attempt: 2, leaseToken: b!.leaseToken, outcome: { ok: true, value: 7 }, at: clock.t }]);
+      expect(await store.getRun('r1')).toMatchObject({ status: 'succeeded' });
+    });
+
+    it('a deferred node is handed back unstarted: claimable at `until`, with the same attempt number', async () => {
+      const coordinator = new Coordinator(store);
+      await coordinator.submit('r1', compile(sig('t')), clock.t);
+      const claim = { queues: ['default'], limit: 10, worker: 'w', leaseMs: 60_000 };
+      const [a] = await store.claim(claim);
+      coordinator.observe(a!.events);
+      await coordinator.record([{ type: 'Defer', runId: 'r1', nodeId: '0', leaseToken: a!.leaseToken, until: clock.t + 300, reason: 'rate limit 1/s', at: clock.t }]);
+      expect(await store.claim(claim)).toEqual([]);
+      clock.t += 300;
+      const [b] = await store.claim(claim);
+      expect(b).toMatchObject({ nodeId: '0', attempt: 1 });
+      expect((await coordinator.load('r1')).nodes.get('0')).toMatchObject({ status: 'running', attempt: 1 });
+    });
+
     it('quarantine takes a run out of the ready queue and keeps the reason', async () => {
       await store.append([{ runId: 'bad', expectedVersion: 0, events: submitted(sig('t'), clock.t) }]);
       await store.append([{ runId: 'good', expectedVersion: 0, events: submitted(sig('t'), clock.t) }]);
@@ -232,6 +285,29 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       expect(again.map((c) => [c.nodeId, c.attempt]).sort()).toEqual([['0.0', 1], ['0.1', 1]]);
     });
 
+    it('a failFast abort takes the stopped nodes out of the ready queue; a resume puts them back', async () => {
+      const coordinator = new Coordinator(store);
+      const header = { kind: 'group' as const, members: [sig('a'), sig('b'), sig('c')] };
+      await coordinator.submit('r1', compile({ kind: 'chord', header, body: sig('d'), onMemberFailure: 'failFast' }), clock.t);
+      const [a, b] = await store.claim({ queues: ['default'], limit: 2, worker: 'W', leaseMs: 1000 });
+      await coordinator.record([{ type: 'Complete', runId: 'r1', nodeId: a!.nodeId, attempt: 1, leaseToken: a!.leaseToken, outcome: { ok: false, error: { name: 'Error', message: 'no' } }, at: clock.t }]);
+      expect((await store.readStream('r1')).slice(-3).map((s) => s.event)).toMatchObject([
+        { type: 'NodeFailed', nodeId: '0.header.0' },
+        { type: 'NodesAborted', nodeIds: ['0.header.1', '0.header.2', '0.body'] },
+        { type: 'WorkflowFailed', nodeId: '0.header.0' },
+      ]);
+      expect(await store.getRun('r1')).toMatchObject({ status: 'failed' });
+      // Neither the ready member nor the running one (its lease) can be claimed again.
+      clock.t += 5000;
+      expect(await store.claim({ queues: ['default'], limit: 10, worker: 'W', leaseMs: 1000 })).toEqual([]);
+      expect(await store.extend([b!], 1000)).toEqual([false]);
+      await coordinator.record([{ type: 'Complete', runId: 'r1', nodeId: b!.nodeId, attempt: 1, leaseToken: b!.leaseToken, outcome: { ok: true, value: 1 }, at: clock.t }]);
+      expect((await store.readStream('r1')).slice(-1)[0]!.event).toMatchObject({ type: 'NodeCompletionFenced', reason: 'node is cancelled' });
+      await coordinator.apply('r1', { type: 'Resume', at: clock.t });
+      const again = await store.claim({ queues: ['default'], limit: 10, worker: 'W', leaseMs: 1000 });
+      expect(again.map((c) => [c.nodeId, c.attempt]).sort()).toEqual([['0.header.0', 1], ['0.header.1', 1], ['0.header.2', 1]]);
+    });
+
     it('wakes local listeners when nodes become ready', async () => {
       let woken = 0;
       const off = store.onReady(() => woken++);
@@ -239,6 +315,116 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       off();
       await store.append([{ runId: 'r2', expectedVersion: 0, events: submitted(sig('t'), clock.t) }]);
       expect(woken).toBe(1);
+    });
+
+    it('rate limits: grants up to count within a period, refuses with the right wait, grants again after it (a sliding window)', async () => {
+      const limit = { count: 3, periodMs: 1000 };
+      const t0 = clock.t;
+      for (let i = 0; i < 3; i++) {
+        expect(await store.takeToken('send', limit)).toBe(0);
+        clock.t += 100;
+      }
+      // Grants at t0, t0+100, t0+200: the next permit is free when the first is a period old.
+      expect(await store.takeToken('send', limit)).toBe(700);
+      clock.t = t0 + 999;
+      expect(await store.takeToken('send', limit)).toBe(1);
+      clock.t = t0 + 1000;
+      expect(await store.takeToken('send', limit)).toBe(0);
+      expect(await store.takeToken('send', limit)).toBe(100);
+      clock.t = t0 + 1100;
+      expect(await store.takeToken('send', limit)).toBe(0);
+      expect(await store.takeToken('send', limit)).toBe(100);
+      // A burst of the whole count at once, after a quiet period.
+      clock.t += 5000;
+      for (let i = 0; i < 3; i++) expect(await store.takeToken('send', limit)).toBe(0);
+      expect(await store.takeToken('send', limit)).toBe(1000);
+    });
+
+    it('rate limits: no window of the period ever holds more than count grants; a refusal\'s wait is exact', async () => {
+      const limit = { count: 4, periodMs: 1000 };
+      const grants: number[] = [];
+      let seed = 7;
+      const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) % 400;
+      for (let i = 0; i < 60; i++) {
+        clock.t += next();
+        const wait = await store.takeToken('k', limit);
+        if (wait === 0) {
+          grants.push(clock.t);
+          continue;
+        }
+        expect(wait).toBeGreaterThan(0);
+        expect(wait).toBeLessThanOrEqual(limit.periodMs);
+        clock.t += wait - 1;
+        expect(await store.takeToken('k', limit)).toBe(1);
+        clock.t += 1;
+        expect(await store.takeToken('k', limit)).toBe(0);
+        grants.push(clock.t);
+      }
+      for (let i = 0; i + limit.count < grants.length; i++) expect(grants[i + limit.count]! - grants[i]!).toBeGreaterThanOrEqual(limit.periodMs);
+    });
+
+    it('rate limits: concurrent takers never get more than count permits', async () => {
+      const limit = { count: 7, periodMs: 60_000 };
+      const waits = await Promise.all(Array.from({ length: 30 }, () => store.takeToken('busy', limit)));
+      expect(waits.filter((w) => w === 0)).toHaveLength(7);
+      expect(waits.filter((w) => w === 60_000)).toHaveLength(23);
+    });
+
+    it('rate limits: past 1,000 a period, grants coalesce into slots of period/1000 (the limit holds, the wait rounds up to the slot)', async () => {
+      const limit = { count: 1001, periodMs: 10_000 };
+      clock.t = 1_700_000_000_000; // a multiple of the 10 ms slot
+      const first = await Promise.all(Array.from({ length: 1000 }, () => store.takeToken('bulk', limit)));
+      expect(first.every((w) => w === 0)).toBe(true);
+      clock.t += 5; // the same slot: counted with the first 1,000, as if granted 5 ms later
+      expect(await store.takeToken('bulk', limit)).toBe(0);
+      expect(await store.takeToken('bulk', limit)).toBe(10_000);
+      clock.t += 9_999;
+      expect(await store.takeToken('bulk', limit)).toBe(1);
+      clock.t += 1;
+      expect(await store.takeToken('bulk', limit)).toBe(0);
+    });
+
+    it('rate limits: an override set by setRateLimit wins over the caller\'s limit and applies to a key without one; null clears it', async () => {
+      const limit = { count: 5, periodMs: 1000 };
+      // Without a limit and without an override, nothing limits a key and nothing is taken.
+      expect(await store.takeToken('mail', null)).toBe(NOT_LIMITED);
+      await store.setRateLimit('send', { count: 1, periodMs: 2000 });
+      await store.setRateLimit('mail', { count: 2, periodMs: 500 });
+      expect(await store.takeToken('send', limit)).toBe(0);
+      expect(await store.takeToken('send', limit)).toBe(2000);
+      expect(await store.takeToken('mail', null)).toBe(0);
+      expect(await store.takeToken('mail', null)).toBe(0);
+      expect(await store.takeToken('mail', null)).toBe(500);
+      // A new override replaces the old one, over the grants remembered.
+      await store.setRateLimit('send', { count: 3, periodMs: 2000 });
+      expect(await store.takeToken('send', limit)).toBe(0);
+      expect(await store.takeToken('send', limit)).toBe(0);
+      expect(await store.takeToken('send', limit)).toBe(2000);
+      // Cleared: the caller's limit again (5 a second: two more), and no limit for the key without one.
+      await store.setRateLimit('send', null);
+      await store.setRateLimit('mail', null);
+      expect(await store.takeToken('send', limit)).toBe(0);
+      expect(await store.takeToken('send', limit)).toBe(0);
+      expect(await store.takeToken('send', limit)).toBe(1000);
+      expect(await store.takeToken('mail', null)).toBe(NOT_LIMITED);
+      await store.setRateLimit('mail', null); // clearing twice is fine
+    });
+
+    it('rate limits: keys are independent; bad keys and limits are refused with VALIDATION', async () => {
+      const limit = { count: 1, periodMs: 1000 };
+      expect(await store.takeToken('a', limit)).toBe(0);
+      expect(await store.takeToken('a', limit)).toBe(1000);
+      expect(await store.takeToken('b', limit)).toBe(0);
+      expect(await store.takeToken('a:b/c.d-e_f', limit)).toBe(0);
+      await store.setRateLimit('a', { count: 10, periodMs: 1000 });
+      expect(await store.takeToken('a', limit)).toBe(0);
+      expect(await store.takeToken('b', limit)).toBe(1000);
+      for (const bad of [{ count: 0, periodMs: 1000 }, { count: 1.5, periodMs: 1000 }, { count: 1, periodMs: 0 }, { count: -1, periodMs: 1000 }, { count: 1, periodMs: 1e12 }]) {
+        await expect(store.takeToken('a', bad)).rejects.toMatchObject({ code: 'VALIDATION' });
+        await expect(store.setRateLimit('a', bad)).rejects.toMatchObject({ code: 'VALIDATION' });
+      }
+      await expect(store.takeToken('', limit)).rejects.toMatchObject({ code: 'VALIDATION' });
+      await expect(store.setRateLimit('x'.repeat(201), limit)).rejects.toMatchObject({ code: 'VALIDATION' });
     });
   });
 }

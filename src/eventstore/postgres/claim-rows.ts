@@ -1,3 +1,4 @@
+import type { ExecOptions } from '../../canvas/dag.ts';
 import { decideStart } from '../../engine/decide.ts';
 import type { StoredEvent, WorkflowEvent } from '../../engine/events.ts';
 import type { ClaimedNode } from '../store.ts';
@@ -7,6 +8,8 @@ export interface ClaimRow {
   run_id: string; node_id: string; task: string; args: string; attempt: number; expired_worker: string | null; lease_token: string;
   at: number; lease_expires: number; version: number; expired_position: number | null; started_position: number;
   run_version: number; history: string | null;
+  /** The NodeReady's per-call options (a json column: pg has parsed it). */
+  options: ExecOptions | null;
 }
 
 /** A claimed node, its events made by `decideStart` (the SQL that stored them mirrors it; a test checks). */
@@ -19,7 +22,7 @@ export function toClaimed(row: ClaimRow, worker: string): ClaimedNode {
   const first = row.version - events.length + 1;
   return {
     runId: row.run_id, nodeId: row.node_id, task: row.task, args: JSON.parse(row.args), attempt: row.attempt, leaseToken: row.lease_token,
-    leaseExpiresAt: row.lease_expires, events: events.map((event, j) => ({ runId: row.run_id, version: first + j, position: positions[j]!, event })),
+    leaseExpiresAt: row.lease_expires, ...(row.options !== null ? { options: row.options } : {}), events: events.map((event, j) => ({ runId: row.run_id, version: first + j, position: positions[j]!, event })),
   };
 }
 
@@ -41,15 +44,19 @@ export class StreamPrefetch {
     const now = Date.now();
     rows.forEach((row, i) => {
       if (row.history === null) return;
-      let history: [number, number, WorkflowEvent][];
+      // One entry per events row, in any order: [first version, position, [event, ...]] (its events follow at + 1, + 2, ...).
+      let entries: [number, number, WorkflowEvent[]][];
       try {
-        history = JSON.parse(`[${row.history}]`) as [number, number, WorkflowEvent][];
+        entries = JSON.parse(`[${row.history}]`) as [number, number, WorkflowEvent[]][];
       } catch {
         return; // an unreadable event: leave it to readStream, which quarantines the run
       }
+      const events: StoredEvent[] = [];
+      for (const [version, position, list] of entries) {
+        list.forEach((event, j) => events.push({ runId: row.run_id, version: version + j, position: position + j, event }));
+      }
       // Events committed after the statement's snapshot are not in the history: then it is incomplete.
-      if (history.length !== row.run_version) return;
-      const events: StoredEvent[] = history.map(([version, position, event]) => ({ runId: row.run_id, version, position, event }));
+      if (events.length !== row.run_version) return;
       for (let j = i; j < claimed.length; j++) if (claimed[j]!.runId === row.run_id) events.push(...claimed[j]!.events);
       events.sort((a, b) => a.version - b.version);
       if (events.some((e, k) => e.version !== k + 1)) return;

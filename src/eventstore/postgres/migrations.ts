@@ -1,6 +1,9 @@
 import type pg from 'pg';
 import { LovageError } from '../../errors.ts';
 import { functionsSql } from './functions-sql.ts';
+import { functionsSqlV1 } from './functions-sql-v1.ts';
+import { functionsSqlV2 } from './functions-sql-v2.ts';
+import { rateLimitsSqlV3 } from './rate-sql.ts';
 import { quoteSchema } from './schema-name.ts';
 
 /** One forward-only schema version: SQL statements for a quoted schema name. */
@@ -12,7 +15,9 @@ interface Migration {
 
 /**
  * The versions, in order. Never edit one that has shipped: add the next (a changed function is
- * `CREATE OR REPLACE`d by a new version).
+ * `CREATE OR REPLACE`d by a new version, or dropped and created when its result columns change).
+ * A version keeps creating the functions it created when it shipped: when the functions change,
+ * freeze the text the latest version used (as functions-sql-v1.ts) and point that version at it.
  */
 const migrations: readonly Migration[] = [
   {
@@ -59,6 +64,50 @@ const migrations: readonly Migration[] = [
       ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0)`,
       `CREATE INDEX ready_fresh ON ${s}.ready (queue, priority DESC, seq) WHERE lease_token IS NULL`,
       `CREATE INDEX ready_leased ON ${s}.ready (lease_expires) WHERE lease_token IS NOT NULL`,
+      ...functionsSqlV1(s),
+    ],
+  },
+  {
+    version: 2,
+    name: 'delayed readiness (countdown, eta, retries, deferrals) and per-call options',
+    up: (s) => [
+      // Both columns are NULL for every existing row (no table rewrite): available at once, no options.
+      `ALTER TABLE ${s}.ready ADD COLUMN available_at bigint, ADD COLUMN options json`,
+      // The claim's hot index holds only rows available now; delayed rows wait in their own index,
+      // by time, until a claim promotes the due ones (available_at = NULL).
+      `DROP INDEX ${s}.ready_fresh`,
+      `CREATE INDEX ready_fresh ON ${s}.ready (queue, priority DESC, seq) WHERE lease_token IS NULL AND available_at IS NULL`,
+      `CREATE INDEX ready_delayed ON ${s}.ready (available_at) WHERE available_at IS NOT NULL`,
+      // The claim functions return one more column (options): a result type cannot be replaced.
+      `DROP FUNCTION ${s}.append_and_claim(json, json, json, json, json, json, text, text[], integer, text, bigint, text[], bigint)`,
+      `DROP FUNCTION ${s}.claim_nodes(text[], integer, text, bigint, text[], bigint)`,
+      ...functionsSqlV2(s),
+    ],
+  },
+  {
+    version: 3,
+    name: 'global rate limits: run-time overrides, sliding-window logs, take_token',
+    up: (s) => rateLimitsSqlV3(s),
+  },
+  {
+    version: 4,
+    name: 'cheaper hot path: events rows of many events, array arguments, one run lookup per batch',
+    up: (s) => [
+      // A run row changes at every claim and append of the run: with half of each page free, the new
+      // version stays on its page (a HOT update, no index entries) instead of moving with three.
+      `ALTER TABLE ${s}.runs SET (fillfactor = 50)`,
+      // An events row holds n consecutive events of one run (data: their JSON array): the rows written
+      // so far hold one each (data: the event object). A row takes a position from the identity, its events are
+      // position + 0 .. n - 1: the identity now steps by EVENT_ROW_MAX, from above every position
+      // given so far (they stay as they are).
+      `ALTER TABLE ${s}.events ADD COLUMN n integer NOT NULL DEFAULT 1`,
+      `ALTER TABLE ${s}.events ALTER COLUMN position SET INCREMENT BY 1024`, // EVENT_ROW_MAX (functions-sql.ts)
+      `SELECT setval(pg_get_serial_sequence('${s}.events', 'position'), coalesce((SELECT max(position) FROM ${s}.events), 0) + 1, false)`,
+      // The append functions take arrays instead of JSON: new signatures, so the old ones go.
+      `DROP FUNCTION ${s}.append_and_claim(json, json, json, json, json, json, text, text[], integer, text, bigint, text[], bigint)`,
+      `DROP FUNCTION ${s}.append_events(json, json, json, json, json, json, text)`,
+      `DROP FUNCTION ${s}.claim_nodes(text[], integer, text, bigint, text[], bigint)`,
+      `DROP FUNCTION ${s}.extend_leases(text[], text[], text[], bigint, bigint)`,
       ...functionsSql(s),
     ],
   },
@@ -80,6 +129,15 @@ export interface MigrationResult {
   readonly to: number;
 }
 
+/** Options of {@link migrate}. */
+export interface MigrateOptions {
+  /**
+   * Stop at this version instead of the newest (default {@link LATEST_VERSION}): to build a database
+   * as an older Lovage left it, e.g. to test an upgrade. A store refuses to open on it until migrated.
+   */
+  readonly to?: number;
+}
+
 /**
  * Brings `schema` to the newest version: creates it if needed, applies the missing versions in
  * order, each recorded in `<schema>.lovage_migrations`, all in one transaction under an advisory
@@ -87,10 +145,14 @@ export interface MigrationResult {
  * nothing to do).
  *
  * @example
- * await migrate(pool, 'lovage') // { schema: 'lovage', from: 0, to: 1 }
+ * await migrate(pool, 'lovage') // { schema: 'lovage', from: 0, to: LATEST_VERSION }
  */
-export async function migrate(pool: pg.Pool, schema: string): Promise<MigrationResult> {
+export async function migrate(pool: pg.Pool, schema: string, options: MigrateOptions = {}): Promise<MigrationResult> {
   const s = quoteSchema(schema);
+  const target = options.to ?? LATEST_VERSION;
+  if (!Number.isInteger(target) || target < 1 || target > LATEST_VERSION) {
+    throw new LovageError('VALIDATION', `migrate to must be a schema version from 1 to ${LATEST_VERSION}, got ${String(target)}`);
+  }
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
@@ -101,12 +163,12 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<MigrationR
         version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
       const from = await currentVersion(client, s, schema);
       for (const m of migrations) {
-        if (m.version <= from) continue;
+        if (m.version <= from || m.version > target) continue;
         for (const statement of m.up(s)) await client.query(statement);
         await client.query(`INSERT INTO ${s}.lovage_migrations (version, name) VALUES ($1, $2)`, [m.version, m.name]);
       }
       await client.query('COMMIT');
-      return { schema, from, to: LATEST_VERSION };
+      return { schema, from, to: Math.max(from, target) };
     } catch (e) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw e;

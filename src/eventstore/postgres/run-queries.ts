@@ -1,8 +1,10 @@
+import type { ExecOptions } from '../../canvas/dag.ts';
 import { sql, type Generated, type Kysely } from 'kysely';
 import type pg from 'pg';
 import type { StoredEvent, WorkflowEvent } from '../../engine/events.ts';
 import { LovageError } from '../../errors.ts';
 import { pageSize, type RunFilter, type RunRecord } from '../store.ts';
+import { EVENT_ROW_MAX } from './functions-sql.ts';
 import { namedQuery } from './query.ts';
 import { quoteSchema } from './schema-name.ts';
 
@@ -19,10 +21,15 @@ export interface Tables {
     created_at: string;
     updated_at: string;
   };
-  events: { position: Generated<string>; run_key: string; version: number; type: string; data: string };
+  /** One row per consecutive events of a run written together: `n` events from `version` and `position` on, `data` their JSON array (one event object in rows written before schema version 4). */
+  events: { position: Generated<string>; run_key: string; version: number; type: string; data: string; n: Generated<number> };
   ready: {
     run_key: string; node_id: string; run_id: string; queue: string; priority: number; seq: string; task: string; args: string;
     attempts: number; worker: string | null; lease_token: string | null; lease_expires: string | null;
+    /** Not claimable before (epoch ms); NULL: available (a claim promotes a due row to NULL). */
+    available_at: string | null;
+    /** The NodeReady's per-call options (json). */
+    options: ExecOptions | null;
   };
 }
 
@@ -61,10 +68,12 @@ export class RunQueries {
     this.#db = db;
     this.#schema = schema;
     this.#sql = {
-      readStream: `SELECT e.version, e.position::float8 AS position, e.data FROM ${s}.events e JOIN ${s}.runs r ON r.run_key = e.run_key
-        WHERE r.run_id = $1 AND e.version >= $2 ORDER BY e.version`,
-      readAll: `SELECT r.run_id, e.version, e.position::float8 AS position, e.data FROM ${s}.events e JOIN ${s}.runs r ON r.run_key = e.run_key
-        WHERE e.position > $1 ORDER BY e.position LIMIT $2`,
+      // An events row holds n events from its version and position on (see functions-sql.ts), at most
+      // EVENT_ROW_MAX: the rows that may hold the events asked for start at most that far before.
+      readStream: `SELECT e.version, e.position::float8 AS position, e.n, e.data FROM ${s}.events e JOIN ${s}.runs r ON r.run_key = e.run_key
+        WHERE r.run_id = $1 AND e.version > $2 - ${EVENT_ROW_MAX} AND e.version + e.n > $2 ORDER BY e.version`,
+      readAll: `SELECT r.run_id, e.version, e.position::float8 AS position, e.n, e.data FROM ${s}.events e JOIN ${s}.runs r ON r.run_key = e.run_key
+        WHERE e.position > $1 - ${EVENT_ROW_MAX} AND e.position + e.n > $1 + 1 ORDER BY e.position LIMIT $2`,
       getRun: `SELECT run_id, status, version, finished_version, quarantine_reason, created_at::float8, updated_at::float8 FROM ${s}.runs WHERE run_id = $1`,
       // Run rows first, locked in id order (as appends lock them), then everything that hangs off them.
       deleteRuns: `WITH k AS MATERIALIZED (SELECT run_key FROM ${s}.runs WHERE run_id = ANY ($1::text[]) AND ($2::text[] IS NULL OR status = ANY ($2::text[])) ORDER BY run_id FOR UPDATE),
@@ -78,13 +87,21 @@ export class RunQueries {
   }
 
   async readStream(runId: string, fromVersion: number): Promise<StoredEvent[]> {
-    const rows = await namedQuery<{ version: number; position: number; data: string }>(this.#pool, this.#sql.readStream, [runId, Math.max(1, Math.floor(fromVersion))]);
-    return rows.map((r) => ({ runId, version: r.version, position: r.position, event: parseEvent(r.data, runId, r.version) }));
+    const from = Math.max(1, Math.floor(fromVersion));
+    const rows = await namedQuery<EventRow>(this.#pool, this.#sql.readStream, [runId, from]);
+    const out: StoredEvent[] = [];
+    for (const r of rows) expand(r, runId, out, (e) => e.version >= from);
+    return out;
   }
 
   async readAll(afterPosition: number, limit: number): Promise<StoredEvent[]> {
-    const rows = await namedQuery<{ run_id: string; version: number; position: number; data: string }>(this.#pool, this.#sql.readAll, [Math.floor(afterPosition), Math.max(0, Math.floor(limit))]);
-    return rows.map((r) => ({ runId: r.run_id, version: r.version, position: r.position, event: parseEvent(r.data, r.run_id, r.version) }));
+    const after = Math.floor(afterPosition);
+    const max = Math.max(0, Math.floor(limit));
+    // Every row holds at least one event after `after`: `max` rows are enough.
+    const rows = await namedQuery<EventRow & { run_id: string }>(this.#pool, this.#sql.readAll, [after, max]);
+    const out: StoredEvent[] = [];
+    for (const r of rows) expand(r, r.run_id, out, (e) => e.position > after);
+    return out.slice(0, max);
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
@@ -122,13 +139,25 @@ export class RunQueries {
   }
 }
 
-/** Parses a stored event; unreadable JSON quarantines the run (CORRUPT_LOG), it never crashes a reader. */
-function parseEvent(data: string, runId: string, version: number): WorkflowEvent {
+/** An events row as read: `n` events from `version` and `position` on, `data` their JSON array (one event object in rows written before schema version 4). */
+interface EventRow { version: number; position: number; n: number; data: string }
+
+/**
+ * Appends a row's events that pass `keep` to `out`. Unreadable JSON (or a row that does not hold `n`
+ * event objects) quarantines the run (CORRUPT_LOG), it never crashes a reader.
+ */
+function expand(row: EventRow, runId: string, out: StoredEvent[], keep: (e: StoredEvent) => boolean): void {
+  let events: WorkflowEvent[];
   try {
-    const event = JSON.parse(data) as WorkflowEvent;
-    if (typeof event !== 'object' || event === null || typeof event.type !== 'string') throw new Error('not an event object');
-    return event;
+    const parsed = JSON.parse(row.data) as WorkflowEvent | WorkflowEvent[];
+    events = Array.isArray(parsed) ? parsed : [parsed];
+    if (events.length !== row.n) throw new Error(`${events.length} events where the row says ${row.n}`);
+    for (const event of events) if (typeof event !== 'object' || event === null || typeof event.type !== 'string') throw new Error('not an event object');
   } catch (e) {
-    throw new LovageError('CORRUPT_LOG', `run ${runId} event ${version} is unreadable (${(e as Error).message}); the run is quarantined`, { runId, version });
+    throw new LovageError('CORRUPT_LOG', `run ${runId} event ${row.version} is unreadable (${(e as Error).message}); the run is quarantined`, { runId, version: row.version });
   }
+  events.forEach((event, j) => {
+    const stored = { runId, version: row.version + j, position: row.position + j, event };
+    if (keep(stored)) out.push(stored);
+  });
 }

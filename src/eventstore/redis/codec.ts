@@ -1,4 +1,5 @@
 // How the Redis store's requests become script arguments and its replies become values.
+import type { ExecOptions } from '../../canvas/dag.ts';
 import type { Json } from '../../canvas/json.ts';
 import { decideStart } from '../../engine/decide.ts';
 import type { StoredEvent, WorkflowEvent } from '../../engine/events.ts';
@@ -51,6 +52,7 @@ export function encodeAppend(requests: readonly AppendRequest[], out: ScriptArg[
       }
       switch (e.type) {
         case 'WorkflowCancelled':
+        case 'NodesAborted':
           for (const nodeId of e.nodeIds) {
             nOps++;
             ops.push('D', i, nodeId);
@@ -58,7 +60,16 @@ export function encodeAppend(requests: readonly AppendRequest[], out: ScriptArg[
           return;
         case 'NodeReady':
           nOps++;
-          ops.push('R', i, e.nodeId, e.queue, e.priority, e.task, JSON.stringify(e.args));
+          ops.push('R', i, e.nodeId, e.queue, e.priority, e.task, JSON.stringify(e.args), e.availableAt ?? 0, e.options ? JSON.stringify(e.options) : '');
+          return;
+        case 'NodeRetryScheduled':
+          nOps++;
+          ops.push('Y', i, e.nodeId, e.retryAt, '');
+          return;
+        case 'NodeDeferred':
+          // The handed-back attempt does not count: the next claim starts this attempt again.
+          nOps++;
+          ops.push('Y', i, e.nodeId, e.until, e.attempt - 1);
           return;
         case 'NodeSucceeded':
         case 'NodeFailed':
@@ -110,7 +121,7 @@ export function throwRefusal(reply: readonly unknown[]): never {
  * random seed (16 characters, ~96 bits) plus the node's number in the claim: unguessable to anyone
  * but the claiming worker.
  */
-export function encodeClaim(request: ClaimRequest, out: ScriptArg[]): void {
+export function encodeClaim(request: ClaimRequest, out: ScriptArg[]): string {
   if (typeof request.worker !== 'string' || request.worker.length === 0 || request.worker.includes('\u0000')) {
     throw new LovageError('VALIDATION', `worker name ${JSON.stringify(request.worker)} is invalid; allowed is a non-empty string without NUL characters`);
   }
@@ -118,20 +129,32 @@ export function encodeClaim(request: ClaimRequest, out: ScriptArg[]): void {
     throw new LovageError('VALIDATION', `leaseMs ${String(request.leaseMs)} is invalid; allowed are integers ≥ 1`);
   }
   const limit = Math.floor(request.limit);
-  out.push(request.queues.length, ...request.queues, limit, request.leaseMs, request.worker, `${newToken()}.`);
+  const seed = `${newToken()}.`;
+  out.push(request.queues.length, ...request.queues, limit, request.leaseMs, request.worker, seed);
+  return seed;
 }
 
-/** The claimed nodes of a claim reply (`[now, expires, 10 values per node...]` from `offset`, see lua/lib-claim.lua). */
-export function decodeClaim(reply: readonly unknown[], offset: number, worker: string): ClaimedNode[] {
+/**
+ * The claimed nodes of a claim reply (`[now, expires, first position, one string per node...]` from
+ * `offset`, see lua/lib-claim.lua); `seed` is the claim's lease token seed (node n's token is seed + n).
+ */
+export function decodeClaim(reply: readonly unknown[], offset: number, worker: string, seed: string): ClaimedNode[] {
   const now = reply[offset] as number;
   const leaseExpiresAt = reply[offset + 1] as number;
+  let position = reply[offset + 2] as number;
   const out: ClaimedNode[] = [];
-  for (let k = offset + 2; k < reply.length; k += 10) {
-    const [runId, nodeId, task, args, attempts, expiredWorker, expired, leaseToken, version, position] = reply.slice(k, k + 10) as [string, string, string, string, number, string, number, string, number, number];
-    const events = decideStart({ nodeId, attempts, worker, leaseToken, leaseExpiresAt, at: now, ...(expired === 1 ? { expiredWorker } : {}) });
+  for (let k = offset + 3, n = 1; k < reply.length; k++, n++) {
+    const [runId, nodeId, task, args, attemptsS, expired, expiredWorker, versionS, options] = (reply[k] as string).split('\u0000') as [string, string, string, string, string, string, string, string, string];
+    const attempts = Number(attemptsS);
+    const version = Number(versionS);
+    const leaseToken = seed + n;
+    const events = decideStart({ nodeId, attempts, worker, leaseToken, leaseExpiresAt, at: now, ...(expired === '1' ? { expiredWorker } : {}) });
+    const first = position;
+    position += events.length;
     out.push({
       runId, nodeId, task, args: JSON.parse(args) as Json[], attempt: attempts + 1, leaseToken, leaseExpiresAt,
-      events: events.map((event, i) => ({ runId, version: version + i, position: position + i, event })),
+      ...(options !== '' ? { options: JSON.parse(options) as ExecOptions } : {}),
+      events: events.map((event, i) => ({ runId, version: version + i, position: first + i, event })),
     });
   }
   return out;

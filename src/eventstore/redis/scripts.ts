@@ -29,6 +29,8 @@ export const scripts = {
   readStream: load('read-stream'),
   listRuns: load('list-runs'),
   getRun: load('get-run'),
+  takeToken: load('take-token'),
+  setRateLimit: load('set-rate-limit'),
 } as const;
 
 /** A script's arguments: KEYS (always the 13 global keys, see lua/lib.lua) and ARGV. */

@@ -1,4 +1,4 @@
--- deleteRuns: deletes runs whole (events, ready rows and their queue entries, the run's fields) in
+-- deleteRuns: deletes runs whole (events, ready rows and their queue entries, delayed ones included, the run's fields) in
 -- one step, then trims the dead entries off the head of the global order. Other runs keep their positions.
 -- KEYS: the 13 global keys (see lib.lua)
 -- ARGV[1] prefix P, ARGV[2] clock override (unused), ARGV[3] instance id (unused)

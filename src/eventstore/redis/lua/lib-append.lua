@@ -1,12 +1,17 @@
 -- `append`, for the scripts that append (prepended after lib.lua).
 
+-- How many ARGV values each op kind takes (kind, event index and nodeId included).
+local OP_SIZE = { R = 9, S = 7, Y = 5, D = 3, C = 3 }
+
 -- Appends a batch read from ARGV at index `i`; checks every request before writing anything, so the
 -- batch lands whole or not at all. At ARGV[i]: the number of requests, then per request:
 --   runId, expectedVersion, nEvents, nOps, createdAt ('' unless expectedVersion is 0), tasks ("|a|b|"),
 --   status ('' when no event changes it), finishedVersion ('' unchanged, '0' none: it runs again),
 --   updatedAt, nEvents event JSON strings,
 --   then nOps ops: kind, event index (0-based), nodeId, and for
---   R (NodeReady): queue, priority, task, args JSON | S (NodeStarted): attempt, worker, token, expires |
+--   R (NodeReady): queue, priority, task, args JSON, availableAt (0 = now), options JSON ('' = none) |
+--   S (NodeStarted): attempt, worker, token, expires |
+--   Y (NodeRetryScheduled/NodeDeferred): availableAt, attempts ('' = unchanged) |
 --   D (NodeSucceeded/Failed, each node of WorkflowCancelled), C (NodeLeaseExpired/Released): nothing more
 -- Returns { 1, first position, next ARGV index, woke } or { 0, reason, runId, expected, current|nodeId }.
 local function append(i)
@@ -19,14 +24,13 @@ local function append(i)
     q.op = q.ev + q.events
     reqs[n] = q
     runIds[n] = q.runId
-    -- Where each op starts: R and S ops have 7 values, D and C ops 3.
+    -- Where each op starts (ops differ in size, see OP_SIZE).
     local at = q.op
     q.at_ops = {}
     for o = 1, q.ops do
       q.at_ops[o] = at
       opKeys[#opKeys + 1] = q.runId .. NUL .. ARGV[at + 2]
-      local kind = ARGV[at]
-      at = at + ((kind == 'R' or kind == 'S') and 7 or 3)
+      at = at + OP_SIZE[ARGV[at]]
     end
     i = at
   end
@@ -82,9 +86,11 @@ local function append(i)
         local op, key = ARGV[k], runId .. NUL .. ARGV[k + 2]
         local r = rows[key]
         if op == 'R' then
-          rows[key] = { pad(base + tonumber(ARGV[k + 1]) + 1), ARGV[k + 3], tonumber(ARGV[k + 4]), 0, '', '', 0, ARGV[k + 5], ARGV[k + 6] }
+          local available = tonumber(ARGV[k + 7])
+          rows[key] = { pad(base + tonumber(ARGV[k + 1]) + 1), ARGV[k + 3], tonumber(ARGV[k + 4]), 0, '', '', 0, ARGV[k + 5], ARGV[k + 6], ARGV[k + 8], available }
           touch(key)
-          woke = true
+          -- A delayed node wakes nobody now: a claim finds it once it is due.
+          if available == 0 then woke = true end
         elseif r and op == 'D' then
           rows[key] = false
           touch(key)
@@ -93,7 +99,11 @@ local function append(i)
           touch(key)
           woke = true
         elseif r and op == 'S' then
-          r[4], r[5], r[6], r[7] = tonumber(ARGV[k + 3]), ARGV[k + 4], ARGV[k + 5], tonumber(ARGV[k + 6])
+          r[4], r[5], r[6], r[7], r[11] = tonumber(ARGV[k + 3]), ARGV[k + 4], ARGV[k + 5], tonumber(ARGV[k + 6]), 0
+          touch(key)
+        elseif r and op == 'Y' then
+          r[5], r[6], r[7], r[11] = '', '', 0, tonumber(ARGV[k + 3])
+          if ARGV[k + 4] ~= '' then r[4] = tonumber(ARGV[k + 4]) end
           touch(key)
         end
       end

@@ -3,10 +3,43 @@
 -- Leases up to `limit` ready nodes; ARGV from index `i`: nQueues, queue names..., limit, leaseMs,
 -- worker, token seed: lease token n of this claim is seed .. n (the client makes the seed: unguessable,
 -- which a script cannot be; one seed a claim, not a token a node, keeps the call small).
--- Expired leases first (oldest expiry first), then priority DESC, then age. Appends per node what
+-- Delayed rows (P:d:<queue>) whose availableAt has come are first moved to P:q:<queue>, at most
+-- PROMOTE_MAX (or `limit`, if more) a queue per claim, earliest first: a backlog of due rows larger than
+-- that is promoted over the next claims. A row not yet due is never claimed.
+-- Then expired leases first (oldest expiry first), then priority DESC, then age. Appends per node what
 -- decideStart (src/engine/decide.ts) decides: NodeLeaseExpired when a lease ran out, then NodeStarted.
--- Returns { now, leaseExpiresAt, then per node: runId, nodeId, task, args, attempts before, expired
--- worker ('' if none), expired (0|1), lease token, first version, first position }.
+-- Returns { now, leaseExpiresAt, position of the first event appended, then one string per node, in
+-- the order of their events and lease tokens (seed .. 1, seed .. 2, ...): runId, nodeId, task, args JSON,
+-- attempts before, expired (0|1), expired worker ('' if none), first version, options JSON ('' = none),
+-- joined by NUL (none of them holds one). One string a node: a reply of many small values costs the
+-- client far more to parse.
+local PROMOTE_MAX = 1000
+
+-- Moves the due delayed rows of these queues into their claimable zsets (same member: the row keeps
+-- its priority and age order). Costs one ZRANGEBYSCORE a queue when nothing is due.
+local function promote_due(queues, now, limit)
+  local due, dkeys, members = {}, {}, {}
+  local nowS, count = int(now), math.max(PROMOTE_MAX, limit)
+  for _, qn in ipairs(queues) do
+    local dk = zsets(qn).d
+    for _, m in ipairs(call('ZRANGEBYSCORE', dk, '-inf', nowS, 'LIMIT', 0, count)) do
+      local n = #due + 1
+      due[n], dkeys[n], members[n] = string.sub(m, 18), dk, m
+    end
+  end
+  if #due == 0 then return end
+  load_rows(due)
+  for n, k in ipairs(due) do
+    if rows[k] and pkey[k] == dkeys[n] then
+      rows[k][11] = 0
+      touch(k)
+    else
+      call('ZREM', dkeys[n], members[n]) -- an index entry without its (delayed) row: drop it
+    end
+  end
+  flush_rows()
+end
+
 local function claim(i, now)
   local nq = tonumber(ARGV[i])
   local queues = {}
@@ -14,7 +47,8 @@ local function claim(i, now)
   local limit, leaseMs, worker = tonumber(ARGV[i + nq + 1]), tonumber(ARGV[i + nq + 2]), ARGV[i + nq + 3]
   local seed = ARGV[i + nq + 4]
   local expires = now + leaseMs
-  local out = { now, expires }
+  local out = { now, expires, 0 }
+  promote_due(queues, now, limit)
 
   local chosen = {}
   local function gather(found)
@@ -31,14 +65,14 @@ local function claim(i, now)
   end
   local found = {}
   for _, qn in ipairs(queues) do
-    local r = call('ZRANGEBYSCORE', P .. 'l:' .. qn, '-inf', '(' .. int(now), 'WITHSCORES', 'LIMIT', 0, limit)
+    local r = call('ZRANGEBYSCORE', zsets(qn).l, '-inf', '(' .. int(now), 'WITHSCORES', 'LIMIT', 0, limit)
     for k = 1, #r, 2 do found[#found + 1] = { r[k], tonumber(r[k + 1]), qn, true } end
   end
   gather(found)
   if #chosen < limit then
     found = {}
     for _, qn in ipairs(queues) do
-      local r = call('ZRANGE', P .. 'q:' .. qn, 0, limit - #chosen - 1, 'WITHSCORES')
+      local r = call('ZRANGE', zsets(qn).q, 0, limit - #chosen - 1, 'WITHSCORES')
       for k = 1, #r, 2 do found[#found + 1] = { r[k], tonumber(r[k + 1]), qn, false } end
     end
     gather(found)
@@ -59,13 +93,18 @@ local function claim(i, now)
       total = total + (c[4] and 2 or 1)
       versions[runIds[n]] = tonumber(stored[n] or '0')
     else
-      call('ZREM', P .. (c[4] and 'l:' or 'q:') .. c[3], c[1]) -- an index entry without its row: drop it
+      call('ZREM', c[4] and zsets(c[3]).l or zsets(c[3]).q, c[1]) -- an index entry without its row: drop it
     end
   end
   if total == 0 then return out end
 
   local pos = call('INCRBY', K_POS, total) - total
+  out[3] = pos + 1
   local nowS, expS, workerJ = int(now), int(expires), jstr(worker)
+  -- The constant parts of this claim's NodeStarted events.
+  local startedAt = ':{"type":"NodeStarted","at":' .. nowS .. ',"nodeId":'
+  local startedBy = ',"worker":' .. workerJ .. ',"leaseToken":"'
+  local startedUntil = '","leaseExpiresAt":' .. expS .. '}'
   local ev, log = {}, {}
   local n = 0
   for c_n, c in ipairs(chosen) do
@@ -78,31 +117,31 @@ local function claim(i, now)
       local token = seed .. n
       local nodeJ = jstr(nodeId)
       local version = versions[runId]
-      local firstPos = pos + 1
       local expiredWorker = ''
+      local firstS
       if c[4] then
         expiredWorker = r[5]
         version = version + 1
         pos = pos + 1
-        local field = runId .. NUL .. int(version)
+        firstS = int(version)
+        local field = runId .. NUL .. firstS
         ev[#ev + 1] = field
-        ev[#ev + 1] = int(pos) .. ':{"type":"NodeLeaseExpired","at":' .. nowS .. ',"nodeId":' .. nodeJ .. ',"attempt":' .. int(attempts)
+        ev[#ev + 1] = int(pos) .. ':{"type":"NodeLeaseExpired","at":' .. nowS .. ',"nodeId":' .. nodeJ .. ',"attempt":' .. sint(attempts)
           .. ',"worker":' .. jstr(expiredWorker) .. '}'
         log[#log + 1] = field
       end
       version = version + 1
       pos = pos + 1
-      local field = runId .. NUL .. int(version)
+      local versionS = int(version)
+      local field = runId .. NUL .. versionS
       ev[#ev + 1] = field
-      ev[#ev + 1] = int(pos) .. ':{"type":"NodeStarted","at":' .. nowS .. ',"nodeId":' .. nodeJ .. ',"attempt":' .. int(attempts + 1)
-        .. ',"worker":' .. workerJ .. ',"leaseToken":"' .. token .. '","leaseExpiresAt":' .. expS .. '}'
+      ev[#ev + 1] = int(pos) .. startedAt .. nodeJ .. ',"attempt":' .. sint(attempts + 1) .. startedBy .. token .. startedUntil
       log[#log + 1] = field
       versions[runId] = version
-      r[4], r[5], r[6], r[7] = attempts + 1, worker, token, expires
+      r[4], r[5], r[6], r[7], r[11] = attempts + 1, worker, token, expires, 0
       touch(key)
-      local k = #out
-      out[k + 1], out[k + 2], out[k + 3], out[k + 4], out[k + 5] = runId, nodeId, r[8], r[9], attempts
-      out[k + 6], out[k + 7], out[k + 8], out[k + 9], out[k + 10] = expiredWorker, c[4] and 1 or 0, token, version - (c[4] and 1 or 0), firstPos
+      out[n + 3] = runId .. NUL .. nodeId .. NUL .. r[8] .. NUL .. r[9] .. NUL .. sint(attempts) .. NUL .. (c[4] and '1' or '0')
+        .. NUL .. expiredWorker .. NUL .. (firstS or versionS) .. NUL .. r[10]
     end
   end
   local ver = {}

@@ -16,16 +16,22 @@
 --   KEYS[10] P:qr    hash    runId -> quarantine reason (present: the run is quarantined)
 --   KEYS[11] P:tk    hash    runId -> "|task|names|" of its DAG
 --   KEYS[12] P:rows  hash    runId \0 nodeId -> ready row, MessagePack of: seq (16 digits), queue, priority,
---                            attempts, worker, token ('' = not leased), expires, task, args JSON
+--                            attempts, worker, token ('' = not leased), expires, task, args JSON,
+--                            options JSON ('' = none), availableAt (0 = claimable now; rows written
+--                            before delayed readiness have neither: read as '' and 0)
 --   KEYS[13] P:base  string  base: how many dead entries deleteRuns has trimmed off the head of P:log
 -- and per queue (built here from the prefix; the store needs one Redis, not a Cluster):
---   P:q:<queue>      zset    unleased rows: score -priority, member seq (16 digits) \0 runId \0 nodeId
+--   P:q:<queue>      zset    unleased rows claimable now: score -priority, member seq (16 digits) \0 runId \0 nodeId
 --                            (equal scores sort by member, so by seq: priority DESC, then age)
 --   P:l:<queue>      zset    leased rows: score leaseExpiresAt, same member
+--   P:d:<queue>      zset    unleased rows not claimable before a time (countdown, eta, retry, deferral):
+--                            score availableAt, same member; a claim first moves the due ones to P:q:<queue>
+--                            (BullMQ's delayed set), where they compete by priority and age as if never delayed
 --   channel P:ready  published by scripts that make nodes claimable; the message is the writer's instance id
 -- The store is columnar (one hash per field, not one key per run) so that a batch of 100 outcomes or
 -- claims writes each structure with one command: a Redis call from Lua costs ~2 us, the data ~nothing.
--- The queue zsets are an index of the rows: a row with no token is in P:q:<queue>, with one in P:l:<queue>.
+-- The queue zsets are an index of the rows: a row with a token is in P:l:<queue>; one without is in
+-- P:d:<queue> while it has an availableAt, else in P:q:<queue>.
 -- P:log is a list, not a zset (RPUSH of a batch costs ~0.1 us an entry, ZADD ~1.5): a deleted run's
 -- entries stay in it, dead (their P:ev field is gone, or names an event of a later run that reused the
 -- id: an event's item starts with its own position), until deleteRuns trims dead entries off the head.
@@ -44,6 +50,14 @@ local function clock()
 end
 
 local function int(n) return string.format('%.0f', n) end
+
+-- int() of small counts (attempts), memoised: a number's formatting costs about as much as a string's concat.
+local small = {}
+local function sint(n)
+  local s = small[n]
+  if not s then s = int(n); small[n] = s end
+  return s
+end
 local function pad(n) return string.format('%016.0f', n) end
 
 -- `cmd key a1 a2 ...` over `list`, in chunks (Lua's unpack has a stack limit); nothing when empty.
@@ -82,17 +96,34 @@ end
 
 -- Ready rows: read once per step (one HMGET), changed here, written back by flush_rows (one HSET, one
 -- HDEL, one ZREM/ZADD per queue zset). row = { seq (16 digits), queue, priority, attempts, worker,
--- token, expires, task, args }; MessagePack keeps the numbers numbers (no parsing, no formatting).
+-- token, expires, task, args, options JSON ('' = none), availableAt (0 = now) }; MessagePack keeps the
+-- numbers numbers (no parsing, no formatting).
 local rows, dirty, is_dirty = {}, {}, {}
 -- Where each loaded row sits in the queue index when read: zset key (false: nowhere), score, member.
 local pkey, pscore, pmember = {}, {}, {}
 
-local function unpack_row(s) return { cmsgpack.unpack(s) } end
+local function unpack_row(s)
+  local r = { cmsgpack.unpack(s) }
+  if r[10] == nil then r[10], r[11] = '', 0 end -- a row written before delayed readiness
+  return r
+end
+
+-- The zsets of a queue (names built once per script): { q = P:q:<queue>, l = P:l:<queue>, d = P:d:<queue> }.
+local qkeys = {}
+local function zsets(queue)
+  local z = qkeys[queue]
+  if not z then
+    z = { q = P .. 'q:' .. queue, l = P .. 'l:' .. queue, d = P .. 'd:' .. queue }
+    qkeys[queue] = z
+  end
+  return z
+end
 
 -- The queue-index zset of a row, and its score there.
 local function zkey(r)
-  if r[6] == '' then return P .. 'q:' .. r[2], -r[3] end
-  return P .. 'l:' .. r[2], r[7]
+  if r[6] ~= '' then return zsets(r[2]).l, r[7] end
+  if r[11] ~= 0 then return zsets(r[2]).d, r[11] end
+  return zsets(r[2]).q, -r[3]
 end
 
 local function load_rows(keys)
@@ -112,6 +143,11 @@ local function load_rows(keys)
   end
 end
 
+-- flush_rows: a zset written with at least BULK / 2 members at once is made a skiplist first, with the
+-- member LONG (never a row's: those start with 16 digits), added and removed in the same step.
+local BULK = 32
+local LONG = string.rep('~', 65)
+
 local function touch(k)
   if not is_dirty[k] then is_dirty[k] = true; dirty[#dirty + 1] = k end
 end
@@ -124,7 +160,7 @@ local function flush_rows()
     if r then
       nkey, nscore = zkey(r)
       hset[#hset + 1] = k
-      hset[#hset + 1] = cmsgpack.pack(r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+      hset[#hset + 1] = cmsgpack.pack(r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
     else
       hdel[#hdel + 1] = k
     end
@@ -140,7 +176,18 @@ local function flush_rows()
   many('HSET', K_ROWS, hset)
   many('HDEL', K_ROWS, hdel)
   for key, list in pairs(zrem) do many('ZREM', key, list) end
-  for key, list in pairs(zadd) do many('ZADD', key, list) end
+  for key, list in pairs(zadd) do
+    if #list >= BULK then
+      -- A zset of up to 128 short members is a listpack, where each ZADD scans every member (a claim of 50
+      -- into a leased zset of 100 cost ~3 us a member, 8x a skiplist's). A member longer than 64 bytes
+      -- makes it a skiplist, which it stays after that member is removed again (here, in this step).
+      call('ZADD', key, '+inf', LONG)
+      many('ZADD', key, list)
+      call('ZREM', key, LONG)
+    else
+      many('ZADD', key, list)
+    end
+  end
   dirty, is_dirty = {}, {}
 end
 

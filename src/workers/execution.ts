@@ -1,0 +1,113 @@
+import type { ExecOptions, RetryPolicy } from '../canvas/dag.ts';
+import { defaultRetry, retryDelay, type ErrorMatcher } from '../canvas/options.ts';
+import type { TaskErrorInfo } from '../engine/events.ts';
+import type { RateLimit } from '../eventstore/rate/window.ts';
+
+/**
+ * Thrown by a task, never retried, whatever its retry policy says.
+ *
+ * @example
+ * if (!user) throw new NonRetryableError(`no user ${id}`)
+ */
+export class NonRetryableError extends Error {
+  override name = 'NonRetryableError';
+}
+
+/** The error an attempt fails with when it outlives its soft time limit without finishing. */
+export class SoftTimeLimitExceeded extends Error {
+  override name = 'SoftTimeLimitExceeded';
+}
+
+/** The error an attempt fails with when it reaches its hard time limit. */
+export class TimeLimitExceeded extends Error {
+  override name = 'TimeLimitExceeded';
+}
+
+/** Recorded for a node claimed after its `expires` time: it is not run (nor retried). */
+export class TaskExpiredError extends NonRetryableError {
+  override name = 'TaskExpired';
+}
+
+/** Recorded for a node whose lease ran out more than `maxLeaseExpiries` times (a task that kills its worker); never retried. */
+export class WorkerLostError extends NonRetryableError {
+  override name = 'WorkerLostError';
+}
+
+/** Thrown by `ctx.retry()` (and what it throws once retries are used up: the cause, or this). */
+export class RetryRequest extends Error {
+  override name = 'Retry';
+  constructor(readonly countdownMs: number | undefined, readonly error: unknown) {
+    super(error instanceof Error ? error.message : 'retry requested by the task');
+  }
+}
+
+/** Raised into the log when `ctx.retry()` is called with no retries left and no error to fail with. */
+export class MaxRetriesExceededError extends Error {
+  override name = 'MaxRetriesExceededError';
+}
+
+/** What a worker knows of a registered task besides its function. */
+export interface TaskDefinition {
+  readonly fn: (...args: never[]) => unknown;
+  /** The task's retry policy fields (defaults fill the rest); absent: only `ctx.retry()` retries. */
+  readonly retry?: Partial<RetryPolicy>;
+  /** The task's own `autoretryFor` / `dontRetryFor`, classes kept for `instanceof`. */
+  readonly autoretryFor?: readonly ErrorMatcher[];
+  readonly dontRetryFor?: readonly ErrorMatcher[];
+  readonly softTimeLimitMs?: number;
+  readonly timeLimitMs?: number;
+  /** Lease expiries (a dead or stalled worker) tolerated before the node fails with WorkerLostError. */
+  readonly maxLeaseExpiries: number;
+  /** The task's global rate limit in code (a run-time override in the store wins). */
+  readonly rateLimit?: RateLimit;
+}
+
+/** The time limits in force for a node: its call's over its task's. */
+export function limitsFor(def: TaskDefinition | undefined, options: ExecOptions | undefined): { soft?: number; hard?: number } {
+  const soft = options?.softTimeLimitMs ?? def?.softTimeLimitMs;
+  const hard = options?.timeLimitMs ?? def?.timeLimitMs;
+  return { ...(soft !== undefined ? { soft } : {}), ...(hard !== undefined ? { hard } : {}) };
+}
+
+function matches(list: readonly (ErrorMatcher)[] | undefined, error: unknown): boolean {
+  if (!list) return false;
+  const name = error instanceof Error ? error.name : undefined;
+  return list.some((m) => (typeof m === 'string' ? m === name : error instanceof m));
+}
+
+/**
+ * What a failed attempt becomes: a retry at `retryAt` (store clock) or a failure. Pure but for
+ * `random` (the jitter). `attempt` is the attempt that failed (1-based): there are at most
+ * `max` retries, so at most `max + 1` attempts, lost ones included.
+ */
+export function planFailure(
+  def: TaskDefinition | undefined,
+  options: ExecOptions | undefined,
+  attempt: number,
+  thrown: unknown,
+  now: number,
+  random: () => number = Math.random,
+): { readonly error: unknown; readonly retryAt?: number } {
+  const configured = def?.retry !== undefined || options?.retry !== undefined;
+  const policy: RetryPolicy = { ...defaultRetry, ...def?.retry, ...options?.retry };
+  if (thrown instanceof RetryRequest) {
+    // ctx.retry(): asked for explicitly, so it retries without a configured policy too (Celery's default of 3).
+    const cause = thrown.error;
+    if (attempt > policy.max) return { error: cause ?? new MaxRetriesExceededError(`task asked for a retry after ${attempt} attempts; max is ${policy.max}`) };
+    return { error: cause ?? thrown, retryAt: now + (thrown.countdownMs ?? retryDelay(policy, attempt, random)) };
+  }
+  if (!configured || attempt > policy.max) return { error: thrown };
+  if (thrown instanceof NonRetryableError || (thrown instanceof Error && thrown.name === 'NonRetryableError')) return { error: thrown };
+  if (matches(def?.dontRetryFor, thrown) || matches(policy.dontRetryFor, thrown)) return { error: thrown };
+  const auto = options?.retry?.autoretryFor ?? def?.autoretryFor ?? policy.autoretryFor;
+  if (auto && !matches(auto, thrown)) return { error: thrown };
+  return { error: thrown, retryAt: now + retryDelay(policy, attempt, random) };
+}
+
+/** A thrown value as recorded in the log. */
+export function errorInfo(e: unknown): TaskErrorInfo {
+  if (e instanceof Error) return { name: e.name, message: e.message, ...(e.stack !== undefined ? { stack: e.stack } : {}) };
+  let message: string;
+  try { message = JSON.stringify(e) ?? String(e); } catch { message = String(e); }
+  return { name: 'NonError', message: `a non-Error value was thrown: ${message}` };
+}

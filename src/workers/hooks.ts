@@ -1,0 +1,76 @@
+import type { Json } from '../canvas/json.ts';
+import type { TaskErrorInfo } from '../engine/events.ts';
+import { LovageError } from '../errors.ts';
+
+interface TaskInfo {
+  readonly runId: string;
+  readonly nodeId: string;
+  readonly task: string;
+  readonly args: readonly Json[];
+  readonly attempt: number;
+}
+
+/** What each hook of `app.on(name, fn)` receives. */
+export interface HookPayloads {
+  /** Before a task's function is called (after the expiry and lost-lease checks). */
+  taskPrerun: TaskInfo;
+  /** After the attempt ended, whatever the outcome (`retry`: a retry is scheduled). */
+  taskPostrun: TaskInfo & { readonly state: 'succeeded' | 'failed' | 'retry'; readonly result?: Json; readonly error?: TaskErrorInfo; readonly durationMs: number };
+  /** The attempt failed and will not be retried. */
+  taskFailure: TaskInfo & { readonly error: TaskErrorInfo };
+  /** The attempt failed and runs again at `retryAt` (epoch ms, store clock). */
+  taskRetry: TaskInfo & { readonly error: TaskErrorInfo; readonly retryAt: number };
+  /** A run ended (succeeded or failed) by an outcome this process recorded. */
+  runFinished: { readonly runId: string };
+}
+
+/** The hook names. */
+export type HookName = keyof HookPayloads;
+
+/** Calls hooks. */
+export interface HookEmitter {
+  emit<K extends HookName>(name: K, payload: HookPayloads[K]): void;
+  has(name: HookName): boolean;
+}
+
+const NAMES: ReadonlySet<string> = new Set<HookName>(['taskPrerun', 'taskPostrun', 'taskFailure', 'taskRetry', 'runFinished']);
+
+/**
+ * The app's hooks. A hook runs synchronously in the worker's process; what it returns is ignored
+ * (a returned promise is not awaited, its rejection is reported); a hook that throws is reported
+ * through `report` and never changes the task's outcome.
+ */
+export class Hooks implements HookEmitter {
+  readonly #hooks = new Map<HookName, Set<(payload: never) => unknown>>();
+  constructor(private readonly report: (error: unknown) => void) {}
+
+  on<K extends HookName>(name: K, fn: (payload: HookPayloads[K]) => unknown): () => void {
+    if (!NAMES.has(name)) throw new LovageError('VALIDATION', `unknown hook ${JSON.stringify(name)}; allowed are ${[...NAMES].join(', ')}`);
+    if (typeof fn !== 'function') throw new LovageError('VALIDATION', `hook ${name}: expected a function, got ${typeof fn}`);
+    let set = this.#hooks.get(name);
+    if (!set) this.#hooks.set(name, (set = new Set()));
+    set.add(fn as (payload: never) => unknown);
+    return () => set.delete(fn as (payload: never) => unknown);
+  }
+
+  has(name: HookName): boolean {
+    return (this.#hooks.get(name)?.size ?? 0) > 0;
+  }
+
+  emit<K extends HookName>(name: K, payload: HookPayloads[K]): void {
+    const set = this.#hooks.get(name);
+    if (!set) return;
+    for (const fn of set) {
+      try {
+        const out = fn(payload as never) as unknown;
+        if (out instanceof Promise) out.catch((e: unknown) => this.report(hookError(name, e)));
+      } catch (e) {
+        this.report(hookError(name, e));
+      }
+    }
+  }
+}
+
+function hookError(name: string, e: unknown): LovageError {
+  return new LovageError('HOOK_FAILED', `hook ${name} threw: ${e instanceof Error ? e.message : String(e)}`);
+}

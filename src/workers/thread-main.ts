@@ -1,0 +1,67 @@
+// A threads-pool thread (loaded by thread-entry.mjs): imports the app module once, then runs the
+// tasks the pool sends it, one at a time, by name from the app's registry. The thread never opens
+// the store: args come in and the outcome goes out as messages; the worker records it.
+import { parentPort, workerData } from 'node:worker_threads';
+import { parseDuration } from '../app/duration.ts';
+import { exportedApp, noAppExported } from '../app/load-app.ts';
+import { assertJson } from '../canvas/json.ts';
+import { LovageError } from '../errors.ts';
+import type { TaskContext } from './context.ts';
+import { RetryRequest } from './execution.ts';
+import { appInternals, encodeThrown, markPoolThread, reviveThrown, type AppInternals, type FromThread, type ToThread } from './thread-protocol.ts';
+
+const port = parentPort;
+if (!port) throw new Error('src/workers/thread-main.ts runs in a threads-pool thread only');
+const post = (m: FromThread) => port.postMessage(m);
+const { appModule } = workerData as { appModule: string };
+
+async function load(): Promise<AppInternals> {
+  // Before the import: `app.worker()` calls in the module are inert here.
+  markPoolThread();
+  const app = exportedApp((await import(appModule)) as { app?: unknown; default?: unknown });
+  if (!app) throw new LovageError('VALIDATION', `appModule ${appModule}: ${noAppExported}`);
+  const internals = appInternals(app);
+  if (!internals) throw new LovageError('VALIDATION', `appModule ${appModule}: its app does not expose the task registry a pool thread needs (was it made by another version of lovage?)`);
+  return internals;
+}
+
+/** Abort controllers of the tasks running now, by the pool's id. */
+const running = new Map<number, AbortController>();
+
+async function run(internals: AppInternals, m: Extract<ToThread, { type: 'run' }>): Promise<void> {
+  const controller = new AbortController();
+  if (m.aborted) controller.abort(reviveThrown(m.aborted));
+  running.set(m.id, controller);
+  const ctx: TaskContext = {
+    ...m.ctx,
+    signal: controller.signal,
+    // The worker extends the lease on its own timer; a lost lease reaches this thread as an abort.
+    heartbeat: () => Promise.resolve(!(controller.signal.aborted && (controller.signal.reason as { code?: unknown } | undefined)?.code === 'LEASE_LOST')),
+    retry: (options = {}) => {
+      throw new RetryRequest(options.countdown === undefined ? undefined : parseDuration(options.countdown, 'ctx.retry countdown'), options.error);
+    },
+  };
+  try {
+    const def = internals.task(m.task);
+    if (!def) throw new LovageError('NOT_FOUND', `task "${m.task}" is not registered in the app of ${appModule} (the module the worker's threads import); register it there with app.task("${m.task}", fn)`);
+    const value = (await internals.runInContext(ctx, () => def.fn(...(m.args as never[])))) ?? null;
+    assertJson(value, `result of task ${m.task}`);
+    post({ type: 'done', id: m.id, ok: true, value });
+  } catch (e) {
+    post({ type: 'done', id: m.id, ok: false, thrown: encodeThrown(e) });
+  } finally {
+    running.delete(m.id);
+  }
+}
+
+try {
+  const internals = await load();
+  port.on('message', (m: ToThread) => {
+    if (m.type === 'abort') running.get(m.id)?.abort(reviveThrown(m.reason));
+    else void run(internals, m);
+  });
+  post({ type: 'ready' });
+} catch (e) {
+  // The pool reports it and ends this thread.
+  post({ type: 'loadFailed', error: encodeThrown(e) });
+}

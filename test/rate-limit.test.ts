@@ -1,0 +1,173 @@
+// Rate limits: parsing `'10/s'`-style specs, and the worker's RateLimiter on the memory store (the
+// stores' takeToken/setRateLimit are checked on every store by test/support/store-conformance.ts).
+import { describe, expect, it } from 'vitest';
+import { parseRateLimit } from '../src/app/rate-limit.ts';
+import { createApp } from '../src/index.ts';
+import { MemoryStore } from '../src/eventstore/memory.ts';
+import type { EventStore } from '../src/eventstore/store.ts';
+import { RateLimiter } from '../src/workers/rate-limit.ts';
+import { ManualClock } from './support/store-conformance.ts';
+
+describe('parseRateLimit', () => {
+  it('reads <count>/<period> with s, m, h, d or ms, optionally a multiple', () => {
+    expect(parseRateLimit('10/s')).toEqual({ count: 10, periodMs: 1000 });
+    expect(parseRateLimit('100/m')).toEqual({ count: 100, periodMs: 60_000 });
+    expect(parseRateLimit('1000/h')).toEqual({ count: 1000, periodMs: 3_600_000 });
+    expect(parseRateLimit('5/2s')).toEqual({ count: 5, periodMs: 2000 });
+    expect(parseRateLimit('3/500ms')).toEqual({ count: 3, periodMs: 500 });
+    expect(parseRateLimit('50000/d')).toEqual({ count: 50_000, periodMs: 86_400_000 });
+    expect(parseRateLimit(' 7 / 7d ')).toEqual({ count: 7, periodMs: 7 * 86_400_000 });
+    expect(parseRateLimit({ count: 2, periodMs: 10 })).toEqual({ count: 2, periodMs: 10 });
+  });
+
+  it.each([
+    ['0/s', /the count is 0/],
+    ['-1/s', /a negative count/],
+    ['1.5/s', /the count is not a whole number/],
+    ['10/y', /an unknown unit/],
+    ['10/sec', /an unknown unit/],
+    ['10/0s', /the period is 0/],
+    ['2000000/s', /the count is over 1,000,000/],
+    ['1/8d', /the period is over 7 days/],
+    ['10', /not <count>\/<period>/],
+    ['', /not <count>\/<period>/],
+    ['ten/s', /not <count>\/<period>/],
+  ])('refuses %j with VALIDATION naming what is allowed', (spec, why) => {
+    let error: unknown;
+    try {
+      parseRateLimit(spec);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({ code: 'VALIDATION' });
+    expect((error as Error).message).toMatch(why);
+    expect((error as Error).message).toContain('allowed is a count, a slash and a period');
+    expect((error as Error).message).toContain('10/s, 100/m, 1000/h, 5/2s');
+  });
+
+  it('refuses bad objects and non-strings with VALIDATION', () => {
+    for (const bad of [{ count: 0, periodMs: 1000 }, { count: 1, periodMs: 1.5 }, { count: 1e7, periodMs: 1000 }, null, 10, { count: '1', periodMs: 1000 }]) {
+      expect(() => parseRateLimit(bad as never)).toThrow(expect.objectContaining({ code: 'VALIDATION' }));
+    }
+  });
+});
+
+/** The memory store with its takeToken calls counted. */
+function counted(clock: ManualClock): { store: EventStore; calls: () => number } {
+  const store = new MemoryStore({ clock: clock.now });
+  let calls = 0;
+  const take = store.takeToken.bind(store);
+  store.takeToken = (key, limit) => {
+    calls++;
+    return take(key, limit);
+  };
+  return { store, calls: () => calls };
+}
+
+describe('RateLimiter', () => {
+  it('a task with a limit takes a permit per call; a refusal is remembered up to 1 s, never past its wait', async () => {
+    const clock = new ManualClock();
+    const { store, calls } = counted(clock);
+    const limiter = new RateLimiter(store, { clock: clock.now });
+    const limit = parseRateLimit('2/5s');
+    expect(await limiter.wait('send', limit)).toBe(0);
+    expect(await limiter.wait('send', limit)).toBe(0);
+    expect(await limiter.wait('send', limit)).toBe(5000);
+    expect(calls()).toBe(3);
+    clock.t += 400;
+    expect(await limiter.wait('send', limit)).toBe(4600); // remembered: no store call
+    expect(calls()).toBe(3);
+    clock.t += 600;
+    expect(await limiter.wait('send', limit)).toBe(4000); // asked again after 1 s
+    expect(calls()).toBe(4);
+    clock.t += 4000;
+    expect(await limiter.wait('send', limit)).toBe(0);
+    // A short wait is remembered only that long.
+    expect(await limiter.wait('send', limit)).toBe(0);
+    expect(await limiter.wait('send', limit)).toBe(5000);
+    clock.t += 4990;
+    expect(await limiter.wait('send', limit)).toBe(10);
+  });
+
+  it('a task without a limit costs no store call, but checks for an override once a second', async () => {
+    const clock = new ManualClock();
+    const { store, calls } = counted(clock);
+    const limiter = new RateLimiter(store, { clock: clock.now });
+    expect(await limiter.wait('free', undefined)).toBe(0);
+    expect(calls()).toBe(1);
+    for (let i = 0; i < 100; i++) expect(await limiter.wait('free', undefined)).toBe(0);
+    expect(calls()).toBe(1);
+    // Concurrent first calls of another task share one check.
+    expect(await Promise.all(Array.from({ length: 10 }, () => limiter.wait('other', undefined)))).toEqual(Array(10).fill(0));
+    expect(calls()).toBe(2);
+    // An override set at run time (by any process) applies within a second...
+    await store.setRateLimit('free', { count: 2, periodMs: 60_000 });
+    expect(await limiter.wait('free', undefined)).toBe(0);
+    expect(calls()).toBe(2);
+    clock.t += 1000;
+    expect(await limiter.wait('free', undefined)).toBe(0); // the check: takes the override's first permit
+    expect(await limiter.wait('free', undefined)).toBe(0); // from now on every call takes a permit
+    expect(await limiter.wait('free', undefined)).toBe(60_000);
+    expect(calls()).toBe(5);
+    // ...and once cleared, calls are free again (after a remembered refusal runs out, at most 1 s).
+    await store.setRateLimit('free', null);
+    clock.t += 1000;
+    expect(await limiter.wait('free', undefined)).toBe(0);
+    expect(calls()).toBe(6);
+    for (let i = 0; i < 10; i++) expect(await limiter.wait('free', undefined)).toBe(0);
+    expect(calls()).toBe(6);
+  });
+
+  it('under an override, concurrent calls of a task without a limit each take their own permit', async () => {
+    const clock = new ManualClock();
+    const { store } = counted(clock);
+    await store.setRateLimit('t', { count: 3, periodMs: 1000 });
+    const limiter = new RateLimiter(store, { clock: clock.now });
+    const waits = await Promise.all(Array.from({ length: 8 }, () => limiter.wait('t', undefined)));
+    expect(waits.filter((w) => w === 0)).toHaveLength(3);
+    expect(waits.filter((w) => w > 0)).toHaveLength(5);
+  });
+
+  it('the override wins over the limit in code; forget() drops remembered answers', async () => {
+    const clock = new ManualClock();
+    const { store, calls } = counted(clock);
+    const limiter = new RateLimiter(store, { clock: clock.now });
+    const limit = parseRateLimit('1/m');
+    expect(await limiter.wait('t', limit)).toBe(0);
+    expect(await limiter.wait('t', limit)).toBe(60_000);
+    await store.setRateLimit('t', parseRateLimit('100/s'));
+    expect(await limiter.wait('t', limit)).toBe(60_000); // still remembered
+    limiter.forget();
+    expect(await limiter.wait('t', limit)).toBe(0);
+    expect(calls()).toBe(3);
+  });
+});
+
+describe('worker and a store that does not answer the rate-limit check', () => {
+  it('hands the node back unstarted (NodeDeferred), survives, and runs it once the store answers', async () => {
+    const store = new MemoryStore();
+    let failures = 1;
+    const take = store.takeToken.bind(store);
+    store.takeToken = async (key, limit) => {
+      if (failures-- > 0) throw new Error('connection lost');
+      return take(key, limit);
+    };
+    const errors: unknown[] = [];
+    const app = createApp({ store });
+    const ran: number[] = [];
+    const limited = app.task('limited', (n: number) => (ran.push(n), n), { rateLimit: '100/s' });
+    app.worker({ concurrency: 1, onError: (e) => errors.push(e) });
+    try {
+      const run = await limited.delay(7);
+      expect(await run.get({ timeoutMs: 10_000 })).toBe(7);
+      const events = (await app.runs.history(run.id)).map((s) => s.event);
+      const deferred = events.filter((e) => e.type === 'NodeDeferred');
+      expect(deferred).toMatchObject([{ attempt: 1, reason: expect.stringContaining('did not answer') }]);
+      expect(events.filter((e) => e.type === 'NodeStarted').map((e) => (e as { attempt: number }).attempt)).toEqual([1, 1]); // the handed-back attempt does not count
+      expect(ran).toEqual([7]);
+      expect(errors.map((e) => (e as Error).message)).toEqual(['connection lost']);
+    } finally {
+      await app.close();
+    }
+  });
+});
