@@ -158,6 +158,28 @@ for (const [name, url] of stores) {
       expect(ofType(es, 'NodeReady')[0]!.options!.expiresAt).toBe(ofType(es, 'NodeReady')[0]!.at + 20);
     });
 
+    it("onExpire 'skip': an expired step is recorded as expired, never run, its result null, and the chain goes on", async () => {
+      const ran: string[] = [];
+      const late = app.task('lateStep', (x: number) => (ran.push('late'), x));
+      const after = app.task('afterStep', (x: unknown) => (ran.push('after'), { got: x }));
+      const postrun: string[] = [];
+      app.on('taskPostrun', (p) => postrun.push(p.task));
+      app.worker({ pollMs: 10 });
+      const run = await chain(late.si(1).set({ countdown: 100, expires: 20, onExpire: 'skip' }), after.s()).applyAsync();
+      expect(await run.get({ timeoutMs: 10_000 })).toEqual({ got: null });
+      expect(ran).toEqual(['after']);
+      expect(postrun).toEqual(['afterStep']); // the skipped step never ran: no taskPostrun
+      const es = await events(run.id);
+      expect(ofType(es, 'NodeSucceeded')).toMatchObject([{ nodeId: '0', result: null, expired: true }, { nodeId: '1', result: { got: null } }]);
+      expect(ofType(es, 'NodeSucceeded')[1]).not.toHaveProperty('expired');
+      expect(ofType(es, 'NodeReady')[0]!.options).toMatchObject({ expireSkip: true });
+      expect((await app.runs.verify(run.id)).differences).toEqual([]);
+      // Not expired: it runs as usual.
+      const inTime = await late.applyAsync([7], { expires: '1h', onExpire: 'skip' });
+      expect(await inTime.get({ timeoutMs: 10_000 })).toBe(7);
+      expect(ofType(await events(inTime.id), 'NodeSucceeded')[0]).not.toHaveProperty('expired');
+    });
+
     it('a soft time limit aborts the signal: a task that stops fails with SoftTimeLimitExceeded, one that cleans up may finish', async () => {
       const stubborn = app.task('sleepy', async () => {
         await sleep(5000, undefined, { signal: taskContext().signal });
@@ -338,6 +360,8 @@ for (const [name, url] of stores) {
       await expect(t.applyAsync([], { eta: 'not a date' })).rejects.toThrow(/eta: "not a date" is not a time/);
       await expect(t.applyAsync([], { timeLimit: 0 })).rejects.toThrow(/timeLimit: 0 ms is out of range/);
       await expect(t.applyAsync([], { colour: 'red' } as never)).rejects.toThrow(/unknown option "colour"/);
+      await expect(t.applyAsync([], { expires: '1m', onExpire: 'ignore' as never })).rejects.toThrow(/onExpire must be 'fail' or 'skip', got "ignore"/);
+      await expect(t.applyAsync([], { onExpire: 'skip' })).rejects.toThrow(/onExpire needs expires/);
       expect(() => app.task('x', () => 1, { retry: { factor: 0.5 } })).toThrow(/retry\.factor: 0.5 is invalid/);
       expect(() => app.task('y', () => 1, { autoretryFor: [42 as never] })).toThrow(/autoretryFor\[0\]/);
       expect(await app.runs.list()).toEqual([]);

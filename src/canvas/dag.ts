@@ -86,6 +86,8 @@ export interface NodeOptions {
   readonly expiresMs?: number;
   /** Expires at this time, epoch ms. */
   readonly expiresAt?: number;
+  /** An expired node succeeds with `null` (onExpire 'skip') instead of failing. */
+  readonly expireSkip?: true;
   readonly softTimeLimitMs?: number;
   readonly timeLimitMs?: number;
 }
@@ -95,6 +97,8 @@ export interface ExecOptions {
   readonly retry?: Partial<RetryPolicy>;
   /** A node claimed after this time (epoch ms, store clock) is recorded as expired and not run. */
   readonly expiresAt?: number;
+  /** Expired: recorded succeeded with result `null` (`NodeSucceeded.expired`) instead of failed (onExpire 'skip'). */
+  readonly expireSkip?: true;
   readonly softTimeLimitMs?: number;
   readonly timeLimitMs?: number;
 }

@@ -38,6 +38,12 @@ export interface ExecutionOptions {
   readonly eta?: number | Date | string;
   /** Not run if it has not started by then: a duration after it became ready, or a Date / ISO time. */
   readonly expires?: number | string | Date;
+  /**
+   * What an expired node does (with `expires`): `'fail'` (default) records it failed with `TaskExpired`
+   * (the run fails, as any failure); `'skip'` records it succeeded with result `null` and `expired: true`,
+   * never run, and the run goes on.
+   */
+  readonly onExpire?: 'fail' | 'skip';
   /** The task's AbortSignal fires after this long; if it has not finished by then it fails (ms or `10s`). */
   readonly softTimeLimit?: number | string;
   /** After this long the attempt fails at once; in the `threads` pool its thread is terminated. */
@@ -47,7 +53,7 @@ export interface ExecutionOptions {
 const YEAR = 366 * 86_400_000;
 const DURATION = /^\s*\d+(?:\.\d+)?(?:ms|s|m|h|d|w)\s*$/;
 const RETRY_KEYS = new Set(['max', 'backoff', 'delay', 'factor', 'maxDelay', 'jitter', 'autoretryFor', 'dontRetryFor']);
-const EXEC_KEYS = ['retry', 'countdown', 'eta', 'expires', 'softTimeLimit', 'timeLimit'] as const;
+const EXEC_KEYS = ['retry', 'countdown', 'eta', 'expires', 'onExpire', 'softTimeLimit', 'timeLimit'] as const;
 
 function bad(what: string, message: string): never {
   throw new LovageError('VALIDATION', `${what}: ${message}`);
@@ -140,6 +146,12 @@ export function nodeOptions(options: Readonly<Record<string, unknown>> | undefin
     } else {
       out['expiresMs'] = duration(expires, `${what} expires`);
     }
+  }
+  const onExpire = options['onExpire'];
+  if (onExpire !== undefined) {
+    if (onExpire !== 'fail' && onExpire !== 'skip') bad(what, `onExpire must be 'fail' or 'skip', got ${JSON.stringify(onExpire) ?? String(onExpire)}`);
+    if (expires === undefined) bad(what, `onExpire needs expires (the time after which the node is not run)`);
+    if (onExpire === 'skip') out['expireSkip'] = true;
   }
   if (options['softTimeLimit'] !== undefined) out['softTimeLimitMs'] = duration(options['softTimeLimit'], `${what} softTimeLimit`, 1);
   if (options['timeLimit'] !== undefined) out['timeLimitMs'] = duration(options['timeLimit'], `${what} timeLimit`, 1);

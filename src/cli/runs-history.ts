@@ -34,7 +34,7 @@ export function describeEvent(e: WorkflowEvent): { node: string; detail: string 
     case 'NodeStarted':
       return { node: e.nodeId, detail: `attempt ${e.attempt}  worker ${e.worker}  lease ${formatDuration(e.leaseExpiresAt - e.at)}` };
     case 'NodeSucceeded':
-      return { node: e.nodeId, detail: `attempt ${e.attempt}  → ${preview(e.result, 60)}` };
+      return { node: e.nodeId, detail: e.expired ? `attempt ${e.attempt}  not run: expired (onExpire skip)  → null` : `attempt ${e.attempt}  → ${preview(e.result, 60)}` };
     case 'NodeFailed':
       return { node: e.nodeId, detail: `attempt ${e.attempt}  ✗ ${e.error.name}: ${clip(e.error.message, 100)}` };
     case 'NodeRetryScheduled':

@@ -22,6 +22,7 @@ export function readyEvent(node: DagNode, at: number, args: Json[]): Extract<Wor
   const exec: ExecOptions = {
     ...(o.retry ? { retry: o.retry } : {}),
     ...(expiresAt !== undefined ? { expiresAt } : {}),
+    ...(expiresAt !== undefined && o.expireSkip ? { expireSkip: true as const } : {}),
     ...(o.softTimeLimitMs !== undefined ? { softTimeLimitMs: o.softTimeLimitMs } : {}),
     ...(o.timeLimitMs !== undefined ? { timeLimitMs: o.timeLimitMs } : {}),
   };

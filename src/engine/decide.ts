@@ -17,7 +17,7 @@ export type Command =
       readonly attempt: number;
       readonly leaseToken: string;
       /** A failure with `retryAt` is a retry (the worker applied the policy); without, the node fails. */
-      readonly outcome: { readonly ok: true; readonly value: Json } | { readonly ok: false; readonly error: TaskErrorInfo; readonly retryAt?: number };
+      readonly outcome: { readonly ok: true; readonly value: Json; /** Not run: expired, onExpire 'skip'. */ readonly expired?: true } | { readonly ok: false; readonly error: TaskErrorInfo; readonly retryAt?: number };
     }
   | { readonly type: 'Release'; readonly at: number; readonly nodeId: string; readonly leaseToken: string; readonly reason: string }
   /** Hands a leased node back unstarted, claimable again at `until` (a rate limit's wait). */
@@ -129,7 +129,7 @@ function decideComplete(state: RunState, c: Extract<Command, { type: 'Complete' 
   const draft = new Draft(state, index, c.at);
   const dagNode = index.byId.get(c.nodeId)!;
   if (c.outcome.ok) {
-    draft.succeed(c.nodeId, node.attempt, c.outcome.value);
+    draft.succeed(c.nodeId, node.attempt, c.outcome.value, c.outcome.expired);
   } else {
     draft.fail(c.nodeId, node.attempt, c.outcome.error);
     if (dagNode.failFast !== undefined) draft.abort(dagNode.scope, `chord ${dagNode.failFast} fails fast: its member node ${c.nodeId} failed`);

@@ -73,8 +73,8 @@ export class Draft {
     this.#counted.push(id);
   }
 
-  succeed(id: string, attempt: number, value: Json): void {
-    this.events.push({ type: 'NodeSucceeded', at: this.at, nodeId: id, attempt, result: value });
+  succeed(id: string, attempt: number, value: Json, expired?: true): void {
+    this.events.push({ type: 'NodeSucceeded', at: this.at, nodeId: id, attempt, result: value, ...(expired ? { expired } : {}) });
     this.#results.set(id, value);
     for (const d of this.index.dependents.get(id) ?? []) this.#countDown(d);
     this.#move(id, 'succeeded');

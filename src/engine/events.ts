@@ -20,7 +20,9 @@ export type WorkflowEvent =
       /** Per-call options the worker applies (retry, expiry, time limits); absent: the task's own. */
       readonly options?: ExecOptions }
   | { readonly type: 'NodeStarted'; readonly at: number; readonly nodeId: string; readonly attempt: number; readonly worker: string; readonly leaseToken: string; readonly leaseExpiresAt: number }
-  | { readonly type: 'NodeSucceeded'; readonly at: number; readonly nodeId: string; readonly attempt: number; readonly result: Json }
+  | { readonly type: 'NodeSucceeded'; readonly at: number; readonly nodeId: string; readonly attempt: number; readonly result: Json;
+      /** Not run: claimed after its expiry with onExpire 'skip' (the result is `null`). */
+      readonly expired?: true }
   | { readonly type: 'NodeFailed'; readonly at: number; readonly nodeId: string; readonly attempt: number; readonly error: TaskErrorInfo }
   /** The attempt failed and the node runs again at `retryAt` (store clock); the error is the attempt's. */
   | { readonly type: 'NodeRetryScheduled'; readonly at: number; readonly nodeId: string; readonly attempt: number; readonly error: TaskErrorInfo; readonly retryAt: number }

@@ -102,7 +102,7 @@ function redecide(state: RunState, recorded: readonly WorkflowEvent[], rules: Ru
       case 'NodeSucceeded':
       case 'NodeFailed': {
         cause = `Complete ${first.nodeId}`;
-        const outcome = first.type === 'NodeSucceeded' ? { ok: true as const, value: first.result } : { ok: false as const, error: first.error };
+        const outcome = first.type === 'NodeSucceeded' ? { ok: true as const, value: first.result, ...(first.expired ? { expired: first.expired } : {}) } : { ok: false as const, error: first.error };
         const leaseToken = state.nodes.get(first.nodeId)?.leaseToken ?? '';
         return { cause, expected: rules.decide(state, { type: 'Complete', at: first.at, nodeId: first.nodeId, attempt: first.attempt, leaseToken, outcome }) };
       }

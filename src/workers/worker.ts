@@ -102,7 +102,7 @@ interface Flight {
 }
 
 /** An attempt's end: a value, a thrown error, or handed back unstarted for `defer` ms (a rate limit). */
-type Result = { ok: true; value: Json } | { ok: false; thrown: unknown } | { ok: false; defer: number; reason: string };
+type Result = { ok: true; value: Json; expired?: true } | { ok: false; thrown: unknown } | { ok: false; defer: number; reason: string };
 
 /**
  * A worker: claims ready nodes of its queues in batches, runs them, records each outcome fenced by
@@ -429,7 +429,8 @@ export class Worker {
       let outcome: Extract<Completion, { type: 'Complete' }>['outcome'];
       if (result.ok) {
         outcome = result;
-        if (this.#hooks('taskPostrun')) this.#emit('taskPostrun', { ...infoOf(node), state: 'succeeded', result: result.value, durationMs: Date.now() - started });
+        // An expired node skipped (onExpire 'skip') never ran: no taskPostrun.
+        if (!result.expired && this.#hooks('taskPostrun')) this.#emit('taskPostrun', { ...infoOf(node), state: 'succeeded', result: result.value, durationMs: Date.now() - started });
       } else {
         const plan = planFailure(def, node.options, node.attempt, 'thrown' in result ? result.thrown : undefined, at);
         const error = errorInfo(plan.error);
@@ -461,6 +462,7 @@ export class Worker {
     const startedAt = node.events.at(-1)?.event.at ?? Date.now();
     const expiresAt = node.options?.expiresAt;
     if (expiresAt !== undefined && startedAt > expiresAt) {
+      if (node.options?.expireSkip) return { ok: true, value: null, expired: true };
       return { ok: false, thrown: new TaskExpiredError(`node ${node.nodeId} expired at ${new Date(expiresAt).toISOString()} before it started (claimed at ${new Date(startedAt).toISOString()}); it was not run`) };
     }
     if (def && node.events.some((e) => e.event.type === 'NodeLeaseExpired')) {
