@@ -8,7 +8,7 @@ import pg from 'pg';
 import { count, ms, type BenchContext, type Workload } from './harness.ts';
 
 export const REDIS = { host: '127.0.0.1', port: 6379 } as const;
-export const PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
+export const PG_URL = process.env['LOVAGE_BENCH_POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 /** A measurement, or why there is none ("skipped: …"), never a throw for an absent server. */
 export type PeerResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly skipped: string };
