@@ -1,56 +1,14 @@
-import { hostname } from 'node:os';
-import { assertJson, type Json } from '../canvas/json.ts';
-import { parseDuration } from '../app/duration.ts';
 import { LovageError } from '../errors.ts';
 import type { ClaimedNode, ClaimRequest, EventStore } from '../eventstore/store.ts';
-import { newToken } from '../eventstore/token.ts';
-import { contextStorage, type TaskContext } from './context.ts';
+import { completionOf, contextOf, InFlight, runAttempt, type AttemptHost } from './attempt.ts';
 import type { Completion, Coordinator } from './coordinator.ts';
-import { errorInfo, limitsFor, planFailure, RetryRequest, SoftTimeLimitExceeded, TaskExpiredError, TimeLimitExceeded, WorkerLostError, type TaskDefinition } from './execution.ts';
+import type { TaskDefinition } from './execution.ts';
 import type { HookEmitter } from './hooks.ts';
 import { RateLimiter } from './rate-limit.ts';
-import { moduleFile } from '../app/load-app.ts';
-import { ThreadPool, type ThreadRun } from './threads.ts';
+import { ThreadPool } from './threads.ts';
+import { workerSettings, type WorkerOptions } from './worker-options.ts';
 
-/** Options of a worker. */
-export interface WorkerOptions {
-  /** Queues to consume (default `['default']`). */
-  readonly queues?: readonly string[];
-  /** Most tasks running at once (default 16). */
-  readonly concurrency?: number;
-  /** Most nodes claimed, and completions recorded, per store transaction (default `min(concurrency, 100)`). */
-  readonly batchSize?: number;
-  /** Lease length, ms (default 30,000). A worker silent this long loses its nodes to others. */
-  readonly leaseMs?: number;
-  /** Longest idle wait before asking the store again, ms (default 100); local appends wake it at once. */
-  readonly pollMs?: number;
-  /** How long `stop()` lets running tasks finish before releasing them, ms (default 10,000). */
-  readonly shutdownGraceMs?: number;
-  /** The worker's name in the history (default `host:pid:random`). */
-  readonly name?: string;
-  /**
-   * Called with errors the worker survives: a store that does not answer (it backs off and retries),
-   * a run quarantined because its log does not fold. Default: one line on stderr.
-   */
-  readonly onError?: (error: unknown) => void;
-  /**
-   * Where tasks run (default `'async'`). `'async'`: in this thread, on its event loop; a hard time
-   * limit ends the attempt but cannot stop the task's code. `'threads'`: in worker threads that
-   * import `appModule`; a hard time limit terminates the thread (even a loop that never yields).
-   * See docs/tasks.md (Pools).
-   */
-  readonly pool?: 'async' | 'threads';
-  /** `threads` pool: most threads, each running one task at a time (default and at most `concurrency`). */
-  readonly threads?: number;
-  /** `threads` pool: a thread is replaced after running this many tasks (default: never). */
-  readonly maxTasksPerChild?: number;
-  /**
-   * `threads` pool (required there): path or `file:` URL of the module that creates the app and
-   * registers its tasks, exported as `app` or default. Each thread imports it once; in a thread
-   * `app.worker()` does nothing, and the store is never opened.
-   */
-  readonly appModule?: string;
-}
+export type { WorkerOptions } from './worker-options.ts';
 
 /** What a worker needs of its app. */
 export interface WorkerHost {
@@ -61,37 +19,6 @@ export interface WorkerHost {
   readonly hooks?: HookEmitter;
 }
 
-/** A running node; its AbortController is made only if the task reads `signal` (most never do). */
-class InFlight {
-  #controller: AbortController | undefined;
-  #reason: unknown;
-  #aborted = false;
-  /** In the threads pool, the task in its thread: an abort is passed on to the thread's signal. */
-  #thread: ThreadRun | undefined;
-  constructor(readonly node: ClaimedNode) {}
-  get thread(): ThreadRun | undefined {
-    return this.#thread;
-  }
-  set thread(run: ThreadRun) {
-    this.#thread = run;
-    if (this.#aborted) run.abort(this.#reason);
-  }
-  get signal(): AbortSignal {
-    if (!this.#controller) {
-      this.#controller = new AbortController();
-      if (this.#aborted) this.#controller.abort(this.#reason);
-    }
-    return this.#controller.signal;
-  }
-  abort(reason: unknown): void {
-    if (this.#aborted) return;
-    this.#aborted = true;
-    this.#reason = reason;
-    this.#controller?.abort(reason);
-    this.#thread?.abort(reason);
-  }
-}
-
 /** A store call on its way: what it claims, and once back what it claimed or how it failed. */
 interface Flight {
   readonly claim: ClaimRequest | undefined;
@@ -100,9 +27,6 @@ interface Flight {
   error: unknown;
   claimed: ClaimedNode[];
 }
-
-/** An attempt's end: a value, a thrown error, or handed back unstarted for `defer` ms (a rate limit). */
-type Result = { ok: true; value: Json; expired?: true } | { ok: false; thrown: unknown } | { ok: false; defer: number; reason: string };
 
 /**
  * A worker: claims ready nodes of its queues in batches, runs them, records each outcome fenced by
@@ -126,8 +50,8 @@ export class Worker {
   /** The threads pool, or undefined for the async pool. */
   readonly #pool: ThreadPool | undefined;
   readonly #inFlight = new Map<string, InFlight>();
-  /** Global rate limits (made at start, once the store is open). */
-  #limiter!: RateLimiter;
+  /** What attempts need of this worker, with its global rate limits (made at start, once the store is open). */
+  #attempts!: AttemptHost;
   /** Finished nodes whose outcome is not recorded yet: their leases are kept alive too. */
   readonly #unrecorded = new Map<string, ClaimedNode>();
   #pending: Completion[] = [];
@@ -152,41 +76,26 @@ export class Worker {
 
   constructor(host: WorkerHost, options: WorkerOptions = {}) {
     this.#host = host;
-    this.#queues = options.queues ?? ['default'];
-    this.#concurrency = positive(options.concurrency ?? 16, 'concurrency');
-    this.#batchSize = positive(options.batchSize ?? Math.min(this.#concurrency, 100), 'batchSize');
-    this.#leaseMs = positive(options.leaseMs ?? 30_000, 'leaseMs');
-    this.#pollMs = positive(options.pollMs ?? 100, 'pollMs');
-    this.#graceMs = Math.max(0, options.shutdownGraceMs ?? 10_000);
-    this.name = options.name ?? `${hostname()}:${process.pid}:${newToken().slice(0, 6)}`;
-    this.#onError = options.onError ?? ((e) => console.error(`lovage worker ${this.name}: ${e instanceof Error ? e.message : String(e)}`));
-    if (this.#queues.length === 0) throw new LovageError('VALIDATION', 'worker queues must name at least one queue');
-    const pool = options.pool ?? 'async';
-    if (pool === 'async') {
-      for (const k of ['threads', 'maxTasksPerChild', 'appModule'] as const) {
-        if (options[k] !== undefined) throw new LovageError('VALIDATION', `worker ${k} applies to pool 'threads' only; set pool: 'threads' or drop ${k}`);
-      }
-      this.#pool = undefined;
-    } else if (pool === 'threads') {
-      if (options.appModule === undefined || options.appModule === '') throw new LovageError('VALIDATION', "worker appModule is required with pool 'threads': the path or file: URL of the module that creates the app and registers its tasks (each thread imports it)");
-      const mod = typeof options.appModule === 'string' ? moduleFile(options.appModule) : undefined;
-      if (!mod) throw new LovageError('VALIDATION', `worker appModule ${JSON.stringify(options.appModule)}: no such file; give the path or file: URL of the module that creates the app`);
-      const threads = positive(options.threads ?? this.#concurrency, 'threads');
-      if (threads > this.#concurrency) throw new LovageError('VALIDATION', `worker threads (${threads}) must be at most concurrency (${this.#concurrency}): a thread runs one task at a time`);
-      const maxTasksPerChild = options.maxTasksPerChild === undefined ? undefined : positive(options.maxTasksPerChild, 'maxTasksPerChild');
-      this.#pool = new ThreadPool({ appModule: mod.url, size: threads, ...(maxTasksPerChild !== undefined ? { maxTasksPerChild } : {}), onError: (e) => this.#report(e) });
-    } else {
-      throw new LovageError('VALIDATION', `worker pool ${JSON.stringify(pool)} is invalid; allowed are 'async', 'threads'`);
-    }
+    const settings = workerSettings(options);
+    this.#queues = settings.queues;
+    this.#concurrency = settings.concurrency;
+    this.#batchSize = settings.batchSize;
+    this.#leaseMs = settings.leaseMs;
+    this.#pollMs = settings.pollMs;
+    this.#graceMs = settings.graceMs;
+    this.name = settings.name;
+    this.#onError = settings.onError;
+    this.#pool = settings.threads ? new ThreadPool({ ...settings.threads, onError: (e) => this.#report(e) }) : undefined;
   }
 
   /** Starts claiming (a stopped worker does not start again). */
   start(): this {
     if (this.#running || this.#stopping) return this;
     this.#running = true;
-    this.#depth = this.#host.store.pipelined === true ? 2 : 1;
-    this.#limiter = new RateLimiter(this.#host.store);
-    this.#unsubscribe = this.#host.store.onReady(() => this.#poke());
+    const store = this.#host.store;
+    this.#depth = store.pipelined === true ? 2 : 1;
+    this.#attempts = { name: this.name, store, leaseMs: this.#leaseMs, limiter: new RateLimiter(store), pool: this.#pool, hooks: this.#host.hooks, report: (e) => this.#report(e) };
+    this.#unsubscribe = store.onReady(() => this.#poke());
     this.#heartbeat = setInterval(() => void this.#extendLeases(), Math.max(10, Math.floor(this.#leaseMs / 3)));
     this.#heartbeat.unref();
     this.#loop = this.#run();
@@ -403,166 +312,16 @@ export class Worker {
     const flight = new InFlight(node);
     this.#inFlight.set(node.leaseToken, flight);
     const def = this.#host.tasks.get(node.task);
-    const ctx: TaskContext = {
-      runId: node.runId,
-      nodeId: node.nodeId,
-      task: node.task,
-      attempt: node.attempt,
-      idempotencyKey: `${node.runId}/${node.nodeId}`,
-      get signal() {
-        return flight.signal;
-      },
-      heartbeat: heartbeatOf(this.#host.store, node, this.#leaseMs),
-      retry: retryAttempt,
-    };
+    const ctx = contextOf(this.#attempts, flight);
     const started = Date.now();
-    void this.#attempt(def, node, ctx, flight).then(async (result) => {
+    void runAttempt(this.#attempts, def, node, ctx, flight).then(async (result) => {
       // The clock first: the node stays in #inFlight until its outcome is pending (shutdown waits for it).
       const at = await this.#now();
       if (!this.#inFlight.delete(node.leaseToken)) return; // released at shutdown
       this.#unrecorded.set(node.leaseToken, node);
-      if ('defer' in result) {
-        this.#pending.push({ type: 'Defer', runId: node.runId, nodeId: node.nodeId, leaseToken: node.leaseToken, until: at + result.defer, reason: result.reason, at });
-        this.#poke();
-        return;
-      }
-      let outcome: Extract<Completion, { type: 'Complete' }>['outcome'];
-      if (result.ok) {
-        outcome = result;
-        // An expired node skipped (onExpire 'skip') never ran: no taskPostrun.
-        if (!result.expired && this.#hooks('taskPostrun')) this.#emit('taskPostrun', { ...infoOf(node), state: 'succeeded', result: result.value, durationMs: Date.now() - started });
-      } else {
-        const plan = planFailure(def, node.options, node.attempt, 'thrown' in result ? result.thrown : undefined, at);
-        const error = errorInfo(plan.error);
-        outcome = { ok: false, error, ...(plan.retryAt !== undefined ? { retryAt: plan.retryAt } : {}) };
-        this.#emit('taskPostrun', { ...infoOf(node), state: plan.retryAt !== undefined ? 'retry' : 'failed', error, durationMs: Date.now() - started });
-        if (plan.retryAt !== undefined) this.#emit('taskRetry', { ...infoOf(node), error, retryAt: plan.retryAt });
-        else this.#emit('taskFailure', { ...infoOf(node), error });
-      }
-      this.#pending.push({ type: 'Complete', runId: node.runId, nodeId: node.nodeId, attempt: node.attempt, leaseToken: node.leaseToken, outcome, at });
+      this.#pending.push(completionOf(this.#attempts, def, node, result, at, started));
       this.#poke();
     });
-  }
-
-  /** Whether any hook listens to `name` (so that a task's payload is built only then). */
-  #hooks(name: Parameters<HookEmitter['has']>[0]): boolean {
-    return this.#host.hooks?.has(name) === true;
-  }
-
-  #emit(...args: Parameters<HookEmitter['emit']>): void {
-    try {
-      this.#host.hooks?.emit(...args);
-    } catch (e) {
-      this.#report(e);
-    }
-  }
-
-  /** One attempt: the checks that may refuse to run it (expired, lost too often), then the task under its time limits. */
-  async #attempt(def: TaskDefinition | undefined, node: ClaimedNode, ctx: TaskContext, flight: InFlight): Promise<Result> {
-    const startedAt = node.events.at(-1)?.event.at ?? Date.now();
-    const expiresAt = node.options?.expiresAt;
-    if (expiresAt !== undefined && startedAt > expiresAt) {
-      if (node.options?.expireSkip) return { ok: true, value: null, expired: true };
-      return { ok: false, thrown: new TaskExpiredError(`node ${node.nodeId} expired at ${new Date(expiresAt).toISOString()} before it started (claimed at ${new Date(startedAt).toISOString()}); it was not run`) };
-    }
-    if (def && node.events.some((e) => e.event.type === 'NodeLeaseExpired')) {
-      let lost: number;
-      try {
-        lost = await this.#lostLeases(node);
-      } catch (e) {
-        return this.#unchecked(node, e);
-      }
-      if (lost > def.maxLeaseExpiries) {
-        return { ok: false, thrown: new WorkerLostError(`node ${node.nodeId}'s lease ran out ${lost} times (its worker died or stalled each time); maxLeaseExpiries is ${def.maxLeaseExpiries}, so it is not run again`) };
-      }
-    }
-    if (!def) return { ok: false, thrown: new LovageError('NOT_FOUND', `task "${node.task}" is not registered in worker ${this.name}; register it with app.task("${node.task}", fn) in the worker's app`) };
-    if (!this.#limiter.freeNow(node.task, def.rateLimit)) {
-      let wait: number;
-      try {
-        wait = await this.#limiter.wait(node.task, def.rateLimit);
-      } catch (e) {
-        return this.#unchecked(node, e);
-      }
-      if (wait > 0) return { ok: false, defer: wait, reason: `rate limit of task ${node.task}${def.rateLimit ? ` (${def.rateLimit.count} per ${def.rateLimit.periodMs} ms, or its run-time override)` : ' (run-time override)'}` };
-    }
-    if (this.#hooks('taskPrerun')) this.#emit('taskPrerun', { runId: node.runId, nodeId: node.nodeId, task: node.task, args: node.args, attempt: node.attempt });
-    const limits = limitsFor(def, node.options);
-    // The common case, kept lean: in-process, no time limit.
-    if (!this.#pool && limits.soft === undefined && limits.hard === undefined) return this.#call(def.fn, node, ctx);
-    const timers: NodeJS.Timeout[] = [];
-    let softFired = false;
-    let settled = false;
-    let hardLimit: (r: Result) => void = () => undefined;
-    const hard = new Promise<Result>((resolve) => { hardLimit = resolve; });
-    /** The time limits start: at once in the async pool, when a thread starts the task in the threads pool. */
-    const arm = () => {
-      if (settled) return;
-      if (limits.soft !== undefined) {
-        timers.push(setTimeout(() => {
-          softFired = true;
-          flight.abort(new SoftTimeLimitExceeded(`task ${node.task} ran past its soft time limit of ${limits.soft} ms`));
-        }, limits.soft));
-      }
-      if (limits.hard !== undefined) {
-        timers.push(setTimeout(() => {
-          // The async pool cannot stop the task's code: its outcome is decided now and whatever it
-          // returns later is dropped. The threads pool terminates the task's thread.
-          const error = new TimeLimitExceeded(`task ${node.task} ran past its time limit of ${limits.hard} ms${flight.thread ? '; its thread was terminated' : ''}`);
-          flight.abort(error);
-          flight.thread?.terminate(error);
-          hardLimit({ ok: false, thrown: error });
-        }, limits.hard));
-      }
-    };
-    let run: Promise<Result>;
-    if (this.#pool) {
-      const thread = this.#pool.run({ key: node.leaseToken, task: node.task, args: node.args, ctx: { runId: ctx.runId, nodeId: ctx.nodeId, task: ctx.task, attempt: ctx.attempt, idempotencyKey: ctx.idempotencyKey } });
-      flight.thread = thread;
-      void thread.started.then(arm);
-      run = thread.result;
-    } else {
-      run = this.#call(def.fn, node, ctx);
-      arm();
-    }
-    try {
-      const result = await Promise.race(limits.hard !== undefined ? [run, hard] : [run]);
-      // A task that gave up because its soft limit aborted it failed by the soft limit.
-      if (!result.ok && 'thrown' in result && softFired && isAbort(result.thrown)) return { ok: false, thrown: new SoftTimeLimitExceeded(`task ${node.task} was stopped by its soft time limit of ${limits.soft} ms`) };
-      return result;
-    } finally {
-      settled = true;
-      for (const t of timers) clearTimeout(t);
-    }
-  }
-
-  /**
-   * A check before the start needed the store and it did not answer (say it is restarting): the node is
-   * handed back unstarted for a second (NodeDeferred, the attempt does not count), never failed for it.
-   */
-  #unchecked(node: ClaimedNode, error: unknown): Result {
-    this.#report(error);
-    return { ok: false, defer: UNCHECKED_DEFER_MS, reason: `the store did not answer the checks before node ${node.nodeId} started (${error instanceof Error ? error.message : String(error)}); it was not run` };
-  }
-
-  /** How many times the node's lease ran out since it was last reset (read from the log: rare). */
-  async #lostLeases(node: ClaimedNode): Promise<number> {
-    let lost = 0;
-    for (const { event } of await this.#host.store.readStream(node.runId)) {
-      if (event.type === 'NodeLeaseExpired' && event.nodeId === node.nodeId) lost++;
-      else if (event.type === 'WorkflowResumed' && event.reset.includes(node.nodeId)) lost = 0;
-    }
-    return lost;
-  }
-
-  async #call(fn: (...args: never[]) => unknown, node: ClaimedNode, ctx: TaskContext): Promise<Result> {
-    try {
-      const value = (await contextStorage.run(ctx, () => fn(...(node.args as never[])))) ?? null;
-      assertJson(value, `result of task ${node.task}`);
-      return { ok: true, value };
-    } catch (e) {
-      return { ok: false, thrown: e };
-    }
   }
 
   /** Records pending outcomes (and claims, when asked, in the same transaction). */
@@ -616,36 +375,6 @@ export class Worker {
   }
 }
 
-/** How long a node is handed back when the store did not answer the checks before its start. */
-const UNCHECKED_DEFER_MS = 1000;
-
-// Module-level helpers for the per-task hot path: under tsx (esbuild keepNames) every named closure
-// made per task costs a defineProperty call.
-
-/** `ctx.heartbeat` of a node. */
-function heartbeatOf(store: EventStore, node: ClaimedNode, leaseMs: number): () => Promise<boolean> {
-  return async () => (await store.extend([node], leaseMs))[0] === true;
-}
-
-/** `ctx.retry`: ends the attempt with a retry request. */
-function retryAttempt(options: { countdown?: number | string; error?: unknown } = {}): never {
-  throw new RetryRequest(options.countdown === undefined ? undefined : parseDuration(options.countdown, 'ctx.retry countdown'), options.error);
-}
-
-/** What hooks are told of a node. */
-function infoOf(node: ClaimedNode): { runId: string; nodeId: string; task: string; args: readonly Json[]; attempt: number } {
-  return { runId: node.runId, nodeId: node.nodeId, task: node.task, args: node.args, attempt: node.attempt };
-}
-
-function positive(n: number, what: string): number {
-  if (!Number.isInteger(n) || n < 1) throw new LovageError('VALIDATION', `worker ${what} must be an integer ≥ 1, got ${String(n)}`);
-  return n;
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, Math.max(0, ms)));
-}
-
-function isAbort(e: unknown): boolean {
-  return e instanceof SoftTimeLimitExceeded || (e instanceof Error && (e.name === 'AbortError' || e.cause instanceof SoftTimeLimitExceeded));
 }

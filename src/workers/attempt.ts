@@ -1,0 +1,251 @@
+// One attempt of a claimed node: the checks that may refuse to start it, the task under its time
+// limits (in this thread or in the threads pool), and the completion its end becomes. The worker
+// decides when an attempt starts and records its completion.
+import { assertJson, type Json } from '../canvas/json.ts';
+import { parseDuration } from '../app/duration.ts';
+import { LovageError } from '../errors.ts';
+import type { ClaimedNode, EventStore } from '../eventstore/store.ts';
+import { contextStorage, type TaskContext } from './context.ts';
+import type { Completion } from './coordinator.ts';
+import { errorInfo, limitsFor, planFailure, RetryRequest, SoftTimeLimitExceeded, TaskExpiredError, TimeLimitExceeded, WorkerLostError, type TaskDefinition } from './execution.ts';
+import type { HookEmitter } from './hooks.ts';
+import type { RateLimiter } from './rate-limit.ts';
+import type { ThreadPool, ThreadRun } from './threads.ts';
+
+/** What an attempt needs of its worker (made once, at the worker's start). */
+export interface AttemptHost {
+  /** The worker's name (in errors). */
+  readonly name: string;
+  readonly store: EventStore;
+  /** Lease length, ms (`ctx.heartbeat` extends the lease by this much). */
+  readonly leaseMs: number;
+  /** Global rate limits. */
+  readonly limiter: RateLimiter;
+  /** The threads pool, or undefined for the async pool. */
+  readonly pool: ThreadPool | undefined;
+  /** The app's hooks; a hook that throws is reported, never fails the task. */
+  readonly hooks: HookEmitter | undefined;
+  /** Reports an error the worker survives (see WorkerOptions.onError). */
+  readonly report: (error: unknown) => void;
+}
+
+/** A running node; its AbortController is made only if the task reads `signal` (most never do). */
+export class InFlight {
+  #controller: AbortController | undefined;
+  #reason: unknown;
+  #aborted = false;
+  /** In the threads pool, the task in its thread: an abort is passed on to the thread's signal. */
+  #thread: ThreadRun | undefined;
+  constructor(readonly node: ClaimedNode) {}
+  get thread(): ThreadRun | undefined {
+    return this.#thread;
+  }
+  set thread(run: ThreadRun) {
+    this.#thread = run;
+    if (this.#aborted) run.abort(this.#reason);
+  }
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+  abort(reason: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+    this.#thread?.abort(reason);
+  }
+}
+
+/** An attempt's end: a value, a thrown error, or handed back unstarted for `defer` ms (a rate limit). */
+type Result = { ok: true; value: Json; expired?: true } | { ok: false; thrown: unknown } | { ok: false; defer: number; reason: string };
+
+/** How long a node is handed back when the store did not answer the checks before its start. */
+const UNCHECKED_DEFER_MS = 1000;
+
+// Module-level helpers for the per-task hot path: under tsx (esbuild keepNames) every named closure
+// made per task costs a defineProperty call.
+
+/** The context of the task of `flight` (see taskContext()). */
+export function contextOf(host: AttemptHost, flight: InFlight): TaskContext {
+  const node = flight.node;
+  return {
+    runId: node.runId,
+    nodeId: node.nodeId,
+    task: node.task,
+    attempt: node.attempt,
+    idempotencyKey: `${node.runId}/${node.nodeId}`,
+    get signal() {
+      return flight.signal;
+    },
+    heartbeat: heartbeatOf(host.store, node, host.leaseMs),
+    retry: retryAttempt,
+  };
+}
+
+/** One attempt: the checks that may refuse to run it (expired, lost too often), then the task under its time limits. */
+export async function runAttempt(host: AttemptHost, def: TaskDefinition | undefined, node: ClaimedNode, ctx: TaskContext, flight: InFlight): Promise<Result> {
+  const startedAt = node.events.at(-1)?.event.at ?? Date.now();
+  const expiresAt = node.options?.expiresAt;
+  if (expiresAt !== undefined && startedAt > expiresAt) {
+    if (node.options?.expireSkip) return { ok: true, value: null, expired: true };
+    return { ok: false, thrown: new TaskExpiredError(`node ${node.nodeId} expired at ${new Date(expiresAt).toISOString()} before it started (claimed at ${new Date(startedAt).toISOString()}); it was not run`) };
+  }
+  if (def && node.events.some((e) => e.event.type === 'NodeLeaseExpired')) {
+    let lost: number;
+    try {
+      lost = await lostLeases(host.store, node);
+    } catch (e) {
+      return unchecked(host, node, e);
+    }
+    if (lost > def.maxLeaseExpiries) {
+      return { ok: false, thrown: new WorkerLostError(`node ${node.nodeId}'s lease ran out ${lost} times (its worker died or stalled each time); maxLeaseExpiries is ${def.maxLeaseExpiries}, so it is not run again`) };
+    }
+  }
+  if (!def) return { ok: false, thrown: new LovageError('NOT_FOUND', `task "${node.task}" is not registered in worker ${host.name}; register it with app.task("${node.task}", fn) in the worker's app`) };
+  if (!host.limiter.freeNow(node.task, def.rateLimit)) {
+    let wait: number;
+    try {
+      wait = await host.limiter.wait(node.task, def.rateLimit);
+    } catch (e) {
+      return unchecked(host, node, e);
+    }
+    if (wait > 0) return { ok: false, defer: wait, reason: `rate limit of task ${node.task}${def.rateLimit ? ` (${def.rateLimit.count} per ${def.rateLimit.periodMs} ms, or its run-time override)` : ' (run-time override)'}` };
+  }
+  if (listens(host, 'taskPrerun')) emit(host, 'taskPrerun', { runId: node.runId, nodeId: node.nodeId, task: node.task, args: node.args, attempt: node.attempt });
+  const limits = limitsFor(def, node.options);
+  // The common case, kept lean: in-process, no time limit.
+  if (!host.pool && limits.soft === undefined && limits.hard === undefined) return call(def.fn, node, ctx);
+  const timers: NodeJS.Timeout[] = [];
+  let softFired = false;
+  let settled = false;
+  let hardLimit: (r: Result) => void = () => undefined;
+  const hard = new Promise<Result>((resolve) => { hardLimit = resolve; });
+  /** The time limits start: at once in the async pool, when a thread starts the task in the threads pool. */
+  const arm = () => {
+    if (settled) return;
+    if (limits.soft !== undefined) {
+      timers.push(setTimeout(() => {
+        softFired = true;
+        flight.abort(new SoftTimeLimitExceeded(`task ${node.task} ran past its soft time limit of ${limits.soft} ms`));
+      }, limits.soft));
+    }
+    if (limits.hard !== undefined) {
+      timers.push(setTimeout(() => {
+        // The async pool cannot stop the task's code: its outcome is decided now and whatever it
+        // returns later is dropped. The threads pool terminates the task's thread.
+        const error = new TimeLimitExceeded(`task ${node.task} ran past its time limit of ${limits.hard} ms${flight.thread ? '; its thread was terminated' : ''}`);
+        flight.abort(error);
+        flight.thread?.terminate(error);
+        hardLimit({ ok: false, thrown: error });
+      }, limits.hard));
+    }
+  };
+  let run: Promise<Result>;
+  if (host.pool) {
+    const thread = host.pool.run({ key: node.leaseToken, task: node.task, args: node.args, ctx: { runId: ctx.runId, nodeId: ctx.nodeId, task: ctx.task, attempt: ctx.attempt, idempotencyKey: ctx.idempotencyKey } });
+    flight.thread = thread;
+    void thread.started.then(arm);
+    run = thread.result;
+  } else {
+    run = call(def.fn, node, ctx);
+    arm();
+  }
+  try {
+    const result = await Promise.race(limits.hard !== undefined ? [run, hard] : [run]);
+    // A task that gave up because its soft limit aborted it failed by the soft limit.
+    if (!result.ok && 'thrown' in result && softFired && isAbort(result.thrown)) return { ok: false, thrown: new SoftTimeLimitExceeded(`task ${node.task} was stopped by its soft time limit of ${limits.soft} ms`) };
+    return result;
+  } finally {
+    settled = true;
+    for (const t of timers) clearTimeout(t);
+  }
+}
+
+/**
+ * The completion to record for an attempt that ended with `result`, at `at` (store clock); tells the
+ * hooks how it ended. `started`: when the attempt began (local clock, for `durationMs`).
+ */
+export function completionOf(host: AttemptHost, def: TaskDefinition | undefined, node: ClaimedNode, result: Result, at: number, started: number): Completion {
+  if ('defer' in result) {
+    return { type: 'Defer', runId: node.runId, nodeId: node.nodeId, leaseToken: node.leaseToken, until: at + result.defer, reason: result.reason, at };
+  }
+  let outcome: Extract<Completion, { type: 'Complete' }>['outcome'];
+  if (result.ok) {
+    outcome = result;
+    // An expired node skipped (onExpire 'skip') never ran: no taskPostrun.
+    if (!result.expired && listens(host, 'taskPostrun')) emit(host, 'taskPostrun', { ...infoOf(node), state: 'succeeded', result: result.value, durationMs: Date.now() - started });
+  } else {
+    const plan = planFailure(def, node.options, node.attempt, 'thrown' in result ? result.thrown : undefined, at);
+    const error = errorInfo(plan.error);
+    outcome = { ok: false, error, ...(plan.retryAt !== undefined ? { retryAt: plan.retryAt } : {}) };
+    emit(host, 'taskPostrun', { ...infoOf(node), state: plan.retryAt !== undefined ? 'retry' : 'failed', error, durationMs: Date.now() - started });
+    if (plan.retryAt !== undefined) emit(host, 'taskRetry', { ...infoOf(node), error, retryAt: plan.retryAt });
+    else emit(host, 'taskFailure', { ...infoOf(node), error });
+  }
+  return { type: 'Complete', runId: node.runId, nodeId: node.nodeId, attempt: node.attempt, leaseToken: node.leaseToken, outcome, at };
+}
+
+async function call(fn: (...args: never[]) => unknown, node: ClaimedNode, ctx: TaskContext): Promise<Result> {
+  try {
+    const value = (await contextStorage.run(ctx, () => fn(...(node.args as never[])))) ?? null;
+    assertJson(value, `result of task ${node.task}`);
+    return { ok: true, value };
+  } catch (e) {
+    return { ok: false, thrown: e };
+  }
+}
+
+/**
+ * A check before the start needed the store and it did not answer (say it is restarting): the node is
+ * handed back unstarted for a second (NodeDeferred, the attempt does not count), never failed for it.
+ */
+function unchecked(host: AttemptHost, node: ClaimedNode, error: unknown): Result {
+  host.report(error);
+  return { ok: false, defer: UNCHECKED_DEFER_MS, reason: `the store did not answer the checks before node ${node.nodeId} started (${error instanceof Error ? error.message : String(error)}); it was not run` };
+}
+
+/** How many times the node's lease ran out since it was last reset (read from the log: rare). */
+async function lostLeases(store: EventStore, node: ClaimedNode): Promise<number> {
+  let lost = 0;
+  for (const { event } of await store.readStream(node.runId)) {
+    if (event.type === 'NodeLeaseExpired' && event.nodeId === node.nodeId) lost++;
+    else if (event.type === 'WorkflowResumed' && event.reset.includes(node.nodeId)) lost = 0;
+  }
+  return lost;
+}
+
+/** Whether any hook listens to `name` (so that a task's payload is built only then). */
+function listens(host: AttemptHost, name: Parameters<HookEmitter['has']>[0]): boolean {
+  return host.hooks?.has(name) === true;
+}
+
+function emit(host: AttemptHost, ...args: Parameters<HookEmitter['emit']>): void {
+  try {
+    host.hooks?.emit(...args);
+  } catch (e) {
+    host.report(e);
+  }
+}
+
+/** What hooks are told of a node. */
+function infoOf(node: ClaimedNode): { runId: string; nodeId: string; task: string; args: readonly Json[]; attempt: number } {
+  return { runId: node.runId, nodeId: node.nodeId, task: node.task, args: node.args, attempt: node.attempt };
+}
+
+/** `ctx.heartbeat` of a node. */
+function heartbeatOf(store: EventStore, node: ClaimedNode, leaseMs: number): () => Promise<boolean> {
+  return async () => (await store.extend([node], leaseMs))[0] === true;
+}
+
+/** `ctx.retry`: ends the attempt with a retry request. */
+function retryAttempt(options: { countdown?: number | string; error?: unknown } = {}): never {
+  throw new RetryRequest(options.countdown === undefined ? undefined : parseDuration(options.countdown, 'ctx.retry countdown'), options.error);
+}
+
+function isAbort(e: unknown): boolean {
+  return e instanceof SoftTimeLimitExceeded || (e instanceof Error && (e.name === 'AbortError' || e.cause instanceof SoftTimeLimitExceeded));
+}
