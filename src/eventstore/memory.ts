@@ -32,6 +32,8 @@ const key = (runId: string, nodeId: string): string => `${runId}\u0000${nodeId}`
  * const app = createApp({ store: new MemoryStore() })
  */
 export class MemoryStore implements EventStore {
+  /** All its appends are in this process (see EventStore.wakesEveryProcess). */
+  readonly wakesEveryProcess = true;
   /** Index = position - 1; a deleted run leaves holes, so positions never move. */
   readonly #events: (StoredEvent | undefined)[] = [];
   readonly #streams = new Map<string, StoredEvent[]>();

@@ -53,6 +53,8 @@ export interface PostgresStoreOptions {
 export class PostgresStore implements EventStore {
   /** The schema of the store's tables. */
   readonly schema: string;
+  /** Every process's appends NOTIFY (see EventStore.wakesEveryProcess). */
+  readonly wakesEveryProcess = true;
   /** The pool the store uses. */
   readonly pool: pg.Pool;
   /** A kysely instance on the pool (`withSchema(store.schema)` to query the tables). */

@@ -49,6 +49,8 @@ export class RedisStore implements EventStore {
   readonly prefix: string;
   /** Calls run in Redis: a worker keeps its next batch on its way (see EventStore.pipelined). */
   readonly pipelined = true;
+  /** Every process's appends publish a wake-up (see EventStore.wakesEveryProcess). */
+  readonly wakesEveryProcess = true;
   readonly #client: Redis;
   readonly #owned: boolean;
   readonly #keys: readonly string[];

@@ -100,6 +100,14 @@ export interface EventStore {
    * before is on its way, and runs tasks and decides meanwhile (default false: one call at a time).
    */
   readonly pipelined?: boolean;
+  /**
+   * `onReady` fires for appends made by any process on the store (Postgres LISTEN/NOTIFY, Redis
+   * pub/sub, the memory store's one process). An idle worker then sleeps until woken or until its
+   * `pollMs` poll (for delayed nodes falling due and lost leases), with no quicker polls in between.
+   * Default false (SQLite): after a busy spell a worker polls again within 1, 2, 4... ms, so that it
+   * finds other processes' new work soon.
+   */
+  readonly wakesEveryProcess?: boolean;
   /** The store's clock, epoch ms: leases and event times come from here, never from a worker. */
   now(): Promise<number>;
   /**

@@ -67,6 +67,12 @@ export class Worker {
   #wake: (() => void) | undefined;
   /** A wake-up that came while the loop was busy: the next idle wait returns at once. */
   #woken = false;
+  /**
+   * The store said nodes may be ready after the last claim left: that claim may not have seen them, so
+   * an empty answer is followed by another claim, not an idle wait (a wake-up that came while a claim
+   * was on its way was lost, until the next poll).
+   */
+  #readyAgain = false;
   #loop: Promise<void> | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
@@ -95,7 +101,10 @@ export class Worker {
     const store = this.#host.store;
     this.#depth = store.pipelined === true ? 2 : 1;
     this.#attempts = { name: this.name, store, leaseMs: this.#leaseMs, limiter: new RateLimiter(store), pool: this.#pool, hooks: this.#host.hooks, report: (e) => this.#report(e) };
-    this.#unsubscribe = store.onReady(() => this.#poke());
+    this.#unsubscribe = store.onReady(() => {
+      this.#readyAgain = true;
+      this.#poke();
+    });
     this.#heartbeat = setInterval(() => void this.#extendLeases(), Math.max(10, Math.floor(this.#leaseMs / 3)));
     this.#heartbeat.unref();
     this.#loop = this.#run();
@@ -158,7 +167,11 @@ export class Worker {
   }
 
   async #run(): Promise<void> {
-    let idleMs = 1;
+    // After a busy spell, quick polls (1, 2, 4... ms) find other processes' new work soon, unless their
+    // appends wake this one anyway (EventStore.wakesEveryProcess): then an empty claim costs a round trip
+    // to the server for nothing, and one on its way delays the claim a wake-up asks for.
+    const firstIdleMs = this.#host.store.wakesEveryProcess === true ? this.#pollMs : 1;
+    let idleMs = firstIdleMs;
     let backoffMs = 10;
     // Store calls on their way, oldest first. On a server store (`pipelined`) a second one may follow
     // before the first is back: this process runs the tasks of one batch and decides their outcomes while
@@ -181,12 +194,12 @@ export class Worker {
         if (first.claim) this.#backlog = claimed.length >= first.claim.limit;
         for (const node of claimed) this.#execute(node);
         if (claimed.length > 0) {
-          idleMs = 1;
+          idleMs = firstIdleMs;
           // Let quick tasks settle so their outcomes go out in one batch.
           await new Promise<void>((r) => setImmediate(r));
           continue;
         }
-        if (this.#pending.length > 0 || flights.length > 0 || !this.#running) continue;
+        if (this.#pending.length > 0 || flights.length > 0 || !this.#running || (this.#readyAgain && this.#free() > 0)) continue;
         // Woken at once by a local append or a finished task; the poll finds other processes' work.
         await this.#idle(this.#free() > 0 ? idleMs : this.#pollMs);
         idleMs = Math.min(this.#pollMs, idleMs * 2);
@@ -240,6 +253,7 @@ export class Worker {
     const flight: Flight = { claim, settled: false, failed: false, error: undefined, claimed: [] };
     const reserved = claim?.limit ?? 0;
     this.#reserved += reserved;
+    if (claim) this.#readyAgain = false; // this claim sees what was appended before it left
     let call: Promise<ClaimedNode[]>;
     if (this.#pending.length === 0 && claim && alone && this.#depth === 1) {
       call = this.#host.store.claim(claim).then((claimed) => {
