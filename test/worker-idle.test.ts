@@ -5,11 +5,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { MemoryStore } from '../src/eventstore/memory.ts';
 import { SqliteStore } from '../src/eventstore/sqlite.ts';
-import type { EventStore } from '../src/eventstore/store.ts';
+import { Signal, type EventStore } from '../src/eventstore/store.ts';
 import { createApp } from '../src/index.ts';
+import { everyStore } from './support/every-store.ts';
 
 /** Counts the store's claim calls (plain and with an append). */
 function counting(store: EventStore): { store: EventStore; claims: () => number } {
@@ -69,3 +70,59 @@ describe('idle worker polls', () => {
     }
   });
 });
+
+describe('Signal.emitWhenDue', () => {
+  it('emits once per due time, earliest first; a later due time is kept while an earlier one is armed', () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    try {
+      const signal = new Signal();
+      let emits = 0;
+      signal.on(() => emits++);
+      const at = Date.now(); // the store's clock agrees with the local one here
+      const ready = (nodeId: string, availableAt?: number) => ({ type: 'NodeReady' as const, at, nodeId, task: 't', args: [], queue: 'default', priority: 0, ...(availableAt !== undefined ? { availableAt } : {}) });
+      signal.emitWhenDue([{ runId: 'r', expectedVersion: 1, events: [ready('a', at + 200), ready('b', at + 50), ready('c', at + 50), ready('d')] }]);
+      signal.emitWhenDue([{ runId: 's', expectedVersion: 1, events: [{ type: 'NodeRetryScheduled', at, nodeId: 'x', attempt: 1, error: { name: 'E', message: 'm' }, retryAt: at + 120 }] }]);
+      vi.advanceTimersByTime(49);
+      expect(emits).toBe(0);
+      vi.advanceTimersByTime(3);
+      expect(emits).toBe(1); // b and c share a due time
+      vi.advanceTimersByTime(70);
+      expect(emits).toBe(2); // the retry
+      vi.advanceTimersByTime(80);
+      expect(emits).toBe(3); // a
+      vi.advanceTimersByTime(10_000);
+      expect(emits).toBe(3);
+      signal.emitWhenDue([{ runId: 'r', expectedVersion: 5, events: [ready('e', Date.now() + 10)] }]);
+      signal.close();
+      vi.advanceTimersByTime(100);
+      expect(emits).toBe(3); // closed: no timer left
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
+const all = await everyStore('idle');
+afterAll(() => all.cleanup());
+
+for (const [name, url] of all.stores) {
+  describe(`held-back nodes wake this process's workers when due (${name})`, () => {
+    it('a retry backoff and a countdown run when due, not at the next poll (pollMs 10 s)', async () => {
+      const app = createApp({ store: url() });
+      let calls = 0;
+      const flaky = app.task('flaky', () => {
+        if (++calls === 1) throw new Error('once');
+        return calls;
+      }, { retry: { max: 1, delay: 50, jitter: false } });
+      app.worker({ pollMs: 10_000 });
+      try {
+        // The retry's backoff (50 ms) and the countdown (100 ms) fall due long before a 10 s poll: only
+        // the store's due wake-up can start them within the 5 s the runs are given.
+        expect(await (await flaky.delay()).get({ timeoutMs: 5000 })).toBe(2);
+        expect(await (await flaky.applyAsync([], { countdown: 100 })).get({ timeoutMs: 5000 })).toBe(3);
+      } finally {
+        await app.close();
+      }
+    });
+  });
+}

@@ -85,6 +85,7 @@ export class MemoryStore implements EventStore {
       return stored;
     });
     if (woke) this.#signal.emit();
+    this.#signal.emitWhenDue(requests);
     return out;
   }
 
@@ -244,5 +245,7 @@ export class MemoryStore implements EventStore {
     return this.#signal.on(listener);
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.#signal.close();
+  }
 }

@@ -139,6 +139,7 @@ export class PostgresStore implements EventStore {
     const rows = tx === undefined ? await this.#query<{ positions: number[] }>(this.#sql.append, values) : await this.#inTransaction<{ positions: number[] }>(tx, this.#sql.append, values);
     this.#prefetch.forget(groups.map((g) => g.runId)); // a claim that returned meanwhile may have kept an older copy
     if (params.wakes && tx === undefined) this.#listener.emit();
+    this.#listener.emitWhenDue(requests);
     // Each events row's position; its events follow at position + 1, + 2, ... (rows in group, then event order).
     const rowPositions = rows[0]!.positions;
     const positions: number[] = [];
@@ -182,6 +183,7 @@ export class PostgresStore implements EventStore {
       ...params.args, notify, ...this.#claimValues({ ...claim, limit }),
     ]);
     if (params.wakes) this.#listener.emit();
+    this.#listener.emitWhenDue(requests);
     const claimed = this.#claimed(rows, claim.worker);
     this.#prefetch.forget(groups.filter((g) => !claimed.some((c) => c.runId === g.runId)).map((g) => g.runId));
     return claimed;

@@ -167,6 +167,7 @@ export class RedisStore implements EventStore {
 
   /** Wakes this process's listeners at once when the batch made nodes claimable (PUBLISH reaches the others). */
   #wokeLocally(requests: readonly AppendRequest[]): void {
+    this.#signal.emitWhenDue(requests);
     // A delayed NodeReady (countdown, eta) is not claimable yet: like the script's PUBLISH, it wakes nobody.
     if (requests.some((r) => r.events.some((e) => (e.type === 'NodeReady' && e.availableAt === undefined) || e.type === 'NodeReleased' || e.type === 'NodeLeaseExpired'))) this.#emit();
   }
@@ -315,6 +316,7 @@ export class RedisStore implements EventStore {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#refresh);
+    this.#signal.close();
     const quit = async (c: Redis) => {
       try {
         if (c.status === 'ready') await c.quit();

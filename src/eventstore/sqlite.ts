@@ -119,6 +119,7 @@ export class SqliteStore implements EventStore {
     refuseTransaction('SQLite', options);
     const out = this.#write(() => requests.map((r) => this.#appendOne(r.runId, r.expectedVersion, r.events)));
     if (out.some((events) => events.some((s) => s.event.type === 'NodeReady' || s.event.type === 'NodeReleased'))) this.#signal.emit();
+    this.#signal.emitWhenDue(requests);
     return out;
   }
 
@@ -270,6 +271,7 @@ export class SqliteStore implements EventStore {
       return claim.queues.length === 0 || claim.limit < 1 ? [] : this.#claimRows(claim);
     });
     if (woke) this.#signal.emit();
+    this.#signal.emitWhenDue(requests);
     return claimed;
   }
 
@@ -401,6 +403,7 @@ export class SqliteStore implements EventStore {
 
   async close(): Promise<void> {
     clearInterval(this.#checkpoint);
+    this.#signal.close();
     if (this.db.open) this.db.close();
   }
 }

@@ -213,14 +213,72 @@ export function newestFirst(a: RunRecord, b: RunRecord): number {
   return b.createdAt - a.createdAt || (a.runId < b.runId ? 1 : a.runId > b.runId ? -1 : 0);
 }
 
-/** A small set of local listeners, for `onReady`. */
+/** At most this many due times are kept (the earliest); later ones are found by the workers' polls. */
+const DUE_MAX = 1000;
+
+/** A small set of local listeners, for `onReady`; also emits when held-back nodes fall due. */
 export class Signal {
   readonly #listeners = new Set<() => void>();
+  /** Local times (ms) at which held-back nodes appended here fall due, ascending, each once. */
+  #due: number[] = [];
+  #dueTimer: NodeJS.Timeout | undefined;
   on(listener: () => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
   emit(): void {
     for (const l of this.#listeners) l();
+  }
+  /**
+   * Emits again when each node these appended events hold back falls due (a countdown or eta, a
+   * retry's backoff, a deferral): this process's idle workers claim it then, not at their next poll.
+   * Other processes find it at their poll. Call after the append committed.
+   */
+  emitWhenDue(requests: readonly AppendRequest[]): void {
+    if (this.#listeners.size === 0) return;
+    const first = this.#due[0];
+    for (const r of requests) {
+      for (const e of r.events) {
+        const due = e.type === 'NodeReady' ? e.availableAt : e.type === 'NodeRetryScheduled' ? e.retryAt : e.type === 'NodeDeferred' ? e.until : undefined;
+        // The event's `at` is the store's now: the wait is the same on the local clock.
+        if (due !== undefined && due > e.at) this.#addDue(Date.now() + Math.ceil(due - e.at));
+      }
+    }
+    if (this.#due[0] !== first) this.#arm();
+  }
+  /** Stops the due timer (the store closes). */
+  close(): void {
+    clearTimeout(this.#dueTimer);
+    this.#dueTimer = undefined;
+    this.#due = [];
+  }
+  #addDue(at: number): void {
+    const due = this.#due;
+    let lo = 0;
+    let hi = due.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (due[mid]! < at) lo = mid + 1;
+      else hi = mid;
+    }
+    if (due[lo] === at || lo >= DUE_MAX) return;
+    due.splice(lo, 0, at);
+    if (due.length > DUE_MAX) due.length = DUE_MAX;
+  }
+  #arm(): void {
+    clearTimeout(this.#dueTimer);
+    const next = this.#due[0];
+    if (next === undefined) return;
+    this.#dueTimer = setTimeout(() => this.#fire(), Math.max(0, next - Date.now()) + 1);
+    this.#dueTimer.unref();
+  }
+  #fire(): void {
+    this.#dueTimer = undefined;
+    const now = Date.now();
+    let n = 0;
+    while (n < this.#due.length && this.#due[n]! <= now) n++;
+    this.#due.splice(0, n);
+    this.emit();
+    this.#arm();
   }
 }

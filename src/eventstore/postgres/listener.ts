@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { Signal } from '../store.ts';
+import { Signal, type AppendRequest } from '../store.ts';
 import { CHANNEL } from './functions-sql.ts';
 
 /**
@@ -52,6 +52,11 @@ export class ReadyListener {
   /** Wakes local listeners (for this store's own appends). */
   emit(): void {
     this.#signal.emit();
+  }
+
+  /** Wakes local listeners when the nodes these appends hold back fall due (see Signal.emitWhenDue). */
+  emitWhenDue(requests: readonly AppendRequest[]): void {
+    this.#signal.emitWhenDue(requests);
   }
 
   async #connect(): Promise<void> {
@@ -114,6 +119,7 @@ export class ReadyListener {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#retry);
+    this.#signal.close();
     const client = this.#client;
     this.#client = undefined;
     await client?.end().catch(() => undefined);
