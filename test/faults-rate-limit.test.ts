@@ -12,9 +12,11 @@ const MEMBERS = 100;
 /**
  * The tolerance, in time: permits come in bursts (up to 20 within a few ms, once a second), and a task
  * runs a moment after its permit is granted — a moment that varies (a worker's event loop may be busy
- * with a synchronous SQLite call). So windows of a second minus this slack are counted.
+ * with a synchronous SQLite call; on a loaded 2-core CI machine one task of a burst once ran over 100 ms
+ * after its permit, and a window of 900 ms held 21). So windows of a second minus this slack are
+ * counted: a limit that did not hold across processes (20 a second in each of 3) would put about 45 in one.
  */
-const SLACK = 100;
+const SLACK = 250;
 
 for (const row of storeCases) {
   describe(`global rate limit (${row.name})`, () => {
