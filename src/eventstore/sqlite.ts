@@ -5,7 +5,7 @@ import type { ExecOptions } from '../canvas/dag.ts';
 import type { Json } from '../canvas/json.ts';
 import { decideStart } from '../engine/decide.ts';
 import type { StoredEvent, WorkflowEvent } from '../engine/events.ts';
-import { conflict, EXPIRED_CHECK_MS, migrate, parseEvent, taskList, toRecord, type ReadyRow, type RunRow } from './sqlite-schema.ts';
+import { conflict, EXPIRED_CHECK_MS, parseEvent, taskList, toRecord, type ReadyRow, type RunRow } from './sqlite-schema.ts';
 import { SqliteRate } from './rate/sqlite.ts';
 import type { RateLimit } from './rate/window.ts';
 import { newToken } from './token.ts';
@@ -75,7 +75,13 @@ export class SqliteStore implements EventStore {
     // A bigger page cache keeps the B-trees of a busy queue in memory (the default is 2 MiB).
     db.pragma('cache_size = -65536');
     db.pragma('temp_store = MEMORY');
-    await migrate(db);
+    try {
+      const { migrate } = await import('./sqlite-migrations.ts'); // kysely only when a store opens
+      await migrate(db);
+    } catch (e) {
+      db.close(); // a file this Lovage cannot use (say, a newer schema) is not left open
+      throw e;
+    }
     return new SqliteStore(db, options.clock ?? Date.now);
   }
 
