@@ -1,7 +1,7 @@
 import type { ErrorMatcher, RetryOptions } from '../canvas/options.ts';
 import type { RateLimit } from './rate-limit.ts';
 import type { AnyCanvas, Canvas, CanvasData, SignatureOptions } from '../canvas/types.ts';
-import { SUBMITTER, submittable, type ApplyOptions, type CallbackOptions, type RunHandle, type Submittable, type Submitter } from '../canvas/submit.ts';
+import { submittable, type ApplyOptions, type CallbackOptions, type RunHandle, type Submittable, type Submitter } from '../canvas/submit.ts';
 
 type Tail<A extends readonly unknown[]> = A extends readonly [unknown, ...infer R] ? R : [];
 type First<A extends readonly unknown[]> = A extends readonly [infer F, ...unknown[]] ? F : never;
@@ -77,10 +77,7 @@ export interface Task<A extends unknown[], R> {
 
 /** Makes the canvas-building face of a task; the function itself stays in the app's registry. */
 export function makeTask<A extends unknown[], R>(name: string, submitter: Submitter): Task<A, R> {
-  const bind = <C extends AnyCanvas>(data: CanvasData): C & Submittable<never> => {
-    Object.defineProperty(data, SUBMITTER, { value: submitter, enumerable: false });
-    return submittable(data as C) as C & Submittable<never>;
-  };
+  const bind = <C extends AnyCanvas>(data: CanvasData): C & Submittable<never> => submittable(data as C, submitter) as C & Submittable<never>;
   // `set`, `link` and `linkError` come with `submittable` (non-enumerable, like `applyAsync`).
   const sig = (args: readonly unknown[], immutable: boolean, options: SignatureOptions = {}): TaskSignature<never, never> => {
     const data = { kind: 'signature', task: name, args: Object.freeze([...args]), immutable, options: Object.freeze({ ...options }) } as const;
