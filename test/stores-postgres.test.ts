@@ -311,13 +311,17 @@ describe.skipIf(!url)('postgres', () => {
     await expect(openStore(`${url!}?schema=Bad`)).rejects.toMatchObject({ code: 'VALIDATION' });
   });
 
-  it('store URLs: ?schema= and ?migrate= are read; a server that does not answer is TIMEOUT, the password hidden', async () => {
+  it('store URLs: ?schema=, ?migrate= and ?max= are read; a server that does not answer is TIMEOUT, the password hidden', async () => {
     const schema = fresh();
     await expect(openStore(`${url!}?schema=${schema}&migrate=false`)).rejects.toMatchObject({ code: 'VALIDATION' });
-    const store = await openStore(`${url!}?schema=${schema}`);
+    const store = await openStore(`${url!}?schema=${schema}&max=3`);
     expect(store).toBeInstanceOf(PostgresStore);
     expect((store as PostgresStore).schema).toBe(schema);
+    expect((store as PostgresStore).pool.options.max).toBe(3);
     await store.close();
+    for (const bad of ['0', '1001', '2.5', 'ten']) {
+      await expect(openStore(`${url!}?schema=${schema}&max=${bad}`)).rejects.toThrow(new RegExp(`max=${bad.replace('.', '\\.')} is not allowed; allowed is the pool's size in connections, an integer from 1 to 1000`));
+    }
     const error = await openStore('postgres://user:s3cret@127.0.0.1:1/app').catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'TIMEOUT' });
     expect((error as Error).message).toContain('postgres://user:***@127.0.0.1:1/app');

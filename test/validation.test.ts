@@ -220,7 +220,7 @@ describe('store URLs', () => {
     const error = await refusal(() => openStore('postgres://user:s3cret@db.example:notaport/app?schema=x'));
     expect(error.code).toBe('VALIDATION');
     expect(error.message).toContain('postgres://user:***@db.example:notaport/app');
-    expect(error.message).toContain('allowed is postgres://[user[:password]@]host[:port]/database[?schema=name&migrate=true|false]');
+    expect(error.message).toContain('allowed is postgres://[user[:password]@]host[:port]/database[?schema=name&migrate=true|false&max=connections]');
     expect(error.message).not.toContain('s3cret');
     const flag = await refusal(() => openStore('postgres://user:s3cret@db.example/app?migrate=maybe'));
     expect(flag.message).toContain('migrate=maybe is not allowed; allowed are migrate=true and migrate=false');

@@ -29,8 +29,8 @@ export async function openStore(url: string): Promise<EventStore> {
   if (/^(postgres|postgresql):/.test(url)) {
     // Loaded only here, so `pg` is loaded only by those who use Postgres. Migrates unless ?migrate=false.
     const { PostgresStore, parsePostgresUrl } = await import('./postgres.ts');
-    const { connectionString, schema, migrate } = parsePostgresUrl(url);
-    return PostgresStore.open({ connectionString, ...(schema !== undefined ? { schema } : {}), ...(migrate !== undefined ? { migrate } : {}) });
+    const { connectionString, schema, migrate, max } = parsePostgresUrl(url);
+    return PostgresStore.open({ connectionString, ...(schema !== undefined ? { schema } : {}), ...(migrate !== undefined ? { migrate } : {}), ...(max !== undefined ? { max } : {}) });
   }
   if (/^(redis|rediss):/.test(url)) {
     // Loaded on demand: only those who use Redis load ioredis.

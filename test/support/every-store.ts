@@ -22,7 +22,8 @@ export async function everyStore(tag: string): Promise<EveryStore> {
   const stores: [string, () => string][] = [['memory', () => 'memory:'], ['sqlite', () => `sqlite:${join(dir, `s${n++}.db`)}`]];
   const pg = await postgresUrl();
   const schemas: string[] = [];
-  if (pg) stores.push(['postgres', () => `${pg}?schema=${schemas[schemas.push(uniqueName(`lovage_${tag}`)) - 1]}`]);
+  // A small pool: test files run two at a time against one server (max_connections 100).
+  if (pg) stores.push(['postgres', () => `${pg}?max=4&schema=${schemas[schemas.push(uniqueName(`lovage_${tag}`)) - 1]}`]);
   const redis = await redisUrl();
   const prefixes: string[] = [];
   if (redis) stores.push(['redis', () => `${redis}?prefix=${prefixes[prefixes.push(`${uniqueName(`lovage_${tag}`)}:`) - 1]}`]);

@@ -75,7 +75,8 @@ export const postgresCase: StoreCase = {
     const base = await sharedPostgres();
     if (!base) return undefined;
     const schema = `lovage_fault_${suffix()}`;
-    return { url: withParam(base, 'schema', schema), drop: () => dropSchema(base, schema) };
+    // A small pool per process: several worker processes and two test files share one server (max_connections 100).
+    return { url: withParam(withParam(base, 'max', '4'), 'schema', schema), drop: () => dropSchema(base, schema) };
   },
 };
 

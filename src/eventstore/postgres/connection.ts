@@ -6,13 +6,16 @@ export interface PostgresUrl {
   readonly connectionString: string;
   readonly schema?: string;
   readonly migrate?: boolean;
+  /** `?max=`: connections in the store's pool (1-1000; default 10). */
+  readonly max?: number;
 }
 
-const FORM = 'allowed is postgres://[user[:password]@]host[:port]/database[?schema=name&migrate=true|false] (postgresql:// too)';
+const FORM = 'allowed is postgres://[user[:password]@]host[:port]/database[?schema=name&migrate=true|false&max=connections] (postgresql:// too)';
 
 /**
  * Parses a `postgres://` or `postgresql://` store URL. `?schema=name` picks the schema (default
- * `lovage`), `?migrate=false` opens without migrating (default: migrate). Throws VALIDATION, with the
+ * `lovage`), `?migrate=false` opens without migrating (default: migrate), `?max=n` sizes the pool
+ * (default 10 connections). Throws VALIDATION, with the
  * password hidden, for a malformed URL.
  *
  * @example
@@ -33,12 +36,19 @@ export function parsePostgresUrl(url: string): PostgresUrl {
   if (flag !== null && !['true', 'false', '1', '0'].includes(flag)) {
     throw new LovageError('VALIDATION', `store URL "${redactUrl(url)}": migrate=${flag} is not allowed; allowed are migrate=true and migrate=false`);
   }
+  const maxText = parsed.searchParams.get('max');
+  const max = maxText === null ? undefined : Number(maxText);
+  if (max !== undefined && (!/^\d+$/.test(maxText!) || max < 1 || max > 1000)) {
+    throw new LovageError('VALIDATION', `store URL "${redactUrl(url)}": max=${maxText} is not allowed; allowed is the pool's size in connections, an integer from 1 to 1000`);
+  }
   parsed.searchParams.delete('schema');
   parsed.searchParams.delete('migrate');
+  parsed.searchParams.delete('max');
   return {
     connectionString: parsed.toString(),
     ...(schema !== undefined ? { schema } : {}),
     ...(flag !== null ? { migrate: flag === 'true' || flag === '1' } : {}),
+    ...(max !== undefined ? { max } : {}),
   };
 }
 
