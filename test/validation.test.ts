@@ -195,6 +195,17 @@ describe('malformed canvas data', () => {
     await expectRefused(app, () => add.applyAsync([1, 2], { queue: 'a b' }), 'VALIDATION', 'canvas at 0:', 'queue "a b" is invalid');
   });
 
+  it('a canvas method taken off its canvas says so; bound, it works', async () => {
+    const { app, add } = setup();
+    const sig = add.s(1, 2);
+    const { applyAsync, set } = sig;
+    await expect(applyAsync()).rejects.toThrow(/applyAsync\(\) was called without its canvas; call it on the canvas \(sig\.applyAsync\(\.\.\.\)\)/);
+    expect(() => set({ queue: 'q' })).toThrow(/set\(\) was called without its canvas/);
+    const bound = sig.applyAsync.bind(sig);
+    expect((await bound()).id).toEqual(expect.any(String));
+    expect(await app.runs.list()).toHaveLength(1);
+  });
+
   it('chain() with no steps throws at once', async () => {
     const error = await refusal(() => (chain as unknown as () => unknown)());
     expect(error.code).toBe('VALIDATION');

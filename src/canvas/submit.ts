@@ -142,13 +142,21 @@ function withCallbacks<C extends CanvasData>(canvas: C, link: unknown[], linkErr
 // The methods live on shared prototypes, not on each value: a 10k-member group made 40k closures
 // (each a defineProperty under tsx) and took ~10 µs a signature; now one object and one freeze.
 // `this` is the canvas the method is called on.
+/** `this` of a canvas method: a method taken off its canvas (`const f = sig.applyAsync`) has none. */
+function self(value: unknown, method: string): CanvasData {
+  if (typeof value !== 'object' || value === null || !KINDS.includes((value as { kind?: unknown }).kind as string)) {
+    throw new LovageError('VALIDATION', `${method}() was called without its canvas; call it on the canvas (sig.${method}(...)), or bind it (sig.${method}.bind(sig))`);
+  }
+  return value as CanvasData;
+}
+
 const canvasMethods: PropertyDescriptorMap = {
   applyAsync: {
     value(this: CanvasData, options: ApplyOptions & { link?: unknown; linkError?: unknown } = {}) {
       const { link, linkError, ...submit } = options;
       let target: CanvasData;
       try {
-        target = withCallbacks(this, many(link), many(linkError), { link: 'applyAsync option link', linkError: 'applyAsync option linkError' });
+        target = withCallbacks(self(this, 'applyAsync'), many(link), many(linkError), { link: 'applyAsync option link', linkError: 'applyAsync option linkError' });
       } catch (e) {
         return Promise.reject(e);
       }
@@ -161,19 +169,22 @@ const canvasMethods: PropertyDescriptorMap = {
   },
   link: {
     value(this: CanvasData, callback: unknown) {
-      return withCallbacks(this, [callback], [], { link: `the callback of ${this.kind}.link()`, linkError: '' });
+      const canvas = self(this, 'link');
+      return withCallbacks(canvas, [callback], [], { link: `the callback of ${canvas.kind}.link()`, linkError: '' });
     },
   },
   linkError: {
     value(this: CanvasData, errback: unknown) {
-      return withCallbacks(this, [], [errback], { link: '', linkError: `the errback of ${this.kind}.linkError()` });
+      const canvas = self(this, 'linkError');
+      return withCallbacks(canvas, [], [errback], { link: '', linkError: `the errback of ${canvas.kind}.linkError()` });
     },
   },
 };
 const signatureMethods: PropertyDescriptorMap = {
   set: {
     value(this: CanvasData & { options: SignatureOptions }, more: SignatureOptions) {
-      return derive(this, { options: Object.freeze({ ...this.options, ...more }) } as Partial<CanvasData>);
+      const sig = self(this, 'set') as CanvasData & { options: SignatureOptions };
+      return derive(sig, { options: Object.freeze({ ...sig.options, ...more }) } as Partial<CanvasData>);
     },
   },
 };
