@@ -14,7 +14,12 @@ export interface WorkerOptions {
   readonly batchSize?: number;
   /** Lease length, ms (default 30,000). A worker silent this long loses its nodes to others. */
   readonly leaseMs?: number;
-  /** Longest idle wait before asking the store again, ms (default 100); local appends wake it at once. */
+  /**
+   * Longest idle wait before asking the store again, ms (default 100). Appends wake it at once (this
+   * process's on every store; every process's on Postgres and Redis), and so do nodes this process
+   * held back (countdown, retry) when they fall due; the poll finds the rest (another process's
+   * delayed nodes, expired leases, a missed wake-up).
+   */
   readonly pollMs?: number;
   /** How long `stop()` lets running tasks finish before releasing them, ms (default 10,000). */
   readonly shutdownGraceMs?: number;
