@@ -5,7 +5,7 @@ import type { ExecOptions } from '../canvas/dag.ts';
 import type { Json } from '../canvas/json.ts';
 import { decideStart } from '../engine/decide.ts';
 import type { StoredEvent, WorkflowEvent } from '../engine/events.ts';
-import { conflict, EXPIRED_CHECK_MS, parseEvent, taskList, toRecord, type ReadyRow, type RunRow } from './sqlite-schema.ts';
+import { conflict, EXPIRED_CHECK_MS, parseEvent, prepareStatements, taskList, toRecord, type ReadyRow, type RunRow, type Statements } from './sqlite-schema.ts';
 import { SqliteRate } from './rate/sqlite.ts';
 import type { RateLimit } from './rate/window.ts';
 import { newToken } from './token.ts';
@@ -34,7 +34,7 @@ export class SqliteStore implements EventStore {
   readonly db: Database.Database;
   readonly #signal = new Signal();
   readonly #clock: () => number;
-  readonly #stmt: ReturnType<SqliteStore['prepare']>;
+  readonly #stmt: Statements;
   readonly #keys = new Map<string, number>();
   /** One transaction wrapper, built once (better-sqlite3 builds a new one per `db.transaction`). */
   readonly #tx: Database.Transaction<(fn: () => unknown) => unknown>;
@@ -48,7 +48,7 @@ export class SqliteStore implements EventStore {
   private constructor(db: Database.Database, clock: () => number) {
     this.db = db;
     this.#clock = clock;
-    this.#stmt = this.prepare();
+    this.#stmt = prepareStatements(db);
     this.#tx = db.transaction((fn: () => unknown) => fn());
     // Checkpoints mostly run on a timer between commits: SQLite's automatic one copies the WAL into the
     // database in the middle of whichever commit crosses 1000 pages, a 5 ms stall for that caller. The
@@ -83,38 +83,6 @@ export class SqliteStore implements EventStore {
       throw e;
     }
     return new SqliteStore(db, options.clock ?? Date.now);
-  }
-
-  private prepare() {
-    const db = this.db;
-    return {
-      runKey: db.prepare<[string], { run_key: number }>('SELECT run_key FROM runs WHERE run_id = ?'),
-      runVersion: db.prepare<[number], { version: number | null }>('SELECT max(version) AS version FROM events WHERE run_key = ?'),
-      hasVersion: db.prepare<[number, number], { one: number }>('SELECT 1 AS one FROM events WHERE run_key = ? AND version = ?'),
-      insertRun: db.prepare('INSERT INTO runs (run_id, status, finished_version, tasks, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)'),
-      deleteEvents: db.prepare('DELETE FROM events WHERE run_key = ?'),
-      deleteRun: db.prepare('DELETE FROM runs WHERE run_key = ?'),
-      setStatus: db.prepare('UPDATE runs SET status = ?, finished_version = ?, updated_at = ? WHERE run_key = ?'),
-      insertEvent: db.prepare('INSERT INTO events (run_key, version, type, at, data) VALUES (?, ?, ?, ?, ?)'),
-      insertReady: db.prepare('INSERT INTO ready (run_key, node_id, run_id, queue, priority, seq, task, args, attempts, available_at, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)'),
-      delayLease: db.prepare('UPDATE ready SET lease_token = NULL, lease_expires = NULL, worker = NULL, available_at = ?, attempts = coalesce(?, attempts) WHERE run_key = ? AND node_id = ?'),
-      promoteDue: db.prepare('UPDATE ready SET available_at = NULL WHERE available_at IS NOT NULL AND available_at <= ?'),
-      deleteReady: db.prepare('DELETE FROM ready WHERE run_key = ? AND node_id = ?'),
-      clearLease: db.prepare('UPDATE ready SET lease_token = NULL, lease_expires = NULL, worker = NULL WHERE run_key = ? AND node_id = ?'),
-      setLease: db.prepare('UPDATE ready SET lease_token = ?, lease_expires = ?, worker = ?, attempts = ?, available_at = NULL WHERE run_key = ? AND node_id = ?'),
-      extend: db.prepare('UPDATE ready SET lease_expires = ? WHERE run_key = ? AND node_id = ? AND lease_token = ?'),
-      readStream: db.prepare<[string, number], { version: number; position: number; data: string }>(
-        'SELECT e.version, e.position, e.data FROM events e JOIN runs r ON r.run_key = e.run_key WHERE r.run_id = ? AND e.version >= ? ORDER BY e.version',
-      ),
-      readAll: db.prepare<[number, number], { run_id: string; version: number; position: number; data: string }>(
-        'SELECT r.run_id, e.version, e.position, e.data FROM events e JOIN runs r ON r.run_key = e.run_key WHERE e.position > ? ORDER BY e.position LIMIT ?',
-      ),
-      quarantine: db.prepare('UPDATE runs SET status = ?, quarantine_reason = ?, updated_at = ? WHERE run_key = ?'),
-      dropReady: db.prepare('DELETE FROM ready WHERE run_key = ?'),
-      getRun: db.prepare<[string], RunRow>(
-        'SELECT r.*, (SELECT max(version) FROM events e WHERE e.run_key = r.run_key) AS version FROM runs r WHERE r.run_id = ?',
-      ),
-    };
   }
 
   async now(): Promise<number> {
