@@ -139,9 +139,6 @@ function withCallbacks<C extends CanvasData>(canvas: C, link: unknown[], linkErr
   });
 }
 
-// The methods live on shared prototypes, not on each value: a 10k-member group made 40k closures
-// (each a defineProperty under tsx) and took ~10 µs a signature; now one object and one freeze.
-// `this` is the canvas the method is called on.
 /** `this` of a canvas method: a method taken off its canvas (`const f = sig.applyAsync`) has none. */
 function self(value: unknown, method: string): CanvasData {
   if (typeof value !== 'object' || value === null || !KINDS.includes((value as { kind?: unknown }).kind as string)) {
@@ -150,6 +147,9 @@ function self(value: unknown, method: string): CanvasData {
   return value as CanvasData;
 }
 
+// The methods live on shared prototypes, not on each value: a 10k-member group made 40k closures
+// (each a defineProperty under tsx) and took ~10 µs a signature; now one object and one freeze.
+// `this` is the canvas the method is called on.
 const canvasMethods: PropertyDescriptorMap = {
   applyAsync: {
     value(this: CanvasData, options: ApplyOptions & { link?: unknown; linkError?: unknown } = {}) {

@@ -103,7 +103,8 @@ export interface EventStore {
   /**
    * `onReady` fires for appends made by any process on the store (Postgres LISTEN/NOTIFY, Redis
    * pub/sub, the memory store's one process). An idle worker then sleeps until woken or until its
-   * `pollMs` poll (for delayed nodes falling due and lost leases), with no quicker polls in between.
+   * `pollMs` poll (for other processes' delayed nodes falling due, lost leases), with no quicker polls
+   * in between.
    * Default false (SQLite): after a busy spell a worker polls again within 1, 2, 4... ms, so that it
    * finds other processes' new work soon.
    */
