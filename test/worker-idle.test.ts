@@ -44,19 +44,6 @@ describe('idle worker polls', () => {
     expect(await claimsWhileIdle(new MemoryStore())).toBe(0);
   });
 
-  it('a wake-up that comes while a claim is on its way is not lost: the empty claim is followed by another, not by the pollMs wait', async () => {
-    const store = new MemoryStore();
-    const app = createApp({ store });
-    const ping = app.task('ping', (i: number) => i);
-    // The worker's first claim leaves at start, before the submit below, and comes back empty; the
-    // submit's wake-up arrives while it is on its way. With pollMs 10 s, only that wake-up can run the task.
-    app.worker({ pollMs: 10_000 });
-    try {
-      for (let i = 0; i < 5; i++) expect(await (await ping.delay(i)).get({ timeoutMs: 5000 })).toBe(i);
-    } finally {
-      await app.close();
-    }
-  });
 
   it('SQLite (other processes cannot wake this one) is polled again within 1, 2, 4... ms after a busy spell', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'lovage-idle-'));
@@ -106,7 +93,20 @@ const all = await everyStore('idle');
 afterAll(() => all.cleanup());
 
 for (const [name, url] of all.stores) {
-  describe(`held-back nodes wake this process's workers when due (${name})`, () => {
+  describe(`wake-ups reach an idle worker (${name})`, () => {
+    it('a wake-up that comes while a claim is on its way is not lost: the empty claim is followed by another, not by the pollMs wait', async () => {
+      const app = createApp({ store: url() });
+      const ping = app.task('ping', (i: number) => i);
+      // The worker's first claim leaves at start, before the submit below, and comes back empty; the
+      // submit's wake-up arrives while it is on its way. With pollMs 10 s, only that wake-up can run the task.
+      app.worker({ pollMs: 10_000 });
+      try {
+        for (let i = 0; i < 5; i++) expect(await (await ping.delay(i)).get({ timeoutMs: 5000 })).toBe(i);
+      } finally {
+        await app.close();
+      }
+    });
+
     it('a retry backoff and a countdown run when due, not at the next poll (pollMs 10 s)', async () => {
       const app = createApp({ store: url() });
       let calls = 0;

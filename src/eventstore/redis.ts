@@ -65,8 +65,6 @@ export class RedisStore implements EventStore {
   #second: Redis | undefined;
   #turn = 0;
   #closed = false;
-  /** Wake-ups so far (see #redeliver). */
-  #wakes = 0;
 
   private constructor(client: Redis, owned: boolean, prefix: string, clock: (() => number) | undefined) {
     this.#client = client;
@@ -169,7 +167,7 @@ export class RedisStore implements EventStore {
   #wokeLocally(requests: readonly AppendRequest[]): void {
     this.#signal.emitWhenDue(requests);
     // A delayed NodeReady (countdown, eta) is not claimable yet: like the script's PUBLISH, it wakes nobody.
-    if (requests.some((r) => r.events.some((e) => (e.type === 'NodeReady' && e.availableAt === undefined) || e.type === 'NodeReleased' || e.type === 'NodeLeaseExpired'))) this.#emit();
+    if (requests.some((r) => r.events.some((e) => (e.type === 'NodeReady' && e.availableAt === undefined) || e.type === 'NodeReleased' || e.type === 'NodeLeaseExpired'))) this.#signal.emit();
   }
 
   async readStream(runId: string, fromVersion = 1): Promise<StoredEvent[]> {
@@ -199,24 +197,7 @@ export class RedisStore implements EventStore {
     if (request.queues.length === 0 || request.limit < 1) return [];
     const argv = this.#head();
     const seed = encodeClaim(request, argv);
-    const wakes = this.#wakes;
-    return this.#redeliver(wakes, decodeClaim((await this.#run(scripts.claim, argv, this.#claimClient())) as unknown[], 0, request.worker, seed));
-  }
-
-  /**
-   * A wake-up that arrives while a claim is on its way (or its empty answer on its way back) finds no
-   * idle listener: the worker is waiting for that claim, whose script may have run just before the
-   * append that woke us. When the claim came back empty, deliver such a wake-up again once the caller
-   * is idle (next macrotask) instead of leaving the node to the caller's slow poll.
-   */
-  #redeliver(wakes: number, claimed: ClaimedNode[]): ClaimedNode[] {
-    if (claimed.length === 0) setImmediate(() => { if (this.#wakes !== wakes) this.#emit(); });
-    return claimed;
-  }
-
-  #emit(): void {
-    this.#wakes++;
-    this.#signal.emit();
+    return decodeClaim((await this.#run(scripts.claim, argv, this.#claimClient())) as unknown[], 0, request.worker, seed);
   }
 
   async appendAndClaim(requests: readonly AppendRequest[], claim: ClaimRequest): Promise<ClaimedNode[]> {
@@ -227,10 +208,9 @@ export class RedisStore implements EventStore {
     const argv = this.#head();
     encodeAppend(requests, argv);
     const seed = encodeClaim(claim, argv);
-    const wakes = this.#wakes;
     const reply = (await this.#run(scripts.appendAndClaim, argv, this.#claimClient())) as unknown[];
     if (reply[0] === 0) throwRefusal(reply);
-    const claimed = this.#redeliver(wakes, decodeClaim(reply, 2, claim.worker, seed));
+    const claimed = decodeClaim(reply, 2, claim.worker, seed);
     this.#wokeLocally(requests);
     return claimed;
   }
@@ -298,7 +278,7 @@ export class RedisStore implements EventStore {
     this.#subscriber = sub;
     const channel = `${this.prefix}ready`;
     sub.on('message', (ch: string, message: string) => {
-      if (ch === channel && message !== this.#instance) this.#emit();
+      if (ch === channel && message !== this.#instance) this.#signal.emit();
     });
     // A subscriber that cannot connect only costs wake-up speed: the workers' poll still finds the work.
     sub.on('error', () => {});
