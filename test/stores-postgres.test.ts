@@ -410,6 +410,25 @@ describe.skipIf(!url)('postgres', () => {
     }
   });
 
+  it('close ends the store\'s own pool, even when only the hot path (never kysely) used it; a pool of the caller\'s stays open', async () => {
+    const store = await PostgresStore.open({ connectionString: url!, schema: fresh(), max: 3 });
+    await store.claim({ queues: ['default'], limit: 1, worker: 'w', leaseMs: 1000 });
+    expect(store.pool.totalCount).toBeGreaterThan(0);
+    await store.close();
+    expect(store.pool.ended).toBe(true);
+    expect(store.pool.totalCount).toBe(0);
+    const pool = new pg.Pool({ connectionString: url!, max: 2 });
+    try {
+      const borrowed = await PostgresStore.open({ pool, schema: store.schema });
+      await borrowed.close();
+      expect(pool.ended).toBe(false);
+      expect((await pool.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await pool.end();
+      await admin!.query(`DROP SCHEMA IF EXISTS "${store.schema}" CASCADE`);
+    }
+  });
+
   it("leases run on the database's clock, never the worker's", async () => {
     const store = await open();
     try {

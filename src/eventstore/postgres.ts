@@ -256,7 +256,9 @@ export class PostgresStore implements EventStore {
     if (this.#closed) return;
     this.#closed = true;
     await this.#listener.close();
-    if (this.#ownsPool) await this.db.destroy(); // ends the pool
+    // The pool itself: kysely's destroy() ends it only if kysely ever ran a query, and the hot path
+    // never does (its connections stayed open, idle, until the process ended).
+    if (this.#ownsPool) await this.pool.end();
   }
 
   #query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
