@@ -1,5 +1,8 @@
 // W1: burn-down of a pre-filled queue of no-op tasks, (a) as single-task runs, (b) as one group.
+// The runs are submitted by another app on the same store (as a web process would), so the worker's
+// app has none of them cached: it learns each run from its claims, or reads it.
 import { performance } from 'node:perf_hooks';
+import { createApp } from '../src/app/app.ts';
 import { group } from '../src/canvas/combinators.ts';
 import { assertSucceeded, count, ms, waitFinished, withApp, WORKER, type BenchContext, type Workload } from './harness.ts';
 
@@ -13,7 +16,8 @@ function ratioNote(ctx: BenchContext, rate: number): string {
 /** (a) `n` runs of one node each: submit all with no worker, then start one and time the burn-down. */
 async function singles(ctx: BenchContext, n: number): Promise<void> {
   await withApp(async (app, store) => {
-    const noop = app.task('noop', () => null);
+    app.task('noop', () => null);
+    const noop = createApp({ store }).task('noop', () => null); // the producer
     const t0 = performance.now();
     const ids: string[] = [];
     for (let i = 0; i < n; i++) ids.push((await noop.delay()).id);
@@ -36,7 +40,8 @@ async function singles(ctx: BenchContext, n: number): Promise<void> {
 /** (b) one run: a group of `n` no-op members. */
 async function oneGroup(ctx: BenchContext, n: number): Promise<void> {
   await withApp(async (app, store) => {
-    const noop = app.task('noop', () => null);
+    app.task('noop', () => null);
+    const noop = createApp({ store }).task('noop', () => null); // the producer
     const members = Array.from({ length: n }, () => noop.s());
     const t0 = performance.now();
     const run = await group(members).applyAsync();

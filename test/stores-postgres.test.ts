@@ -55,7 +55,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const claimReq = (worker: string, leaseMs = 60_000) => ({ queues: ['default'], limit: 10, worker, leaseMs });
 
 describe.skipIf(!url)('postgres', () => {
-  storeConformance('postgres', (clock) => open({ clock: clock.now }));
+  storeConformance('postgres', (clock) => open({ clock: clock.now }), { claimsBringHistory: true });
 
   describe('semantics (end to end, random canvases)', () => {
     semantics(() => open(), 30);

@@ -38,7 +38,7 @@ if (!url) {
     used.clear();
   });
 
-  storeConformance('redis', (clock) => open({ clock: clock.now }));
+  storeConformance('redis', (clock) => open({ clock: clock.now }), { claimsBringHistory: true });
 
   describe('redis store: canvas semantics end to end', () => {
     const prefix = testPrefix();
@@ -203,7 +203,7 @@ if (!url) {
           await coordinator.submit(runId, compile({ kind: 'group', members: [later, sig('retry'), sig('defer')] }), clock.t);
           const claimed = await store.claim(claim);
           expect(claimed.map((c) => c.task).sort()).toEqual(['defer', 'retry']);
-          for (const c of claimed) coordinator.observe(c.events);
+          coordinator.observe(claimed);
           const [r, d] = [claimed.find((c) => c.task === 'retry')!, claimed.find((c) => c.task === 'defer')!];
           await coordinator.record([
             { type: 'Complete', runId, nodeId: r.nodeId, attempt: 1, leaseToken: r.leaseToken, outcome: { ok: false, error: { name: 'Error', message: 'boom' }, retryAt: clock.t + 2000 }, at: clock.t },

@@ -3,7 +3,7 @@ import pg from 'pg';
 import type { StoredEvent } from '../engine/events.ts';
 import { LovageError, preview } from '../errors.ts';
 import { buildAppend } from './postgres/append-input.ts';
-import { StreamPrefetch, toClaimed, type ClaimRow } from './postgres/claim-rows.ts';
+import { toClaimed, type ClaimRow } from './postgres/claim-rows.ts';
 import { connectionError, redactUrl } from './postgres/connection.ts';
 import { DbClock } from './postgres/db-clock.ts';
 import { APPEND_PARAMS, CLAIM_PARAMS } from './postgres/functions-sql.ts';
@@ -65,7 +65,6 @@ export class PostgresStore implements EventStore {
   readonly #origin = newToken();
   readonly #listener: ReadyListener;
   readonly #runs: RunQueries;
-  readonly #prefetch = new StreamPrefetch();
   readonly #sql: Record<'append' | 'claim' | 'appendAndClaim' | 'extend', string>;
   #closed = false;
 
@@ -131,13 +130,11 @@ export class PostgresStore implements EventStore {
   async append(requests: readonly AppendRequest[], options?: AppendOptions): Promise<StoredEvent[][]> {
     const { params, groups } = buildAppend(requests);
     if (!params.hasEvents) return requests.map(() => []);
-    this.#prefetch.forget(groups.map((g) => g.runId));
     const tx = options?.transaction;
     // Inside the caller's transaction, every process (this one too) wakes when it commits: no local emit.
     const notify = params.wakes ? `${this.schema}/${tx === undefined ? this.#origin : ''}` : null;
     const values = [...params.args, notify];
     const rows = tx === undefined ? await this.#query<{ positions: number[] }>(this.#sql.append, values) : await this.#inTransaction<{ positions: number[] }>(tx, this.#sql.append, values);
-    this.#prefetch.forget(groups.map((g) => g.runId)); // a claim that returned meanwhile may have kept an older copy
     if (params.wakes && tx === undefined) this.#listener.emit();
     this.#listener.emitWhenDue(requests);
     // Each events row's position; its events follow at position + 1, + 2, ... (rows in group, then event order).
@@ -159,9 +156,8 @@ export class PostgresStore implements EventStore {
     });
   }
 
-  /** A run's events; right after a claim, a small run's log may come from the claim (see StreamPrefetch). */
   async readStream(runId: string, fromVersion = 1): Promise<StoredEvent[]> {
-    return this.#prefetch.take(runId, fromVersion) ?? this.#runs.readStream(runId, fromVersion);
+    return this.#runs.readStream(runId, fromVersion);
   }
 
   async readAll(afterPosition = 0, limit = 1000): Promise<StoredEvent[]> {
@@ -171,12 +167,11 @@ export class PostgresStore implements EventStore {
   async claim(request: ClaimRequest): Promise<ClaimedNode[]> {
     if (request.queues.length === 0 || request.limit < 1) return [];
     const rows = await this.#query<ClaimRow>(this.#sql.claim, this.#claimValues(request));
-    return this.#claimed(rows, request.worker);
+    return rows.map((row) => toClaimed(row, request.worker));
   }
 
   async appendAndClaim(requests: readonly AppendRequest[], claim: ClaimRequest): Promise<ClaimedNode[]> {
-    const { params, groups } = buildAppend(requests);
-    this.#prefetch.forget(groups.map((g) => g.runId));
+    const { params } = buildAppend(requests);
     const notify = params.wakes ? `${this.schema}/${this.#origin}` : null;
     const limit = claim.queues.length === 0 ? 0 : claim.limit;
     const rows = await this.#query<ClaimRow>(this.#sql.appendAndClaim, [
@@ -184,15 +179,7 @@ export class PostgresStore implements EventStore {
     ]);
     if (params.wakes) this.#listener.emit();
     this.#listener.emitWhenDue(requests);
-    const claimed = this.#claimed(rows, claim.worker);
-    this.#prefetch.forget(groups.filter((g) => !claimed.some((c) => c.runId === g.runId)).map((g) => g.runId));
-    return claimed;
-  }
-
-  #claimed(rows: ClaimRow[], worker: string): ClaimedNode[] {
-    const claimed = rows.map((row) => toClaimed(row, worker));
-    this.#prefetch.put(rows, claimed);
-    return claimed;
+    return rows.map((row) => toClaimed(row, claim.worker));
   }
 
   #claimValues(c: ClaimRequest): unknown[] {
@@ -217,12 +204,10 @@ export class PostgresStore implements EventStore {
   }
 
   async deleteRuns(runIds: readonly string[], options: DeleteOptions = {}): Promise<number> {
-    this.#prefetch.forget(runIds);
     return runIds.length === 0 ? 0 : this.#runs.deleteRuns(runIds, options.onlyStatus);
   }
 
   async quarantine(runId: string, reason: string): Promise<void> {
-    this.#prefetch.forget([runId]);
     await this.#runs.quarantine(runId, reason, await this.now());
   }
 

@@ -51,6 +51,12 @@ export interface ClaimedNode {
   /** The per-call options of the node's NodeReady event (retry, expiry, time limits), if any. */
   readonly options?: ExecOptions;
   readonly events: readonly StoredEvent[];
+  /**
+   * The run's whole log before this claim (versions 1..n), when the store read it with the claim: on
+   * the first node of a small run of the batch (Postgres, Redis). A worker that has not cached the run
+   * folds it instead of reading the run again.
+   */
+  readonly history?: readonly StoredEvent[];
 }
 
 /** A lease to extend. */

@@ -74,17 +74,35 @@ export class Coordinator {
     }
   }
 
-  /** Folds events this process appended through the store (claims) into the cache. */
-  observe(events: readonly StoredEvent[]): void {
-    for (const s of events) {
-      const state = this.#cache.get(s.runId);
-      if (!state) continue;
-      if (state.version + 1 !== s.version) {
-        this.#forget(s.runId);
-        continue;
-      }
-      applyInPlace(state, s.event);
+  /**
+   * Folds the events of this process's claims into the cache. A run not cached whose claim brought its
+   * log (`history`) is cached from it: its outcomes are then decided without reading the run.
+   */
+  observe(claimed: readonly ClaimedNode[]): void {
+    for (const node of claimed) {
+      if (node.history && !this.#cache.has(node.runId)) this.#seed(node.runId, node.history);
+      for (const s of node.events) this.#observeOne(s);
     }
+  }
+
+  #seed(runId: string, history: readonly StoredEvent[]): void {
+    const state = initialState(runId);
+    try {
+      applyStored(state, history);
+    } catch {
+      return; // a log that does not fold: left to load(), which quarantines the run
+    }
+    if (state.version > 0) this.#remember(state);
+  }
+
+  #observeOne(s: StoredEvent): void {
+    const state = this.#cache.get(s.runId);
+    if (!state) return;
+    if (state.version + 1 !== s.version) {
+      this.#forget(s.runId);
+      return;
+    }
+    applyInPlace(state, s.event);
   }
 
   /** Calls `listener(runId)` when this process records the end of a run. */
@@ -204,7 +222,7 @@ export class Coordinator {
       this.#forget(runId);
       for (const l of this.#finished) l(runId);
     }
-    for (const node of claimed) this.observe(node.events);
+    this.observe(claimed);
     return claimed;
   }
 
@@ -214,11 +232,19 @@ export class Coordinator {
       const requests: AppendRequest[] = [];
       const undos: Undo[] = [];
       const finished: string[] = [];
+      // The runs to read (not cached, or stale) are read all at once, not one round trip after another.
+      const loads = new Map<string, Promise<RunState>>();
+      for (const runId of byRun.keys()) {
+        if (quarantined.has(runId) || (!stale.has(runId) && this.#cache.has(runId))) continue;
+        const load = this.load(runId);
+        load.catch(() => undefined); // awaited below, in order; a failure is handled there
+        loads.set(runId, load);
+      }
       for (const [runId, items] of byRun) {
         if (quarantined.has(runId)) continue;
         try {
           // A run another process appended to is caught up from its cached version: only the new events are read.
-          let state = !stale.has(runId) && this.#cache.get(runId) ? this.#cache.get(runId)! : await this.load(runId);
+          let state = loads.has(runId) ? await loads.get(runId)! : this.#cache.get(runId)!;
           let undo = beginUndo(state);
           let events = decideAll(undo, items);
           // Deciding nothing proves nothing about a cached state: it may be stale. Check with the log.

@@ -257,7 +257,7 @@ export class Worker {
     let call: Promise<ClaimedNode[]>;
     if (this.#pending.length === 0 && claim && alone && this.#depth === 1) {
       call = this.#host.store.claim(claim).then((claimed) => {
-        for (const node of claimed) this.#host.coordinator.observe(node.events);
+        this.#host.coordinator.observe(claimed);
         return claimed;
       });
     } else {

@@ -19,7 +19,12 @@ export class ManualClock {
 const sig = (task: string, args: number[] = [], options: { queue?: string; priority?: number } = {}): CanvasData => ({ kind: 'signature', task, args, immutable: false, options });
 const submitted = (canvas: CanvasData, at: number): WorkflowEvent[] => decide(initialState('x'), { type: 'Submit', at, dag: compile(canvas) });
 
-export function storeConformance(name: string, open: (clock: ManualClock) => Promise<EventStore>): void {
+/** What a store does beyond what every store must: `claimsBringHistory`, claims return small runs' logs (ClaimedNode.history). */
+export interface StoreTraits {
+  readonly claimsBringHistory?: boolean;
+}
+
+export function storeConformance(name: string, open: (clock: ManualClock) => Promise<EventStore>, traits: StoreTraits = {}): void {
   describe(`${name} store conformance`, () => {
     let store: EventStore;
     let clock: ManualClock;
@@ -116,13 +121,60 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       const [a] = await store.claim({ queues: ['default'], limit: 1, worker: 'A', leaseMs: 1000 });
       clock.t += 2000;
       const [b] = await store.claim({ queues: ['default'], limit: 1, worker: 'B', leaseMs: 1000 });
-      coordinator.observe([...a!.events, ...b!.events]);
+      coordinator.observe([a!, b!]);
       await coordinator.record([{ type: 'Complete', runId: 'r1', nodeId: '0', attempt: b!.attempt, leaseToken: b!.leaseToken, outcome: { ok: true, value: 'B' }, at: clock.t }]);
       await coordinator.record([{ type: 'Complete', runId: 'r1', nodeId: '0', attempt: a!.attempt, leaseToken: a!.leaseToken, outcome: { ok: true, value: 'A' }, at: clock.t }]);
       const types = (await store.readStream('r1')).map((s) => s.event.type);
       expect(types.filter((t) => t === 'NodeSucceeded')).toHaveLength(1);
       expect(types.slice(-1)).toEqual(['NodeCompletionFenced']);
       expect(await store.getRun('r1')).toMatchObject({ status: 'succeeded', finishedVersion: types.indexOf('WorkflowSucceeded') + 1 });
+    });
+
+    it('a claim\'s history, where it brings one, is the run\'s whole log before the claim; a coordinator then needs no read', async () => {
+      const small: CanvasData = { kind: 'group', members: [sig('t', [1]), sig('t', [2])] };
+      const big: CanvasData = { kind: 'group', members: Array.from({ length: 70 }, (_, i) => sig('t', [i])) }; // 71 events: more than a claim brings
+      await store.append([
+        { runId: 'r1', expectedVersion: 0, events: submitted(small, clock.t) },
+        { runId: 'r2', expectedVersion: 0, events: submitted(sig('t', [3]), clock.t) },
+        { runId: 'r3', expectedVersion: 0, events: submitted(big, clock.t) },
+      ]);
+      const before = new Map(await Promise.all(['r1', 'r2', 'r3'].map(async (id) => [id, await store.readStream(id)] as const)));
+      const claimed = await store.claim({ queues: ['default'], limit: 100, worker: 'W', leaseMs: 1000 });
+      expect(claimed).toHaveLength(73);
+      const withHistory = claimed.filter((c) => c.history !== undefined);
+      for (const c of withHistory) {
+        expect(c.history).toEqual(before.get(c.runId));
+        expect(claimed.find((x) => x.runId === c.runId)).toBe(c); // the run's first node
+      }
+      if (traits.claimsBringHistory) expect(withHistory.map((c) => c.runId).sort()).toEqual(['r1', 'r2']);
+      // A coordinator that did not submit the runs records their outcomes, reading only the runs the claim
+      // did not bring, all at once (not one round trip after another).
+      const reads: string[] = [];
+      let inFlight = 0;
+      let mostInFlight = 0;
+      const counting = new Proxy(store, {
+        get(target, key) {
+          if (key === 'readStream') {
+            return async (runId: string, from?: number) => {
+              reads.push(runId);
+              mostInFlight = Math.max(mostInFlight, ++inFlight);
+              try {
+                return await target.readStream(runId, from);
+              } finally {
+                inFlight--;
+              }
+            };
+          }
+          const value: unknown = Reflect.get(target, key, target);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+      const coordinator = new Coordinator(counting);
+      coordinator.observe(claimed);
+      await coordinator.record(claimed.map((c) => ({ type: 'Complete' as const, runId: c.runId, nodeId: c.nodeId, attempt: c.attempt, leaseToken: c.leaseToken, outcome: { ok: true as const, value: 1 }, at: clock.t })));
+      expect(reads.sort()).toEqual(traits.claimsBringHistory ? ['r3'] : ['r1', 'r2', 'r3']);
+      expect(mostInFlight).toBe(reads.length);
+      for (const id of ['r1', 'r2', 'r3']) expect(await store.getRun(id)).toMatchObject({ status: 'succeeded' });
     });
 
     it('a coordinator with a stale cache catches up on conflict and decides again', async () => {
@@ -171,7 +223,7 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       await coordinator.submit('r1', compile(sig('t')), clock.t);
       const claim = { queues: ['default'], limit: 10, worker: 'w', leaseMs: 60_000 };
       const [a] = await store.claim(claim);
-      coordinator.observe(a!.events);
+      coordinator.observe([a!]);
       const error = { name: 'Error', message: 'boom' };
       await coordinator.record([{ type: 'Complete', runId: 'r1', nodeId: '0', attempt: 1, leaseToken: a!.leaseToken, outcome: { ok: false, error, retryAt: clock.t + 2000 }, at: clock.t }]);
       expect((await store.readStream('r1')).at(-1)!.event).toEqual({ type: 'NodeRetryScheduled', at: clock.t, nodeId: '0', attempt: 1, error, retryAt: clock.t + 2000 });
@@ -182,7 +234,7 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       const [b] = await store.claim(claim);
       expect(b).toMatchObject({ nodeId: '0', attempt: 2 });
       expect(b!.events.map((e) => e.event.type)).toEqual(['NodeStarted']);
-      coordinator.observe(b!.events);
+      coordinator.observe([b!]);
       await coordinator.record([{ type: 'Complete', runId: 'r1', nodeId: '0', attempt: 2, leaseToken: b!.leaseToken, outcome: { ok: true, value: 7 }, at: clock.t }]);
       expect(await store.getRun('r1')).toMatchObject({ status: 'succeeded' });
     });
@@ -192,7 +244,7 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       await coordinator.submit('r1', compile(sig('t')), clock.t);
       const claim = { queues: ['default'], limit: 10, worker: 'w', leaseMs: 60_000 };
       const [a] = await store.claim(claim);
-      coordinator.observe(a!.events);
+      coordinator.observe([a!]);
       await coordinator.record([{ type: 'Defer', runId: 'r1', nodeId: '0', leaseToken: a!.leaseToken, until: clock.t + 300, reason: 'rate limit 1/s', at: clock.t }]);
       expect(await store.claim(claim)).toEqual([]);
       clock.t += 300;
@@ -213,7 +265,7 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       const coordinator = new Coordinator(store);
       await coordinator.submit('r1', compile({ kind: 'chain', steps: [sig('a'), sig('b')] }), clock.t);
       const [a] = await store.claim({ queues: ['default'], limit: 1, worker: 'W', leaseMs: 1000 });
-      coordinator.observe(a!.events);
+      coordinator.observe([a!]);
       const { claimed } = await coordinator.record(
         [{ type: 'Complete', runId: 'r1', nodeId: '0', attempt: 1, leaseToken: a!.leaseToken, outcome: { ok: true, value: 1 }, at: clock.t }],
         { queues: ['default'], limit: 5, worker: 'W', leaseMs: 1000 },

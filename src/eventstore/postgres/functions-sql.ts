@@ -28,7 +28,7 @@ const CLAIMED = `run_id text, node_id text, task text, args text, attempt intege
   at float8, lease_expires float8, version integer, expired_position float8, started_position float8, run_version integer, history text,
   options json`;
 
-/** Runs of at most this many events come back whole with a claim (see PostgresStore's prefetch). */
+/** Runs of at most this many events come back whole with a claim (ClaimedNode.history; the SQL below calls it PostgresStore's prefetch). */
 export const HISTORY_MAX_EVENTS = 64;
 
 /**

@@ -137,6 +137,7 @@ export function encodeClaim(request: ClaimRequest, out: ScriptArg[]): string {
 /**
  * The claimed nodes of a claim reply (`[now, expires, first position, one string per node...]` from
  * `offset`, see lua/lib-claim.lua); `seed` is the claim's lease token seed (node n's token is seed + n).
+ * A node that brought its run's log (a small run's first node) has it as `history`.
  */
 export function decodeClaim(reply: readonly unknown[], offset: number, worker: string, seed: string): ClaimedNode[] {
   const now = reply[offset] as number;
@@ -144,7 +145,8 @@ export function decodeClaim(reply: readonly unknown[], offset: number, worker: s
   let position = reply[offset + 2] as number;
   const out: ClaimedNode[] = [];
   for (let k = offset + 3, n = 1; k < reply.length; k++, n++) {
-    const [runId, nodeId, task, args, attemptsS, expired, expiredWorker, versionS, options] = (reply[k] as string).split('\u0000') as [string, string, string, string, string, string, string, string, string];
+    const fields = (reply[k] as string).split('\u0000');
+    const [runId, nodeId, task, args, attemptsS, expired, expiredWorker, versionS, options] = fields as [string, string, string, string, string, string, string, string, string];
     const attempts = Number(attemptsS);
     const version = Number(versionS);
     const leaseToken = seed + n;
@@ -155,9 +157,21 @@ export function decodeClaim(reply: readonly unknown[], offset: number, worker: s
       runId, nodeId, task, args: JSON.parse(args) as Json[], attempt: attempts + 1, leaseToken, leaseExpiresAt,
       ...(options !== '' ? { options: JSON.parse(options) as ExecOptions } : {}),
       events: events.map((event, i) => ({ runId, version: version + i, position: first + i, event })),
+      ...historyOf(runId, fields),
     });
   }
   return out;
+}
+
+/** `{ history }` from a claimed node's fields 10.. (`h`, then h items of versions 1..h), when there is one and it parses; else `{}`. */
+function historyOf(runId: string, fields: readonly string[]): { history?: StoredEvent[] } {
+  const h = Number(fields[9] ?? '0');
+  if (!(h > 0) || fields.length !== 10 + h) return {};
+  try {
+    return { history: fields.slice(10).map((item, i) => parseItem(item, runId, i + 1)) };
+  } catch {
+    return {}; // an unreadable event: left to readStream, which quarantines the run
+  }
 }
 
 /** Parses a stored list item `<position>:<event JSON>`; unreadable JSON is a CORRUPT_LOG error (the run gets quarantined). */

@@ -12,8 +12,12 @@
 -- the order of their events and lease tokens (seed .. 1, seed .. 2, ...): runId, nodeId, task, args JSON,
 -- attempts before, expired (0|1), expired worker ('' if none), first version, options JSON ('' = none),
 -- joined by NUL (none of them holds one). One string a node: a reply of many small values costs the
--- client far more to parse.
+-- client far more to parse. The first node of a run of at most HISTORY_MAX events (before this claim)
+-- carries that run's log too, so a worker that has not cached the run needs no readStream: then two
+-- more fields, the number of events h and h "<position>:<event JSON>" items (versions 1..h), also
+-- joined by NUL; otherwise one more field, '0'.
 local PROMOTE_MAX = 1000
+local HISTORY_MAX = 64
 
 -- Moves the due delayed rows of these queues into their claimable zsets (same member: the row keeps
 -- its priority and age order). Costs one ZRANGEBYSCORE a queue when nothing is due.
@@ -107,6 +111,9 @@ local function claim(i, now)
   local startedUntil = '","leaseExpiresAt":' .. expS .. '}'
   local ev, log = {}, {}
   local n = 0
+  -- Small runs' logs: seen[runId] once a run had its first node; histOf[n] = the run's version before
+  -- this claim, for the n-th node when it carries the log; histFields, the fields of those logs.
+  local seen, histOf, histFields = {}, {}, {}
   for c_n, c in ipairs(chosen) do
     local key, runId = keys[c_n], runIds[c_n]
     local r = rows[key]
@@ -117,6 +124,13 @@ local function claim(i, now)
       local token = seed .. n
       local nodeJ = jstr(nodeId)
       local version = versions[runId]
+      if not seen[runId] then
+        seen[runId] = true
+        if version > 0 and version <= HISTORY_MAX then
+          histOf[n] = version
+          for v = 1, version do histFields[#histFields + 1] = runId .. NUL .. int(v) end
+        end
+      end
       local expiredWorker = ''
       local firstS
       if c[4] then
@@ -143,6 +157,19 @@ local function claim(i, now)
       out[n + 3] = runId .. NUL .. nodeId .. NUL .. r[8] .. NUL .. r[9] .. NUL .. sint(attempts) .. NUL .. (c[4] and '1' or '0')
         .. NUL .. expiredWorker .. NUL .. (firstS or versionS) .. NUL .. r[10]
     end
+  end
+  -- The small runs' logs, read in one HMGET (before this claim's events are written).
+  local items, at = hmget(K_EV, histFields), 0
+  for k = 1, n do
+    local h = histOf[k]
+    local whole = h ~= nil
+    for j = at + 1, at + (h or 0) do whole = whole and items[j] ~= false end
+    if whole then
+      out[k + 3] = out[k + 3] .. NUL .. int(h) .. NUL .. table.concat(items, NUL, at + 1, at + h)
+    else
+      out[k + 3] = out[k + 3] .. NUL .. '0'
+    end
+    at = at + (h or 0)
   end
   local ver = {}
   for runId, v in pairs(versions) do ver[#ver + 1], ver[#ver + 2] = runId, v end

@@ -1,0 +1,93 @@
+// W1 with a producer and CPU per task: `npx tsx bench/cpu-per-task.ts redis|postgres a|b [n]`.
+// A producer app pre-fills the queue (a: n single-task runs, appended 1,000 a batch; b: one group of
+// n), then a worker app that submitted none of them burns it down (concurrency 100, batches of 100).
+// Prints tasks/s, the worker process's CPU per task (process.cpuUsage) and the server's (Redis
+// `INFO cpu`; every postgres process's /proc times, so run it on a Postgres nothing else uses).
+// PROF=file.cpuprofile writes a CPU profile of the burn-down alone.
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { performance } from 'node:perf_hooks';
+import { createApp } from '../src/app/app.ts';
+import { group } from '../src/canvas/combinators.ts';
+import { compile } from '../src/canvas/compile.ts';
+import { decide } from '../src/engine/decide.ts';
+import { initialState } from '../src/engine/state.ts';
+import type { AppendRequest } from '../src/eventstore/store.ts';
+import { WORKER } from './harness.ts';
+import { openBenchStore } from './stores.ts';
+
+const kind = process.argv[2] ?? 'redis';
+const mode = process.argv[3] ?? 'a';
+const n = Number(process.argv[4] ?? 50_000);
+if ((kind !== 'redis' && kind !== 'postgres') || (mode !== 'a' && mode !== 'b') || !(n > 0)) {
+  throw new Error('usage: npx tsx bench/cpu-per-task.ts redis|postgres a|b [n]');
+}
+
+/** The server's CPU time so far, ms. */
+function serverCpuMs(): number {
+  if (kind === 'redis') {
+    const info = execFileSync('redis-cli', ['info', 'cpu']).toString();
+    const field = (k: string) => Number(new RegExp(`${k}:([0-9.]+)`).exec(info)![1]);
+    return (field('used_cpu_user') + field('used_cpu_sys')) * 1000;
+  }
+  let ticks = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (!readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('postgres')) continue;
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return ticks * 10;
+}
+
+const bench = await openBenchStore(kind);
+const store = bench.store;
+try {
+  const producer = createApp({ store });
+  const worker = createApp({ store });
+  const noop = producer.task('noop', () => null);
+  worker.task('noop', () => null);
+  const ids: string[] = [];
+  if (mode === 'a') {
+    const dag = compile({ kind: 'signature', task: 'noop', args: [], immutable: false, options: {} });
+    for (let i = 0; i < n; i += 1000) {
+      const batch: AppendRequest[] = [];
+      for (let j = i; j < Math.min(n, i + 1000); j++) {
+        ids.push(`run${j}`);
+        batch.push({ runId: `run${j}`, expectedVersion: 0, events: decide(initialState(`run${j}`), { type: 'Submit', at: await store.now(), dag }) });
+      }
+      await store.append(batch);
+    }
+  } else {
+    ids.push((await group(Array.from({ length: n }, () => noop.s())).applyAsync()).id);
+  }
+  const profiler = process.env['PROF'] ? new Session() : undefined;
+  if (profiler) {
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.start');
+  }
+  const cpu0 = process.cpuUsage();
+  const server0 = serverCpuMs();
+  const t0 = performance.now();
+  worker.worker(WORKER);
+  const last = ids[ids.length - 1]!;
+  while ((await store.getRun(last))?.finishedVersion === undefined) await new Promise((r) => setTimeout(r, 2));
+  const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const serverMs = serverCpuMs() - server0;
+  if (profiler) writeFileSync(process.env['PROF']!, JSON.stringify((await profiler.post('Profiler.stop')).profile));
+  for (const id of [ids[0]!, last]) if ((await store.getRun(id))?.status !== 'succeeded') throw new Error(`run ${id} did not succeed`);
+  const nodeMs = (cpu.user + cpu.system) / 1000;
+  const perTask = (t: number) => `${((t * 1000) / n).toFixed(1)} µs a task (${((t / ms) * 100).toFixed(0)}% busy)`;
+  console.log(`${kind} W1${mode}, ${n} tasks: ${((n / ms) * 1000 / 1000).toFixed(1)}k tasks/s; worker process ${perTask(nodeMs)}; server ${perTask(serverMs)}`);
+  await worker.close();
+} finally {
+  await store.close();
+  await bench.drop();
+}
