@@ -34,6 +34,7 @@ export const w5Chord: Workload = {
     const a = await chordOf(small);
     const perA = (a.totalMs / small) * 1000;
     ctx.shared.set('w5', a.totalMs);
+    if (small === 10_000) ctx.shared.set('w5.10k', a.totalMs);
     ctx.report({
       workload: 'W5 chord', size: `${count(small)} members`, timeMs: a.totalMs,
       rate: `${perA.toFixed(1)} µs/child`, budget: ctx.quick ? '' : `≤ ${ms(BUDGET_SMALL_MS)} total`,
@@ -42,6 +43,7 @@ export const w5Chord: Workload = {
     });
     const b = await chordOf(large);
     const perB = (b.totalMs / large) * 1000;
+    if (large === 10_000) ctx.shared.set('w5.10k', b.totalMs);
     ctx.report({
       workload: 'W5 chord', size: `${count(large)} members`, timeMs: b.totalMs,
       rate: `${perB.toFixed(1)} µs/child`, budget: `≤ ${FLAT}× per child`, pass: perB <= perA * FLAT,
