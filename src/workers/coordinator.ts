@@ -75,12 +75,13 @@ export class Coordinator {
   }
 
   /**
-   * Folds the events of this process's claims into the cache. A run not cached whose claim brought its
-   * log (`history`) is cached from it: its outcomes are then decided without reading the run.
+   * Folds the events of this process's claims into the cache. A run whose claim brought its log
+   * (`history`) and that is not cached, or cached at another version (stale), is cached from it: its
+   * outcomes are then decided without reading the run.
    */
   observe(claimed: readonly ClaimedNode[]): void {
     for (const node of claimed) {
-      if (node.history && !this.#cache.has(node.runId)) this.#seed(node.runId, node.history);
+      if (node.history && this.#cache.get(node.runId)?.version !== node.history.length) this.#seed(node.runId, node.history);
       for (const s of node.events) this.#observeOne(s);
     }
   }

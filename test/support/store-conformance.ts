@@ -177,6 +177,29 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       for (const id of ['r1', 'r2', 'r3']) expect(await store.getRun(id)).toMatchObject({ status: 'succeeded' });
     });
 
+    it('a stale cached run is caught up from the history its claim brings, without a read', async () => {
+      const reads: string[] = [];
+      const counting = new Proxy(store, {
+        get(target, key) {
+          if (key === 'readStream') return (runId: string, from?: number) => (reads.push(runId), target.readStream(runId, from));
+          const value: unknown = Reflect.get(target, key, target);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+      const mine = new Coordinator(counting);
+      await mine.submit('r1', compile({ kind: 'group', members: [sig('t', [1]), sig('t', [2])] }), clock.t);
+      // Another process claims and completes the first member: this coordinator's cached r1 is stale.
+      const [first] = await store.claim({ queues: ['default'], limit: 1, worker: 'other', leaseMs: 1000 });
+      const other = new Coordinator(store);
+      await other.record([{ type: 'Complete', runId: 'r1', nodeId: first!.nodeId, attempt: 1, leaseToken: first!.leaseToken, outcome: { ok: true, value: 1 }, at: clock.t }]);
+      const [second] = await counting.claim({ queues: ['default'], limit: 1, worker: 'mine', leaseMs: 1000 });
+      mine.observe([second!]);
+      await mine.record([{ type: 'Complete', runId: 'r1', nodeId: second!.nodeId, attempt: 1, leaseToken: second!.leaseToken, outcome: { ok: true, value: 2 }, at: clock.t }]);
+      expect(await store.getRun('r1')).toMatchObject({ status: 'succeeded' });
+      expect((await store.readStream('r1')).filter((e) => e.event.type === 'WorkflowSucceeded').map((e) => e.event)).toEqual([{ type: 'WorkflowSucceeded', at: clock.t, result: [1, 2] }]);
+      expect(reads).toEqual(traits.claimsBringHistory ? [] : ['r1']);
+    });
+
     it('a coordinator with a stale cache catches up on conflict and decides again', async () => {
       const one = new Coordinator(store);
       const two = new Coordinator(store);
