@@ -7,25 +7,30 @@ import { isFinished, nextNodeStatus, nextRunStatus, type NodeStatus, type RunLif
 export { indexDag, type DagIndex } from './dag-index.ts';
 
 /** What the log says of one node. */
+/**
+ * A node's state. Every node has every field from the start (the optional ones `undefined`), and a
+ * field is cleared by setting it to `undefined`, never deleted: all nodes keep one object shape (V8
+ * moves an object it deletes from into a slower dictionary form).
+ */
 export interface NodeState {
   status: NodeStatus;
   /** Deps not yet succeeded. */
   remaining: number;
   attempt: number;
-  leaseToken?: string;
-  worker?: string;
-  args?: readonly Json[];
-  result?: Json;
-  error?: TaskErrorInfo;
-  readyAt?: number;
+  leaseToken?: string | undefined;
+  worker?: string | undefined;
+  args?: readonly Json[] | undefined;
+  result?: Json | undefined;
+  error?: TaskErrorInfo | undefined;
+  readyAt?: number | undefined;
   /** Not claimable before this time (countdown, eta, a retry's backoff, a deferral). */
-  availableAt?: number;
+  availableAt?: number | undefined;
   /** Retries scheduled (NodeRetryScheduled) since the node was last reset. */
   retries: number;
   /** Leases that ran out (a worker died or stalled) since the node was last reset. */
   lost: number;
-  startedAt?: number;
-  finishedAt?: number;
+  startedAt?: number | undefined;
+  finishedAt?: number | undefined;
   fenced: number;
 }
 
@@ -77,15 +82,15 @@ function resume(state: RunState, event: Extract<WorkflowEvent, { type: 'Workflow
     node.attempt = 0;
     node.retries = 0;
     node.lost = 0;
-    delete node.availableAt;
-    delete node.args;
-    delete node.worker;
-    delete node.readyAt;
-    delete node.startedAt;
-    delete node.result;
-    delete node.error;
-    delete node.finishedAt;
-    delete node.leaseToken;
+    node.availableAt = undefined;
+    node.args = undefined;
+    node.worker = undefined;
+    node.readyAt = undefined;
+    node.startedAt = undefined;
+    node.result = undefined;
+    node.error = undefined;
+    node.finishedAt = undefined;
+    node.leaseToken = undefined;
   }
   for (const [id, args] of Object.entries(event.args)) {
     if (!index!.byId.has(id)) corrupt(state, event, `unknown node ${id}`);
@@ -100,6 +105,14 @@ function resume(state: RunState, event: Extract<WorkflowEvent, { type: 'Workflow
   delete state.result;
   delete state.finishedAt;
   state.resumes++;
+}
+
+/** A pending node, with every field of NodeState (see there). */
+function newNode(remaining: number): NodeState {
+  return {
+    status: 'pending', remaining, attempt: 0, leaseToken: undefined, worker: undefined, args: undefined, result: undefined, error: undefined,
+    readyAt: undefined, availableAt: undefined, retries: 0, lost: 0, startedAt: undefined, finishedAt: undefined, fenced: 0,
+  };
 }
 
 function corrupt(state: RunState, event: WorkflowEvent, why: string): never {
@@ -133,7 +146,7 @@ export function applyInPlace(state: RunState, event: WorkflowEvent): void {
       const index = indexDag(event.dag);
       state.index = index;
       state.submittedAt = event.at;
-      for (const node of event.dag.nodes) state.nodes.set(node.id, { status: 'pending', remaining: index.depCount.get(node.id) ?? 0, attempt: 0, fenced: 0, retries: 0, lost: 0 });
+      for (const node of event.dag.nodes) state.nodes.set(node.id, newNode(index.depCount.get(node.id) ?? 0));
       break;
     }
     case 'NodeReady': {
@@ -149,15 +162,15 @@ export function applyInPlace(state: RunState, event: WorkflowEvent): void {
       node.leaseToken = event.leaseToken;
       node.worker = event.worker;
       node.startedAt = event.at;
-      delete node.availableAt;
+      node.availableAt = undefined;
       break;
     }
     case 'NodeSucceeded': {
       const node = moveNode(state, event, event.nodeId);
       node.result = event.result;
       node.finishedAt = event.at;
-      delete node.leaseToken;
-      delete node.error;
+      node.leaseToken = undefined;
+      node.error = undefined;
       for (const d of state.index?.dependents.get(event.nodeId) ?? []) state.nodes.get(d)!.remaining--;
       break;
     }
@@ -165,7 +178,7 @@ export function applyInPlace(state: RunState, event: WorkflowEvent): void {
       const node = moveNode(state, event, event.nodeId);
       node.error = event.error;
       node.finishedAt = event.at;
-      delete node.leaseToken;
+      node.leaseToken = undefined;
       state.failed.push(event.nodeId);
       break;
     }
@@ -174,21 +187,21 @@ export function applyInPlace(state: RunState, event: WorkflowEvent): void {
       node.error = event.error;
       node.retries++;
       node.availableAt = event.retryAt;
-      delete node.leaseToken;
+      node.leaseToken = undefined;
       break;
     }
     case 'NodeDeferred': {
       const node = moveNode(state, event, event.nodeId);
       node.attempt = event.attempt - 1;
       node.availableAt = event.until;
-      delete node.leaseToken;
+      node.leaseToken = undefined;
       break;
     }
     case 'NodeLeaseExpired':
     case 'NodeReleased': {
       const node = moveNode(state, event, event.nodeId);
       if (event.type === 'NodeLeaseExpired') node.lost++;
-      delete node.leaseToken;
+      node.leaseToken = undefined;
       break;
     }
     case 'NodeCompletionFenced':
@@ -199,7 +212,7 @@ export function applyInPlace(state: RunState, event: WorkflowEvent): void {
       for (const id of event.nodeIds) {
         const node = moveNode(state, event, id);
         node.finishedAt = event.at;
-        delete node.leaseToken;
+        node.leaseToken = undefined;
       }
       break;
     case 'WorkflowSucceeded':
@@ -214,7 +227,7 @@ export function applyInPlace(state: RunState, event: WorkflowEvent): void {
       for (const id of event.nodeIds) {
         const node = moveNode(state, event, id);
         node.finishedAt = event.at;
-        delete node.leaseToken;
+        node.leaseToken = undefined;
       }
       state.cancelled = { reason: event.reason };
       state.finishedAt = event.at;
