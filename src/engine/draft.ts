@@ -19,12 +19,15 @@ export class Draft {
   readonly events: WorkflowEvent[] = [];
   /** Nodes ready or running once the batch is applied. */
   active: number;
+  // What this batch changed, over the state. One draft is made per completion, which mostly
+  // changes one node: the maps it seldom needs are made on first use.
   readonly #status = new Map<string, NodeStatus>();
-  readonly #remaining = new Map<string, number>();
   readonly #results = new Map<string, Json>();
-  readonly #errors = new Map<string, TaskErrorInfo>();
+  #remaining: Map<string, number> | undefined;
+  #errors: Map<string, TaskErrorInfo> | undefined;
   readonly #failed: string[] = [];
   readonly #counted: string[] = [];
+  #result: ((id: string) => Json) | undefined;
 
   constructor(readonly state: RunState, readonly index: DagIndex, readonly at: number) {
     this.active = state.active;
@@ -34,7 +37,11 @@ export class Draft {
     return this.#status.get(id) ?? this.state.nodes.get(id)!.status;
   }
 
-  readonly result = (id: string): Json => (this.#results.has(id) ? this.#results.get(id)! : (this.state.nodes.get(id)?.result ?? null));
+  /** A node's result as the batch leaves it, as a function to hand to `evalExpr` (made when first asked for). */
+  get result(): (id: string) => Json {
+    this.#result ??= (id) => (this.#results.has(id) ? this.#results.get(id)! : (this.state.nodes.get(id)?.result ?? null));
+    return this.#result;
+  }
 
   #node(id: string): DagNode {
     return this.index.byId.get(id)!;
@@ -50,6 +57,7 @@ export class Draft {
 
   /** The first failed node (in log order) whose failure is the scope's own (`undefined`: the run's canvas proper). */
   firstFailedIn(scope: string | undefined): string | undefined {
+    if (this.state.failed.length === 0 && this.#failed.length === 0) return undefined;
     if (!this.#firstByScope) {
       // Once per batch (reset by a failure): a `collect` header of many failed members reads it per member.
       this.#firstByScope = new Map();
@@ -69,6 +77,7 @@ export class Draft {
   }
 
   #countDown(id: string): void {
+    this.#remaining ??= new Map();
     this.#remaining.set(id, (this.#remaining.get(id) ?? this.state.nodes.get(id)!.remaining) - 1);
     this.#counted.push(id);
   }
@@ -82,7 +91,7 @@ export class Draft {
 
   fail(id: string, attempt: number, error: TaskErrorInfo): void {
     this.events.push({ type: 'NodeFailed', at: this.at, nodeId: id, attempt, error });
-    this.#errors.set(id, error);
+    (this.#errors ??= new Map()).set(id, error);
     this.#failed.push(id);
     this.#firstByScope = undefined;
     this.#move(id, 'failed');
@@ -93,7 +102,7 @@ export class Draft {
     const member = (m: CollectMember): Json => {
       if (inputDeps(m.value).refs.every((id) => this.status(id) === 'succeeded')) return { ok: true, value: evalExpr(m.value, this.result, { member }) };
       const failed = this.firstFailedIn(m.scope);
-      const error = failed !== undefined ? (this.#errors.get(failed) ?? this.state.nodes.get(failed)?.error) : undefined;
+      const error = failed !== undefined ? (this.#errors?.get(failed) ?? this.state.nodes.get(failed)?.error) : undefined;
       return { ok: false, error: error ? errorBrief(error) : { name: 'Skipped', message: `member ${m.scope} did not run to its end` } };
     };
     return { member };
@@ -106,11 +115,12 @@ export class Draft {
 
   /** Readies the nodes whose waiting count reached zero in this batch, in the order they were counted down. */
   readyCounted(): void {
+    if (this.#counted.length === 0) return;
     const seen = new Set<string>();
     for (const id of this.#counted) {
       if (seen.has(id)) continue;
       seen.add(id);
-      if (this.status(id) === 'pending' && (this.#remaining.get(id) ?? 1) === 0) this.#ready(this.#node(id), this.env());
+      if (this.status(id) === 'pending' && (this.#remaining?.get(id) ?? 1) === 0) this.#ready(this.#node(id), this.env());
     }
     this.#counted.length = 0;
   }
@@ -124,7 +134,7 @@ export class Draft {
     for (const scope of scopes) {
       for (const id of this.index.triggered.get(scope) ?? []) {
         // Waiting for nothing but the failure (a callback already run is not run again).
-        if (this.status(id) === 'pending' && (this.#remaining.get(id) ?? this.state.nodes.get(id)!.remaining) === 1) this.#ready(this.#node(id), env);
+        if (this.status(id) === 'pending' && (this.#remaining?.get(id) ?? this.state.nodes.get(id)!.remaining) === 1) this.#ready(this.#node(id), env);
       }
     }
   }
@@ -197,7 +207,7 @@ export class Draft {
       this.events.push({ type: 'WorkflowSucceeded', at: this.at, result: evalExpr(this.index.dag.result, this.result, this.env()) });
       return;
     }
-    const error = this.#errors.get(fatal) ?? this.state.nodes.get(fatal)!.error!;
+    const error = this.#errors?.get(fatal) ?? this.state.nodes.get(fatal)!.error!;
     this.events.push({ type: 'WorkflowFailed', at: this.at, nodeId: fatal, task: this.#node(fatal).task, error });
   }
 }
