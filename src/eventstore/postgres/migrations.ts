@@ -111,6 +111,21 @@ const migrations: readonly Migration[] = [
       ...functionsSql(s),
     ],
   },
+  {
+    version: 5,
+    name: 'the hot functions never scan a table whole, whatever the statistics said when they were first planned',
+    up: (s) => [
+      // A session plans each statement of these functions once (generic plans) and keeps the plan. Planned
+      // while the queue was small, a claim read its ready rows by a scan of the whole table; after a
+      // fan-out of thousands of nodes every claim scanned them all (a worker that had run a few tasks
+      // burnt down a 30k group at 5k tasks/s instead of 16k) until autovacuum's next ANALYZE. Every
+      // statement in them has an index or row-id path: with seqscan off the planner takes it.
+      `ALTER FUNCTION ${s}.claim_nodes(text[], integer, text, bigint, text[], bigint) SET enable_seqscan = off`,
+      `ALTER FUNCTION ${s}.append_events(text[], integer[], integer[], text[], integer[], boolean[], bigint[], bigint[], text[], integer[], integer[],
+        integer[], text[], json, integer[], integer[], text[], text[], integer[], text[], text[], integer[], text[], text[], bigint[], bigint[], text[],
+        integer[], text[], json, text) SET enable_seqscan = off`,
+    ],
+  },
 ];
 
 /**
