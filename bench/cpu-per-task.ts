@@ -10,11 +10,7 @@ import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
 import { createApp } from '../src/app/app.ts';
 import { group } from '../src/canvas/combinators.ts';
-import { compile } from '../src/canvas/compile.ts';
-import { decide } from '../src/engine/decide.ts';
-import { initialState } from '../src/engine/state.ts';
-import type { AppendRequest } from '../src/eventstore/store.ts';
-import { WORKER } from './harness.ts';
+import { prefillSingleRuns, WORKER } from './harness.ts';
 import { openBenchStore } from './stores.ts';
 
 const kind = process.argv[2] ?? 'redis';
@@ -54,15 +50,7 @@ try {
   worker.task('noop', () => null);
   const ids: string[] = [];
   if (mode === 'a') {
-    const dag = compile({ kind: 'signature', task: 'noop', args: [], immutable: false, options: {} });
-    for (let i = 0; i < n; i += 1000) {
-      const batch: AppendRequest[] = [];
-      for (let j = i; j < Math.min(n, i + 1000); j++) {
-        ids.push(`run${j}`);
-        batch.push({ runId: `run${j}`, expectedVersion: 0, events: decide(initialState(`run${j}`), { type: 'Submit', at: await store.now(), dag }) });
-      }
-      await store.append(batch);
-    }
+    ids.push(...(await prefillSingleRuns(store, n)));
   } else {
     ids.push((await group(Array.from({ length: n }, () => noop.s())).applyAsync()).id);
   }

@@ -6,12 +6,8 @@ import pg from 'pg';
 import { performance } from 'node:perf_hooks';
 import { createApp } from '../src/app/app.ts';
 import { group } from '../src/canvas/combinators.ts';
-import { compile } from '../src/canvas/compile.ts';
-import { decide } from '../src/engine/decide.ts';
-import { initialState } from '../src/engine/state.ts';
 import { PostgresStore } from '../src/eventstore/postgres.ts';
-import type { AppendRequest } from '../src/eventstore/store.ts';
-import { count, ms, WORKER } from './harness.ts';
+import { count, ms, prefillSingleRuns, WORKER } from './harness.ts';
 
 const BUDGET = 25_000;
 const args = process.argv.slice(2);
@@ -95,17 +91,8 @@ async function singles(n: number, peerRate: number): Promise<void> {
   await withStore(async (store) => {
     const app = createApp({ store });
     app.task('noop', () => null);
-    const dag = compile({ kind: 'signature', task: 'noop', args: [], immutable: false, options: {} });
-    const ids: string[] = [];
     const t0 = performance.now();
-    for (let i = 0; i < n; i += 1000) {
-      const batch: AppendRequest[] = [];
-      for (let j = i; j < Math.min(n, i + 1000); j++) {
-        ids.push(`run${j}`);
-        batch.push({ runId: `run${j}`, expectedVersion: 0, events: decide(initialState(`run${j}`), { type: 'Submit', at: await store.now(), dag }) });
-      }
-      await store.append(batch);
-    }
+    const ids = await prefillSingleRuns(store, n);
     const fillMs = performance.now() - t0;
     const s0 = performance.now();
     for (let i = 0; i < 1000; i++) await app.submit({ kind: 'signature', task: 'noop', args: [], immutable: false, options: {} });
