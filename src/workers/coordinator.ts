@@ -233,19 +233,26 @@ export class Coordinator {
       const requests: AppendRequest[] = [];
       const undos: Undo[] = [];
       const finished: string[] = [];
-      // The runs to read (not cached, or stale) are read all at once, not one round trip after another.
-      const loads = new Map<string, Promise<RunState>>();
+      // Each run's state: cached, or read (not cached, or stale), all reads at once rather than one round
+      // trip after another. Taken now: a state the reads push out of the cache is still decided on.
+      const states = new Map<string, RunState | Promise<RunState>>();
       for (const runId of byRun.keys()) {
-        if (quarantined.has(runId) || (!stale.has(runId) && this.#cache.has(runId))) continue;
+        if (quarantined.has(runId)) continue;
+        const cached = stale.has(runId) ? undefined : this.#cache.get(runId);
+        if (cached) {
+          states.set(runId, cached);
+          continue;
+        }
         const load = this.load(runId);
         load.catch(() => undefined); // awaited below, in order; a failure is handled there
-        loads.set(runId, load);
+        states.set(runId, load);
       }
       for (const [runId, items] of byRun) {
         if (quarantined.has(runId)) continue;
         try {
           // A run another process appended to is caught up from its cached version: only the new events are read.
-          let state = loads.has(runId) ? await loads.get(runId)! : this.#cache.get(runId)!;
+          const got = states.get(runId)!;
+          let state = got instanceof Promise ? await got : got;
           let undo = beginUndo(state);
           let events = decideAll(undo, items);
           // Deciding nothing proves nothing about a cached state: it may be stale. Check with the log.
