@@ -200,6 +200,20 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       expect(reads).toEqual(traits.claimsBringHistory ? [] : ['r1']);
     });
 
+    it('a record whose reads push a cached run of the same batch out of a full cache still decides it', async () => {
+      const coordinator = new Coordinator(store, { cacheNodes: 1 });
+      await coordinator.submit('cached', compile(sig('t', [1])), clock.t);
+      await store.append([{ runId: 'read', expectedVersion: 0, events: submitted(sig('t', [2]), clock.t) }]);
+      const claimed = await store.claim({ queues: ['default'], limit: 10, worker: 'W', leaseMs: 1000 });
+      const byRun = new Map(claimed.map((c) => [c.runId, c]));
+      const done = (runId: string) => {
+        const c = byRun.get(runId)!;
+        return { type: 'Complete' as const, runId, nodeId: c.nodeId, attempt: c.attempt, leaseToken: c.leaseToken, outcome: { ok: true as const, value: 1 }, at: clock.t };
+      };
+      await coordinator.record([done('read'), done('cached')]); // reading "read" (a turn first) pushes "cached" out
+      for (const id of ['cached', 'read']) expect(await store.getRun(id)).toMatchObject({ status: 'succeeded' });
+    });
+
     it('a coordinator with a stale cache catches up on conflict and decides again', async () => {
       const one = new Coordinator(store);
       const two = new Coordinator(store);
