@@ -24,6 +24,31 @@ export interface StoreTraits {
   readonly claimsBringHistory?: boolean;
 }
 
+/** The store, with its `readStream` calls counted: the runs read, and the most calls on their way at once. */
+function countingReads(store: EventStore): { counting: EventStore; reads: string[]; mostInFlight: () => number } {
+  const reads: string[] = [];
+  let inFlight = 0;
+  let most = 0;
+  const counting = new Proxy(store, {
+    get(target, key) {
+      if (key === 'readStream') {
+        return async (runId: string, from?: number) => {
+          reads.push(runId);
+          most = Math.max(most, ++inFlight);
+          try {
+            return await target.readStream(runId, from);
+          } finally {
+            inFlight--;
+          }
+        };
+      }
+      const value: unknown = Reflect.get(target, key, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return { counting, reads, mostInFlight: () => most };
+}
+
 export function storeConformance(name: string, open: (clock: ManualClock) => Promise<EventStore>, traits: StoreTraits = {}): void {
   describe(`${name} store conformance`, () => {
     let store: EventStore;
@@ -149,43 +174,17 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       if (traits.claimsBringHistory) expect(withHistory.map((c) => c.runId).sort()).toEqual(['r1', 'r2']);
       // A coordinator that did not submit the runs records their outcomes, reading only the runs the claim
       // did not bring, all at once (not one round trip after another).
-      const reads: string[] = [];
-      let inFlight = 0;
-      let mostInFlight = 0;
-      const counting = new Proxy(store, {
-        get(target, key) {
-          if (key === 'readStream') {
-            return async (runId: string, from?: number) => {
-              reads.push(runId);
-              mostInFlight = Math.max(mostInFlight, ++inFlight);
-              try {
-                return await target.readStream(runId, from);
-              } finally {
-                inFlight--;
-              }
-            };
-          }
-          const value: unknown = Reflect.get(target, key, target);
-          return typeof value === 'function' ? value.bind(target) : value;
-        },
-      });
+      const { counting, reads, mostInFlight } = countingReads(store);
       const coordinator = new Coordinator(counting);
       coordinator.observe(claimed);
       await coordinator.record(claimed.map((c) => ({ type: 'Complete' as const, runId: c.runId, nodeId: c.nodeId, attempt: c.attempt, leaseToken: c.leaseToken, outcome: { ok: true as const, value: 1 }, at: clock.t })));
       expect(reads.sort()).toEqual(traits.claimsBringHistory ? ['r3'] : ['r1', 'r2', 'r3']);
-      expect(mostInFlight).toBe(reads.length);
+      expect(mostInFlight()).toBe(reads.length);
       for (const id of ['r1', 'r2', 'r3']) expect(await store.getRun(id)).toMatchObject({ status: 'succeeded' });
     });
 
     it('a stale cached run is caught up from the history its claim brings, without a read', async () => {
-      const reads: string[] = [];
-      const counting = new Proxy(store, {
-        get(target, key) {
-          if (key === 'readStream') return (runId: string, from?: number) => (reads.push(runId), target.readStream(runId, from));
-          const value: unknown = Reflect.get(target, key, target);
-          return typeof value === 'function' ? value.bind(target) : value;
-        },
-      });
+      const { counting, reads } = countingReads(store);
       const mine = new Coordinator(counting);
       await mine.submit('r1', compile({ kind: 'group', members: [sig('t', [1]), sig('t', [2])] }), clock.t);
       // Another process claims and completes the first member: this coordinator's cached r1 is stale.
