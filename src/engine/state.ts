@@ -6,9 +6,8 @@ import { isFinished, nextNodeStatus, nextRunStatus, type NodeStatus, type RunLif
 
 export { indexDag, type DagIndex } from './dag-index.ts';
 
-/** What the log says of one node. */
 /**
- * A node's state. Every node has every field from the start (the optional ones `undefined`), and a
+ * What the log says of one node. Every node has every field from the start (the optional ones `undefined`), and a
  * field is cleared by setting it to `undefined`, never deleted: all nodes keep one object shape (V8
  * moves an object it deletes from into a slower dictionary form).
  */
