@@ -28,7 +28,10 @@ for (const row of storeCases) {
 
     it(`3 worker processes start at most ${LIMIT} a second between them`, async (ctx) => {
       const { store, tasks, workers } = await h.open(ctx, row);
-      await Promise.all([0, 1, 2].map((i) => workers.start(`rate-${i}`, ['-c', '8'])));
+      // Two slots a process and 150 ms a task: no process can take the whole group, so all three share
+      // the limit. (With eight slots and instant tasks, the first process to claim could take every
+      // member, be refused a permit and hand them back for later, before the others' first poll.)
+      await Promise.all([0, 1, 2].map((i) => workers.start(`rate-${i}`, ['-c', '2'])));
       const run = await tasks.limited.map(Array.from({ length: MEMBERS }, (_, i) => i)).applyAsync({ runId: `rate-${row.name}` });
       await workers.waitFor(async () => (await store.getRun(run.id))?.status !== 'running', 'the rate-limited run to end', 60_000, () => explainRun(store, run.id));
       const results = (await run.get({ timeoutMs: 1000 })) as { i: number; pid: number; t: number }[];
