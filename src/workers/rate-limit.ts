@@ -24,9 +24,7 @@ export interface RateLimiterOptions {
  * `recheckMs` whether an override applies (`takeToken(task, null)`): while none does, calls cost
  * nothing; once one does, every call takes a permit under it, until it is cleared. A refusal is
  * remembered for up to `recheckMs` (never past its wait): a crowd of waiting nodes does not poll the
- * store. The waits handed out under one refusal are spread as the permits come back: the first
- * `count` nodes refused wait for the refusal's time, the next `count` a period longer, and so on. So a
- * backlog comes back as fast as permits free up, instead of all at once each period to be handed back again.
+ * store.
  *
  * @example
  * const limiter = new RateLimiter(store)
@@ -39,11 +37,8 @@ export class RateLimiter {
   readonly #clock: () => number;
   /** Tasks without a limit in code, found with no override: trusted until then (local clock). */
   readonly #freeUntil = new Map<string, number>();
-  /**
-   * Tasks refused: no permit before `until`; the store is asked again from `recheck` on. `handed`: the
-   * waits given under this refusal so far; `limit`: the one in code (unknown for an override: waits not spread).
-   */
-  readonly #refused = new Map<string, { until: number; recheck: number; handed: number; limit: RateLimit | undefined }>();
+  /** Tasks refused: no permit before `until`; the store is asked again from `recheck` on. */
+  readonly #refused = new Map<string, { until: number; recheck: number }>();
   /** Tasks without a limit in code found under a run-time override: every call asks the store. */
   readonly #overridden = new Set<string>();
   /** An override check in flight per task (callers meanwhile wait for it instead of asking too). */
@@ -60,10 +55,10 @@ export class RateLimiter {
     const now = this.#clock();
     const refused = this.#refused.get(task);
     if (refused) {
-      if (now < refused.recheck) return refused.until - now + later(refused.handed++, refused.limit);
+      if (now < refused.recheck) return refused.until - now;
       this.#refused.delete(task);
     }
-    if (limit !== undefined) return this.#answer(task, await this.#store.takeToken(task, limit), now, limit);
+    if (limit !== undefined) return this.#answer(task, await this.#store.takeToken(task, limit), now);
     // Under a run-time override every call takes its own permit (and learns when it is cleared).
     if (this.#overridden.has(task)) return this.#unlimited(task, await this.#store.takeToken(task, null), now);
     const free = this.#freeUntil.get(task);
@@ -110,15 +105,9 @@ export class RateLimiter {
     return this.#answer(task, wait, now);
   }
 
-  /** A store's answer, remembered when it refuses. `limit`: the task's in code, if any. */
-  #answer(task: string, wait: number, now: number, limit?: RateLimit): number {
+  #answer(task: string, wait: number, now: number): number {
     if (wait <= 0) return 0;
-    this.#refused.set(task, { until: now + wait, recheck: now + Math.min(wait, this.#recheckMs), handed: 1, limit });
+    this.#refused.set(task, { until: now + wait, recheck: now + Math.min(wait, this.#recheckMs) });
     return wait;
   }
-}
-
-/** How much later than the refusal's time the `n`-th node refused under it (from 0) should come back: a period per `count`. */
-function later(n: number, limit: RateLimit | undefined): number {
-  return limit ? Math.floor(n / limit.count) * limit.periodMs : 0;
 }
