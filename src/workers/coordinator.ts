@@ -233,8 +233,9 @@ export class Coordinator {
       const requests: AppendRequest[] = [];
       const undos: Undo[] = [];
       const finished: string[] = [];
-      // Each run's state: cached, or read (not cached, or stale), all reads at once rather than one round
-      // trip after another. Taken now: a state the reads push out of the cache is still decided on.
+      // Each run's state: cached, or read (not cached, or stale: a stale one is caught up from its cached
+      // version, only the new events are read), all reads at once rather than one round trip after
+      // another. Taken now: a state the reads push out of the cache is still decided on.
       const states = new Map<string, RunState | Promise<RunState>>();
       for (const runId of byRun.keys()) {
         if (quarantined.has(runId)) continue;
@@ -250,7 +251,6 @@ export class Coordinator {
       for (const [runId, items] of byRun) {
         if (quarantined.has(runId)) continue;
         try {
-          // A run another process appended to is caught up from its cached version: only the new events are read.
           const got = states.get(runId)!;
           let state = got instanceof Promise ? await got : got;
           let undo = beginUndo(state);
