@@ -3,7 +3,8 @@
 // n), then a worker app that submitted none of them burns it down (concurrency 100, batches of 100).
 // Prints tasks/s, the worker process's CPU per task (process.cpuUsage) and the server's (Redis
 // `INFO cpu`; every postgres process's /proc times, so run it on a Postgres nothing else uses).
-// PROF=file.cpuprofile writes a CPU profile of the burn-down alone.
+// PROF=file.cpuprofile writes a CPU profile of the burn-down alone; HEAP=file.heapprofile a sampled
+// profile of what it allocates (garbage included), and prints the bytes allocated per task.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -48,17 +49,18 @@ try {
   const worker = createApp({ store });
   const noop = producer.task('noop', () => null);
   worker.task('noop', () => null);
-  const ids: string[] = [];
-  if (mode === 'a') {
-    ids.push(...(await prefillSingleRuns(store, n)));
-  } else {
-    ids.push((await group(Array.from({ length: n }, () => noop.s())).applyAsync()).id);
-  }
+  const ids = mode === 'a' ? await prefillSingleRuns(store, n) : [(await group(Array.from({ length: n }, () => noop.s())).applyAsync()).id];
   const profiler = process.env['PROF'] ? new Session() : undefined;
   if (profiler) {
     profiler.connect();
     await profiler.post('Profiler.enable');
     await profiler.post('Profiler.start');
+  }
+  const heap = process.env['HEAP'] ? new Session() : undefined;
+  if (heap) {
+    heap.connect();
+    await heap.post('HeapProfiler.enable');
+    await heap.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
   }
   const cpu0 = process.cpuUsage();
   const server0 = serverCpuMs();
@@ -70,6 +72,17 @@ try {
   const cpu = process.cpuUsage(cpu0);
   const serverMs = serverCpuMs() - server0;
   if (profiler) writeFileSync(process.env['PROF']!, JSON.stringify((await profiler.post('Profiler.stop')).profile));
+  if (heap) {
+    const { profile } = await heap.post('HeapProfiler.stopSampling');
+    writeFileSync(process.env['HEAP']!, JSON.stringify(profile));
+    let bytes = 0;
+    const walk = (node: typeof profile.head): void => {
+      bytes += node.selfSize;
+      node.children.forEach(walk);
+    };
+    walk(profile.head);
+    console.log(`allocated (sampled, garbage included): ${(bytes / n / 1024).toFixed(1)} KB a task`);
+  }
   for (const id of [ids[0]!, last]) if ((await store.getRun(id))?.status !== 'succeeded') throw new Error(`run ${id} did not succeed`);
   const nodeMs = (cpu.user + cpu.system) / 1000;
   const perTask = (t: number) => `${((t * 1000) / n).toFixed(1)} µs a task (${((t / ms) * 100).toFixed(0)}% busy)`;

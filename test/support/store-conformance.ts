@@ -69,6 +69,17 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       expect(await store.getRun('r1')).toMatchObject({ runId: 'r1', status: 'running', version: 2 });
     });
 
+    it('keeps any text exactly (multi-byte, astral, long) and takes a batch of thousands of nodes', async () => {
+      const texts = ['é', 'a'.repeat(31), 'é'.repeat(70), `${'a'.repeat(40)}日本`, '😀 déjà vu', 'x'.repeat(300) + 'ü', 'ß😀'.repeat(40_000)];
+      const members: CanvasData[] = texts.map((text) => ({ kind: 'signature', task: 'echo', args: [text], immutable: false, options: {} }));
+      for (let i = 0; members.length < 8000; i++) members.push(sig('t', [i]));
+      const events = submitted({ kind: 'group', members }, clock.t);
+      await store.append([{ runId: 'r😀', expectedVersion: 0, events }]);
+      expect((await store.readStream('r😀')).map((s) => s.event)).toEqual(events);
+      const claimed = await store.claim({ queues: ['default'], limit: texts.length, worker: 'w', leaseMs: 1000 });
+      expect(claimed.map((c) => [c.runId, c.args[0]])).toEqual(texts.map((text) => ['r😀', text]));
+    });
+
     it('refuses an append at a stale expected version, writing nothing', async () => {
       await store.append([{ runId: 'r1', expectedVersion: 0, events: submitted(sig('t'), clock.t) }]);
       const more: WorkflowEvent[] = [{ type: 'NodesSkipped', at: clock.t, nodeIds: [], reason: 'test' }];

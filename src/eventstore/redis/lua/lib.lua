@@ -37,6 +37,8 @@
 -- id: an event's item starts with its own position), until deleteRuns trims dead entries off the head.
 
 local call = redis.call
+-- The client sends ARGV as one MessagePack array of strings (see packArgs in scripts.ts).
+local ARGV = cmsgpack.unpack(ARGV[1])
 local P = ARGV[1]
 local NUL = '\0'
 local K_POS, K_LOG, K_RUNS, K_EV, K_VER, K_ST = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
