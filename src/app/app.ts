@@ -115,7 +115,8 @@ export function createApp(options: AppOptions = {}): App {
   const open = () => {
     opened ??= (async () => {
       const store = typeof options.store === 'object' ? options.store : await openStore(options.store ?? defaultStoreUrl());
-      const coordinator = new Coordinator(store);
+      // Submitted runs are cached for this app's own workers only (see Coordinator).
+      const coordinator = new Coordinator(store, { cacheSubmits: () => workers.size > 0 });
       coordinator.onFinished((id) => {
         for (const wake of waiters.get(id) ?? []) wake();
         hooks.emit('runFinished', { runId: id });

@@ -20,6 +20,7 @@ export class Coordinator {
   readonly #store: EventStore;
   readonly #cache = new Map<string, RunState>();
   readonly #cacheNodes: number;
+  readonly #cacheSubmits: () => boolean;
   #cachedNodes = 0;
   readonly #finished = new Set<(runId: string) => void>();
   #queue: Promise<unknown> = Promise.resolve();
@@ -32,10 +33,21 @@ export class Coordinator {
   /** Serial steps waiting for the flying records to land. */
   #landing: (() => void)[] = [];
 
-  /** `cacheNodes`: how many DAG nodes the run-state cache may hold, over all runs (default 1,000,000). */
-  constructor(store: EventStore, options: { cacheNodes?: number } = {}) {
+  /**
+   * `cacheNodes`: how many DAG nodes the run-state cache may hold, over all runs (default 1,000,000).
+   * `cacheSubmits`: whether a run submitted here is cached (default: always). An app asks for it only
+   * while it runs a worker: a process that only submits (a web server) never sees its runs finish,
+   * so it would keep each one (~2 KB a node) until the cache is full.
+   */
+  constructor(store: EventStore, options: { cacheNodes?: number; cacheSubmits?: () => boolean } = {}) {
     this.#store = store;
     this.#cacheNodes = options.cacheNodes ?? 1_000_000;
+    this.#cacheSubmits = options.cacheSubmits ?? (() => true);
+  }
+
+  /** How many runs the cache holds now. */
+  get cachedRuns(): number {
+    return this.#cache.size;
   }
 
   /** Appends a new run: WorkflowSubmitted and its first NodeReady events (in the caller's transaction, if given). */
@@ -44,7 +56,7 @@ export class Coordinator {
     const events = decide(state, { type: 'Submit', at, dag });
     await this.#store.append([{ runId, expectedVersion: 0, events }], transaction === undefined ? {} : { transaction });
     // Inside a caller's transaction the run may yet roll back: nothing is cached for it.
-    if (transaction !== undefined) return;
+    if (transaction !== undefined || !this.#cacheSubmits()) return;
     for (const e of events) applyInPlace(state, e);
     this.#remember(state);
   }

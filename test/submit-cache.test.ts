@@ -1,0 +1,62 @@
+// Which submitted runs an app keeps in its coordinator's cache: a run it submits is cached only while
+// the app runs a worker. A process that only submits (a web server) never sees its runs finish, so it
+// would keep every one (about 2 KB a node, up to the cache's million nodes).
+import { describe, expect, it } from 'vitest';
+import { MemoryStore } from '../src/eventstore/memory.ts';
+import type { EventStore } from '../src/eventstore/store.ts';
+import { createApp } from '../src/index.ts';
+import { Coordinator } from '../src/workers/coordinator.ts';
+import { compile } from '../src/canvas/compile.ts';
+
+/** The store, with the run ids its readStream was called for. */
+function countingReads(store: EventStore): { store: EventStore; reads: string[] } {
+  const reads: string[] = [];
+  const readStream = store.readStream.bind(store);
+  store.readStream = (runId, from) => (reads.push(runId), readStream(runId, from));
+  return { store, reads };
+}
+
+/** Waits until every run succeeded, by the runs projection (a run handle's get() would read the log). */
+async function succeeded(store: EventStore, ids: readonly string[]): Promise<void> {
+  for (const id of ids) {
+    for (let i = 0; (await store.getRun(id))?.status !== 'succeeded'; i++) {
+      if (i > 5000) throw new Error(`run ${id} did not succeed`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+}
+
+const dag = compile({ kind: 'signature', task: 't', args: [], immutable: false, options: {} });
+
+describe('the submit cache', () => {
+  it('a coordinator caches what it submits unless told not to', async () => {
+    let keep = false;
+    const coordinator = new Coordinator(new MemoryStore(), { cacheSubmits: () => keep });
+    await coordinator.submit('a', dag, 1);
+    expect(coordinator.cachedRuns).toBe(0);
+    keep = true;
+    await coordinator.submit('b', dag, 1);
+    expect(coordinator.cachedRuns).toBe(1);
+    expect(new Coordinator(new MemoryStore()).cachedRuns).toBe(0);
+  });
+
+  it('an app without a worker keeps none of its runs; once it runs one, its submits are cached and never read', async () => {
+    const { store, reads } = countingReads(new MemoryStore());
+    const app = createApp({ store });
+    const add = app.task('add', (a: number, b: number) => a + b);
+    try {
+      const before = await Promise.all([1, 2, 3].map((n) => add.delay(n, n)));
+      app.worker({ concurrency: 4 });
+      await succeeded(store, before.map((r) => r.id));
+      // Submitted with no worker: not cached, so the worker read each run before recording its outcome.
+      expect(reads.filter((id) => before.some((r) => r.id === id)).sort()).toEqual(before.map((r) => r.id).sort());
+
+      const after = await Promise.all([4, 5].map((n) => add.delay(n, n)));
+      await succeeded(store, after.map((r) => r.id));
+      expect(reads.filter((id) => after.some((r) => r.id === id))).toEqual([]);
+      expect(await Promise.all([...before, ...after].map((r) => r.get()))).toEqual([2, 4, 6, 8, 10]);
+    } finally {
+      await app.close();
+    }
+  });
+});
