@@ -109,6 +109,24 @@ for (const [name, url] of stores) {
       expect(retries.map((r) => r.retryAt - r.at)).toEqual([30, 30, 30]);
     });
 
+    it('a task may return a value, a promise or any thenable, or throw; taskContext() works after an await and heartbeat destructures', async () => {
+      const sync = app.task('sync', (x: number) => x + 1);
+      const later = app.task('later', async (x: number) => {
+        await sleep(5);
+        const { attempt, idempotencyKey, heartbeat } = taskContext();
+        return { x, attempt, key: idempotencyKey.endsWith('/0'), held: await heartbeat() };
+      });
+      const thenable = app.task('thenable', (x: number) => ({ then: (ok: (v: number) => void) => ok(x * 2) }) as unknown as number);
+      const rejects = app.task('rejects', () => Promise.reject(new Error('refused')));
+      const throws = app.task('throws', (): number => { throw new Error('thrown'); });
+      app.worker({ pollMs: 10 });
+      expect(await (await sync.delay(1)).get({ timeoutMs: 10_000 })).toBe(2);
+      expect(await (await later.delay(7)).get({ timeoutMs: 10_000 })).toEqual({ x: 7, attempt: 1, key: true, held: true });
+      expect(await (await thenable.delay(4)).get({ timeoutMs: 10_000 })).toBe(8);
+      await expect((await rejects.delay()).get({ timeoutMs: 10_000 })).rejects.toThrow(/refused/);
+      await expect((await throws.delay()).get({ timeoutMs: 10_000 })).rejects.toThrow(/thrown/);
+    });
+
     it('a per-call retry policy overrides the task one field by field (recorded in the log)', async () => {
       let calls = 0;
       const t = app.task('often', () => { calls++; throw new Error('no'); }, { retry: { max: 5, delay: 1, jitter: false } });

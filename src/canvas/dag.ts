@@ -112,7 +112,14 @@ export interface Dag {
 }
 
 /** The node ids an expression reads, each once, in first-seen order (a `collect` member's included). */
-export function exprRefs(expr: Expr | null, into: string[] = [], seen = new Set<string>()): string[] {
+export function exprRefs(expr: Expr | null): readonly string[] {
+  // A node without input (most: a group member, a chain's first step) allocates nothing.
+  return expr === null ? noRefs : collectRefs(expr, [], new Set<string>());
+}
+
+const noRefs: readonly string[] = Object.freeze([]);
+
+function collectRefs(expr: Expr | null, into: string[], seen: Set<string>): string[] {
   if (expr === null) return into;
   if ('ref' in expr) {
     if (!seen.has(expr.ref)) {
@@ -122,9 +129,9 @@ export function exprRefs(expr: Expr | null, into: string[] = [], seen = new Set<
     return into;
   }
   if ('failure' in expr) return into;
-  if ('list' in expr) for (const e of expr.list) exprRefs(e, into, seen);
-  else for (const m of expr.collect) exprRefs(m.value, into, seen);
-  if (expr.after) exprRefs(expr.after, into, seen);
+  if ('list' in expr) for (const e of expr.list) collectRefs(e, into, seen);
+  else for (const m of expr.collect) collectRefs(m.value, into, seen);
+  if (expr.after) collectRefs(expr.after, into, seen);
   return into;
 }
 

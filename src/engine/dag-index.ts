@@ -22,11 +22,17 @@ export interface DagIndex {
 }
 
 const none: ReadonlyMap<string, readonly string[]> = new Map();
+const noScopes: ReadonlyMap<string, DagScope> = new Map();
 
 function push(map: Map<string, string[]>, key: string, value: string): void {
   const list = map.get(key);
   if (list) list.push(value);
   else map.set(key, [value]);
+}
+
+/** Throws CORRUPT_LOG unless `dep` is a node of the DAG (a module function: no closure per run). */
+function known(byId: ReadonlyMap<string, DagNode>, node: DagNode, dep: string): void {
+  if (!byId.has(dep)) throw new LovageError('CORRUPT_LOG', `node ${node.id} reads unknown node ${dep}`);
 }
 
 /** Indexes a DAG; a DAG without scopes (no callbacks, no `collect` chords) takes the short way. */
@@ -35,19 +41,16 @@ export function indexDag(dag: Dag): DagIndex {
   const dependents = new Map<string, string[]>();
   const depCount = new Map<string, number>();
   for (const node of dag.nodes) byId.set(node.id, node);
-  const known = (node: DagNode, dep: string): void => {
-    if (!byId.has(dep)) throw new LovageError('CORRUPT_LOG', `node ${node.id} reads unknown node ${dep}`);
-  };
   if (!dag.scopes?.length) {
     for (const node of dag.nodes) {
       const deps = exprRefs(node.input);
       depCount.set(node.id, deps.length);
       for (const dep of deps) {
-        known(node, dep);
+        known(byId, node, dep);
         push(dependents, dep, node.id);
       }
     }
-    return { dag, byId, dependents, depCount, settles: none, triggers: none, triggered: none, scopes: new Map(), domains: none };
+    return { dag, byId, dependents, depCount, settles: none, triggers: none, triggered: none, scopes: noScopes, domains: none };
   }
   const scopes = new Map<string, DagScope>();
   for (const s of dag.scopes) {
@@ -72,7 +75,7 @@ export function indexDag(dag: Dag): DagIndex {
     const deps = inputDeps(node.input);
     let count = deps.refs.length + deps.failures.length;
     for (const dep of deps.refs) {
-      known(node, dep);
+      known(byId, node, dep);
       push(dependents, dep, node.id);
     }
     for (const scope of deps.collect) {

@@ -61,7 +61,7 @@ export class InFlight {
 }
 
 /** An attempt's end: a value, a thrown error, or handed back unstarted for `defer` ms (a rate limit). */
-type Result = { ok: true; value: Json; expired?: true } | { ok: false; thrown: unknown } | { ok: false; defer: number; reason: string };
+export type Result = { ok: true; value: Json; expired?: true } | { ok: false; thrown: unknown } | { ok: false; defer: number; reason: string };
 
 /** How long a node is handed back when the store did not answer the checks before its start. */
 const UNCHECKED_DEFER_MS = 1000;
@@ -71,54 +71,103 @@ const UNCHECKED_DEFER_MS = 1000;
 
 /** The context of the task of `flight` (see taskContext()). */
 export function contextOf(host: AttemptHost, flight: InFlight): TaskContext {
-  const node = flight.node;
-  return {
-    runId: node.runId,
-    nodeId: node.nodeId,
-    task: node.task,
-    attempt: node.attempt,
-    idempotencyKey: `${node.runId}/${node.nodeId}`,
-    get signal() {
-      return flight.signal;
-    },
-    heartbeat: heartbeatOf(host.store, node, host.leaseMs),
-    retry: retryAttempt,
-  };
+  return new AttemptContext(host, flight);
 }
 
-/** One attempt: the checks that may refuse to run it (expired, lost too often), then the task under its time limits. */
-export async function runAttempt(host: AttemptHost, def: TaskDefinition | undefined, node: ClaimedNode, ctx: TaskContext, flight: InFlight): Promise<Result> {
+/**
+ * A running attempt's TaskContext: its plain fields are set at once (a class of one shape, cheap to
+ * make for every task), the rest is made on first use: no object literal with an accessor and no
+ * heartbeat closure per task. `heartbeat` is a getter returning a bound function, so
+ * `const { heartbeat } = taskContext()` works like `signal` does.
+ */
+class AttemptContext implements TaskContext {
+  readonly runId: string;
+  readonly nodeId: string;
+  readonly task: string;
+  readonly attempt: number;
+  readonly idempotencyKey: string;
+  readonly #host: AttemptHost;
+  readonly #flight: InFlight;
+  #heartbeat: (() => Promise<boolean>) | undefined;
+  constructor(host: AttemptHost, flight: InFlight) {
+    const node = flight.node;
+    this.runId = node.runId;
+    this.nodeId = node.nodeId;
+    this.task = node.task;
+    this.attempt = node.attempt;
+    this.idempotencyKey = `${node.runId}/${node.nodeId}`;
+    this.#host = host;
+    this.#flight = flight;
+  }
+  get signal(): AbortSignal {
+    return this.#flight.signal;
+  }
+  get heartbeat(): () => Promise<boolean> {
+    return (this.#heartbeat ??= heartbeatOf(this.#host.store, this.#flight.node, this.#host.leaseMs));
+  }
+  get retry(): TaskContext['retry'] {
+    return retryAttempt;
+  }
+}
+
+/**
+ * One attempt: the checks that may refuse to run it (expired, lost too often, rate limited), then the
+ * task under its time limits. Synchronous where it can be: a task that returns without a promise, with
+ * no check that needs the store and no time limit, gets its Result at once (no promise per step).
+ */
+export function runAttempt(host: AttemptHost, def: TaskDefinition | undefined, node: ClaimedNode, ctx: TaskContext, flight: InFlight): Result | Promise<Result> {
   const startedAt = node.events.at(-1)?.event.at ?? Date.now();
   const expiresAt = node.options?.expiresAt;
   if (expiresAt !== undefined && startedAt > expiresAt) {
     if (node.options?.expireSkip) return { ok: true, value: null, expired: true };
     return { ok: false, thrown: new TaskExpiredError(`node ${node.nodeId} expired at ${new Date(expiresAt).toISOString()} before it started (claimed at ${new Date(startedAt).toISOString()}); it was not run`) };
   }
-  if (def && node.events.some((e) => e.event.type === 'NodeLeaseExpired')) {
-    let lost: number;
-    try {
-      lost = await lostLeases(host.store, node);
-    } catch (e) {
-      return unchecked(host, node, e);
-    }
-    if (lost > def.maxLeaseExpiries) {
-      return { ok: false, thrown: new WorkerLostError(`node ${node.nodeId}'s lease ran out ${lost} times (its worker died or stalled each time); maxLeaseExpiries is ${def.maxLeaseExpiries}, so it is not run again`) };
-    }
+  if (def && node.events.some((e) => e.event.type === 'NodeLeaseExpired')) return afterLeaseCheck(host, def, node, ctx, flight);
+  return afterChecks(host, def, node, ctx, flight);
+}
+
+/** A node whose lease ran out before: how often (the store knows) decides whether it runs again. */
+async function afterLeaseCheck(host: AttemptHost, def: TaskDefinition, node: ClaimedNode, ctx: TaskContext, flight: InFlight): Promise<Result> {
+  let lost: number;
+  try {
+    lost = await lostLeases(host.store, node);
+  } catch (e) {
+    return unchecked(host, node, e);
   }
+  if (lost > def.maxLeaseExpiries) {
+    return { ok: false, thrown: new WorkerLostError(`node ${node.nodeId}'s lease ran out ${lost} times (its worker died or stalled each time); maxLeaseExpiries is ${def.maxLeaseExpiries}, so it is not run again`) };
+  }
+  return afterChecks(host, def, node, ctx, flight);
+}
+
+function afterChecks(host: AttemptHost, def: TaskDefinition | undefined, node: ClaimedNode, ctx: TaskContext, flight: InFlight): Result | Promise<Result> {
   if (!def) return { ok: false, thrown: new LovageError('NOT_FOUND', `task "${node.task}" is not registered in worker ${host.name}; register it with app.task("${node.task}", fn) in the worker's app`) };
-  if (!host.limiter.freeNow(node.task, def.rateLimit)) {
-    let wait: number;
-    try {
-      wait = await host.limiter.wait(node.task, def.rateLimit);
-    } catch (e) {
-      return unchecked(host, node, e);
-    }
-    if (wait > 0) return { ok: false, defer: wait, reason: `rate limit of task ${node.task}${def.rateLimit ? ` (${def.rateLimit.count} per ${def.rateLimit.periodMs} ms, or its run-time override)` : ' (run-time override)'}` };
+  if (!host.limiter.freeNow(node.task, def.rateLimit)) return afterRateLimit(host, def, node, ctx, flight);
+  return start(host, def, node, ctx, flight);
+}
+
+/** A task with a rate limit (or under a run-time override): a permit first, or the node is handed back. */
+async function afterRateLimit(host: AttemptHost, def: TaskDefinition, node: ClaimedNode, ctx: TaskContext, flight: InFlight): Promise<Result> {
+  let wait: number;
+  try {
+    wait = await host.limiter.wait(node.task, def.rateLimit);
+  } catch (e) {
+    return unchecked(host, node, e);
   }
+  if (wait > 0) return { ok: false, defer: wait, reason: `rate limit of task ${node.task}${def.rateLimit ? ` (${def.rateLimit.count} per ${def.rateLimit.periodMs} ms, or its run-time override)` : ' (run-time override)'}` };
+  return start(host, def, node, ctx, flight);
+}
+
+function start(host: AttemptHost, def: TaskDefinition, node: ClaimedNode, ctx: TaskContext, flight: InFlight): Result | Promise<Result> {
   if (listens(host, 'taskPrerun')) emit(host, 'taskPrerun', { runId: node.runId, nodeId: node.nodeId, task: node.task, args: node.args, attempt: node.attempt });
   const limits = limitsFor(def, node.options);
   // The common case, kept lean: in-process, no time limit.
   if (!host.pool && limits.soft === undefined && limits.hard === undefined) return call(def.fn, node, ctx);
+  return limited(host, def, node, ctx, flight, limits);
+}
+
+/** The task in the threads pool or under time limits. */
+async function limited(host: AttemptHost, def: TaskDefinition, node: ClaimedNode, ctx: TaskContext, flight: InFlight, limits: ReturnType<typeof limitsFor>): Promise<Result> {
   const timers: NodeJS.Timeout[] = [];
   let softFired = false;
   let settled = false;
@@ -151,7 +200,7 @@ export async function runAttempt(host: AttemptHost, def: TaskDefinition | undefi
     void thread.started.then(arm);
     run = thread.result;
   } else {
-    run = call(def.fn, node, ctx);
+    run = Promise.resolve(call(def.fn, node, ctx));
     arm();
   }
   try {
@@ -189,14 +238,28 @@ export function completionOf(host: AttemptHost, def: TaskDefinition | undefined,
   return { type: 'Complete', runId: node.runId, nodeId: node.nodeId, attempt: node.attempt, leaseToken: node.leaseToken, outcome, at };
 }
 
-async function call(fn: (...args: never[]) => unknown, node: ClaimedNode, ctx: TaskContext): Promise<Result> {
+function call(fn: (...args: never[]) => unknown, node: ClaimedNode, ctx: TaskContext): Result | Promise<Result> {
+  let value: unknown;
   try {
-    const value = (await contextStorage.run(ctx, () => fn(...(node.args as never[])))) ?? null;
-    assertJson(value, `result of task ${node.task}`);
-    return { ok: true, value };
+    value = contextStorage.run(ctx, fn, ...(node.args as never[]));
   } catch (e) {
     return { ok: false, thrown: e };
   }
+  if (typeof (value as PromiseLike<unknown> | null)?.then === 'function') {
+    return Promise.resolve(value).then((v) => returned(node, v), (e: unknown) => ({ ok: false, thrown: e }));
+  }
+  return returned(node, value);
+}
+
+/** The Result of a task that returned `value` (undefined is null); a value that is not JSON fails it. */
+function returned(node: ClaimedNode, value: unknown): Result {
+  const json = value ?? null;
+  try {
+    assertJson(json, `result of task ${node.task}`);
+  } catch (e) {
+    return { ok: false, thrown: e };
+  }
+  return { ok: true, value: json as Json };
 }
 
 /**

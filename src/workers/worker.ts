@@ -1,6 +1,6 @@
 import { LovageError } from '../errors.ts';
 import type { ClaimedNode, ClaimRequest, EventStore } from '../eventstore/store.ts';
-import { completionOf, contextOf, InFlight, runAttempt, type AttemptHost } from './attempt.ts';
+import { completionOf, contextOf, InFlight, runAttempt, type AttemptHost, type Result } from './attempt.ts';
 import type { Completion, Coordinator } from './coordinator.ts';
 import type { TaskDefinition } from './execution.ts';
 import type { HookEmitter } from './hooks.ts';
@@ -328,14 +328,24 @@ export class Worker {
     const def = this.#host.tasks.get(node.task);
     const ctx = contextOf(this.#attempts, flight);
     const started = Date.now();
-    void runAttempt(this.#attempts, def, node, ctx, flight).then(async (result) => {
-      // The clock first: the node stays in #inFlight until its outcome is pending (shutdown waits for it).
-      const at = await this.#now();
-      if (!this.#inFlight.delete(node.leaseToken)) return; // released at shutdown
-      this.#unrecorded.set(node.leaseToken, node);
-      this.#pending.push(completionOf(this.#attempts, def, node, result, at, started));
-      this.#poke();
-    });
+    let result: Result | Promise<Result>;
+    try {
+      result = runAttempt(this.#attempts, def, node, ctx, flight);
+    } catch (e) {
+      result = { ok: false, thrown: e };
+    }
+    void this.#finish(node, def, result, started);
+  }
+
+  /** Once the attempt has its Result: the outcome becomes pending, to be recorded with the next batch. */
+  async #finish(node: ClaimedNode, def: TaskDefinition | undefined, attempt: Result | Promise<Result>, started: number): Promise<void> {
+    const result = await attempt;
+    // The clock first: the node stays in #inFlight until its outcome is pending (shutdown waits for it).
+    const at = await this.#now();
+    if (!this.#inFlight.delete(node.leaseToken)) return; // released at shutdown
+    this.#unrecorded.set(node.leaseToken, node);
+    this.#pending.push(completionOf(this.#attempts, def, node, result, at, started));
+    this.#poke();
   }
 
   /** Records pending outcomes (and claims, when asked, in the same transaction). */
