@@ -52,6 +52,10 @@ export class MemoryStore implements EventStore {
     return this.#clock();
   }
 
+  nowSync(): number {
+    return this.#clock();
+  }
+
   async append(requests: readonly AppendRequest[], options?: AppendOptions): Promise<StoredEvent[][]> {
     refuseTransaction('memory', options);
     const versions = new Map<string, number>();

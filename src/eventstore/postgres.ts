@@ -127,6 +127,10 @@ export class PostgresStore implements EventStore {
     return this.#injected ? this.#injected() : this.#clock!.now();
   }
 
+  nowSync(): number {
+    return this.#injected ? this.#injected() : this.#clock!.now();
+  }
+
   async append(requests: readonly AppendRequest[], options?: AppendOptions): Promise<StoredEvent[][]> {
     const { params, groups } = buildAppend(requests);
     if (!params.hasEvents) return requests.map(() => []);

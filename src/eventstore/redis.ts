@@ -124,6 +124,10 @@ export class RedisStore implements EventStore {
     return this.#clock ? this.#clock() : Math.round(Date.now() + this.#offset);
   }
 
+  nowSync(): number {
+    return this.#clock ? this.#clock() : Math.round(Date.now() + this.#offset);
+  }
+
   #run(script: Script, argv: ScriptArg[], client: Redis = this.#client): Promise<unknown> {
     return runScript(client, script, this.#keys, argv);
   }

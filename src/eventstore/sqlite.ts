@@ -89,6 +89,10 @@ export class SqliteStore implements EventStore {
     return this.#clock();
   }
 
+  nowSync(): number {
+    return this.#clock();
+  }
+
   async append(requests: readonly AppendRequest[], options?: AppendOptions): Promise<StoredEvent[][]> {
     refuseTransaction('SQLite', options);
     const out = this.#write(() => requests.map((r) => this.#appendOne(r.runId, r.expectedVersion, r.events)));

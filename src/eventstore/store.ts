@@ -118,6 +118,12 @@ export interface EventStore {
   /** The store's clock, epoch ms: leases and event times come from here, never from a worker. */
   now(): Promise<number>;
   /**
+   * The same clock without a call, where the store has it at hand (every built-in store: the local
+   * clock, or the local clock plus the server's offset measured in the background). A worker stamps an
+   * outcome with it without awaiting `now()`. Optional: a store without it is asked through `now()`.
+   */
+  nowSync?(): number;
+  /**
    * Appends all requests or none. Throws a CONCURRENCY LovageError (details.runId) when a run is not
    * at its expected version. Returns the stored events per request.
    */

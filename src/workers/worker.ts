@@ -334,14 +334,21 @@ export class Worker {
     } catch (e) {
       result = { ok: false, thrown: e };
     }
-    void this.#finish(node, def, result, started);
+    const store = this.#host.store;
+    if (result instanceof Promise || store.nowSync === undefined) void this.#finish(node, def, result, started);
+    else this.#complete(node, def, result, store.nowSync(), started);
   }
 
-  /** Once the attempt has its Result: the outcome becomes pending, to be recorded with the next batch. */
+  /** Once the attempt has its Result and the store's clock its time: see #complete. */
   async #finish(node: ClaimedNode, def: TaskDefinition | undefined, attempt: Result | Promise<Result>, started: number): Promise<void> {
     const result = await attempt;
     // The clock first: the node stays in #inFlight until its outcome is pending (shutdown waits for it).
-    const at = await this.#now();
+    const store = this.#host.store;
+    this.#complete(node, def, result, store.nowSync ? store.nowSync() : await this.#now(), started);
+  }
+
+  /** The outcome becomes pending, to be recorded with the next batch. */
+  #complete(node: ClaimedNode, def: TaskDefinition | undefined, result: Result, at: number, started: number): void {
     if (!this.#inFlight.delete(node.leaseToken)) return; // released at shutdown
     this.#unrecorded.set(node.leaseToken, node);
     this.#pending.push(completionOf(this.#attempts, def, node, result, at, started));
