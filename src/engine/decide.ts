@@ -44,8 +44,8 @@ export interface ClaimInput {
   readonly nodeId: string;
   /** Attempts started so far. */
   readonly attempts: number;
-  /** The worker whose lease ran out, if the node was leased. */
-  readonly expiredWorker?: string;
+  /** The worker whose lease ran out, if the node was leased (undefined: it was not). */
+  readonly expiredWorker?: string | undefined;
   readonly worker: string;
   readonly leaseToken: string;
   readonly leaseExpiresAt: number;

@@ -39,56 +39,20 @@ export function encodeAppend(requests: readonly AppendRequest[], out: ScriptArg[
       throw new LovageError('VALIDATION', `expected version ${String(r.expectedVersion)} of run ${r.runId} is invalid; allowed are integers ≥ 0`);
     }
     const events = r.events;
+    // First pass: the header's fields (status, finished version, op count); the second pushes the ops.
     let status = '';
     let finished = '';
-    const ops: ScriptArg[] = [];
     let nOps = 0;
-    events.forEach((e, i) => {
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i]!;
       const next = runStatusAfter(e);
       if (next !== undefined) {
         status = next;
         // The run's end, or '0': it runs (again), no finished version.
         finished = endsRun(e) ? String(r.expectedVersion + i + 1) : '0';
       }
-      switch (e.type) {
-        case 'WorkflowCancelled':
-        case 'NodesAborted':
-          for (const nodeId of e.nodeIds) {
-            nOps++;
-            ops.push('D', i, nodeId);
-          }
-          return;
-        case 'NodeReady':
-          nOps++;
-          ops.push('R', i, e.nodeId, e.queue, e.priority, e.task, JSON.stringify(e.args), e.availableAt ?? 0, e.options ? JSON.stringify(e.options) : '');
-          return;
-        case 'NodeRetryScheduled':
-          nOps++;
-          ops.push('Y', i, e.nodeId, e.retryAt, '');
-          return;
-        case 'NodeDeferred':
-          // The handed-back attempt does not count: the next claim starts this attempt again.
-          nOps++;
-          ops.push('Y', i, e.nodeId, e.until, e.attempt - 1);
-          return;
-        case 'NodeSucceeded':
-        case 'NodeFailed':
-          nOps++;
-          ops.push('D', i, e.nodeId);
-          return;
-        case 'NodeLeaseExpired':
-        case 'NodeReleased':
-          nOps++;
-          ops.push('C', i, e.nodeId);
-          return;
-        case 'NodeStarted':
-          nOps++;
-          ops.push('S', i, e.nodeId, e.attempt, e.worker, e.leaseToken, e.leaseExpiresAt);
-          return;
-        default:
-          return;
-      }
-    });
+      nOps += opCount(e);
+    }
     const first = events[0];
     const last = events[events.length - 1];
     out.push(
@@ -96,7 +60,60 @@ export function encodeAppend(requests: readonly AppendRequest[], out: ScriptArg[
       r.expectedVersion === 0 && first ? first.at : '', taskList(first), status, finished, last ? last.at : '',
     );
     for (const e of events) out.push(JSON.stringify(e));
-    for (const o of ops) out.push(o);
+    for (let i = 0; i < events.length; i++) pushOps(events[i]!, i, out);
+  }
+}
+
+/** How many ops an event makes (see pushOps). */
+function opCount(e: WorkflowEvent): number {
+  switch (e.type) {
+    case 'WorkflowCancelled':
+    case 'NodesAborted':
+      return e.nodeIds.length;
+    case 'NodeReady':
+    case 'NodeRetryScheduled':
+    case 'NodeDeferred':
+    case 'NodeSucceeded':
+    case 'NodeFailed':
+    case 'NodeLeaseExpired':
+    case 'NodeReleased':
+    case 'NodeStarted':
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+/** The ready-queue ops of the event at index `i` of its request (the kinds `append` in lua/lib-append.lua reads). */
+function pushOps(e: WorkflowEvent, i: number, out: ScriptArg[]): void {
+  switch (e.type) {
+    case 'WorkflowCancelled':
+    case 'NodesAborted':
+      for (const nodeId of e.nodeIds) out.push('D', i, nodeId);
+      return;
+    case 'NodeReady':
+      out.push('R', i, e.nodeId, e.queue, e.priority, e.task, JSON.stringify(e.args), e.availableAt ?? 0, e.options ? JSON.stringify(e.options) : '');
+      return;
+    case 'NodeRetryScheduled':
+      out.push('Y', i, e.nodeId, e.retryAt, '');
+      return;
+    case 'NodeDeferred':
+      // The handed-back attempt does not count: the next claim starts this attempt again.
+      out.push('Y', i, e.nodeId, e.until, e.attempt - 1);
+      return;
+    case 'NodeSucceeded':
+    case 'NodeFailed':
+      out.push('D', i, e.nodeId);
+      return;
+    case 'NodeLeaseExpired':
+    case 'NodeReleased':
+      out.push('C', i, e.nodeId);
+      return;
+    case 'NodeStarted':
+      out.push('S', i, e.nodeId, e.attempt, e.worker, e.leaseToken, e.leaseExpiresAt);
+      return;
+    default:
+      return;
   }
 }
 
@@ -146,39 +163,54 @@ export function decodeClaim(reply: readonly unknown[], offset: number, worker: s
   const out: ClaimedNode[] = [];
   for (let k = offset + 3, n = 1; k < reply.length; k++, n++) {
     const fields = (reply[k] as string).split('\u0000');
-    const [runId, nodeId, task, args, attemptsS, expired, expiredWorker, versionS, options] = fields as [string, string, string, string, string, string, string, string, string];
-    const attempts = Number(attemptsS);
-    const version = Number(versionS);
+    const runId = fields[0]!;
+    const nodeId = fields[1]!;
+    const attempts = Number(fields[4]);
+    const version = Number(fields[7]);
+    const options = fields[8]!;
     const leaseToken = seed + n;
-    const events = decideStart({ nodeId, attempts, worker, leaseToken, leaseExpiresAt, at: now, ...(expired === '1' ? { expiredWorker } : {}) });
-    const first = position;
-    position += events.length;
-    out.push({
-      runId, nodeId, task, args: JSON.parse(args) as Json[], attempt: attempts + 1, leaseToken, leaseExpiresAt,
-      ...(options !== '' ? { options: JSON.parse(options) as ExecOptions } : {}),
-      events: events.map((event, i) => ({ runId, version: version + i, position: first + i, event })),
-      ...historyOf(runId, fields),
-    });
+    const started = decideStart({ nodeId, attempts, worker, leaseToken, leaseExpiresAt, at: now, expiredWorker: fields[5] === '1' ? fields[6] : undefined });
+    const events: StoredEvent[] = [];
+    for (const event of started) events.push({ runId, version: version + events.length, position: position++, event });
+    // One shape for every claimed node: the optional fields are added after, in this order.
+    const node: { -readonly [K in keyof ClaimedNode]: ClaimedNode[K] } = {
+      runId, nodeId, task: fields[2]!, args: JSON.parse(fields[3]!) as Json[], attempt: attempts + 1, leaseToken, leaseExpiresAt, events,
+    };
+    if (options !== '') node.options = JSON.parse(options) as ExecOptions;
+    const history = historyOf(runId, fields);
+    if (history) node.history = history;
+    out.push(node);
   }
   return out;
 }
 
-/** `{ history }` from a claimed node's fields 10.. (`h`, then h items of versions 1..h), when there is one and it parses; else `{}`. */
-function historyOf(runId: string, fields: readonly string[]): { history?: StoredEvent[] } {
+/** A claimed node's history from its fields 10.. (`h`, then h items of versions 1..h), when there is one and it parses. */
+function historyOf(runId: string, fields: readonly string[]): StoredEvent[] | undefined {
   const h = Number(fields[9] ?? '0');
-  if (!(h > 0) || fields.length !== 10 + h) return {};
+  if (!(h > 0) || fields.length !== 10 + h) return undefined;
+  const history: StoredEvent[] = [];
   try {
-    return { history: fields.slice(10).map((item, i) => parseItem(item, runId, i + 1)) };
+    for (let i = 0; i < h; i++) history.push(parseItem(fields[10 + i]!, runId, i + 1));
   } catch {
-    return {}; // an unreadable event: left to readStream, which quarantines the run
+    return undefined; // an unreadable event: left to readStream, which quarantines the run
   }
+  return history;
 }
 
 /** Parses a stored list item `<position>:<event JSON>`; unreadable JSON is a CORRUPT_LOG error (the run gets quarantined). */
 export function parseItem(item: string | null, runId: string, version: number): StoredEvent {
   if (item === null) throw new LovageError('CORRUPT_LOG', `run ${runId} event ${version} is missing; the run is quarantined`, { runId, version });
   const colon = item.indexOf(':');
-  const position = Number(item.slice(0, colon));
+  // The position's digits without a substring (NaN for anything else, as Number() would give).
+  let position = colon > 0 ? 0 : Number.NaN;
+  for (let i = 0; i < colon; i++) {
+    const d = item.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) {
+      position = Number.NaN;
+      break;
+    }
+    position = position * 10 + d;
+  }
   try {
     const event = JSON.parse(item.slice(colon + 1)) as WorkflowEvent;
     if (typeof event !== 'object' || event === null || typeof event.type !== 'string') throw new Error('not an event object');
