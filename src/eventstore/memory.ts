@@ -49,7 +49,7 @@ export class MemoryStore implements EventStore {
   }
 
   async now(): Promise<number> {
-    return this.#clock();
+    return this.nowSync();
   }
 
   nowSync(): number {

@@ -121,7 +121,7 @@ export class RedisStore implements EventStore {
   }
 
   async now(): Promise<number> {
-    return this.#clock ? this.#clock() : Math.round(Date.now() + this.#offset);
+    return this.nowSync();
   }
 
   nowSync(): number {

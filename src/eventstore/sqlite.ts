@@ -86,7 +86,7 @@ export class SqliteStore implements EventStore {
   }
 
   async now(): Promise<number> {
-    return this.#clock();
+    return this.nowSync();
   }
 
   nowSync(): number {

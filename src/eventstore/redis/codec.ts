@@ -39,81 +39,60 @@ export function encodeAppend(requests: readonly AppendRequest[], out: ScriptArg[
       throw new LovageError('VALIDATION', `expected version ${String(r.expectedVersion)} of run ${r.runId} is invalid; allowed are integers ≥ 0`);
     }
     const events = r.events;
-    // First pass: the header's fields (status, finished version, op count); the second pushes the ops.
     let status = '';
     let finished = '';
-    let nOps = 0;
     for (let i = 0; i < events.length; i++) {
-      const e = events[i]!;
-      const next = runStatusAfter(e);
+      const next = runStatusAfter(events[i]!);
       if (next !== undefined) {
         status = next;
         // The run's end, or '0': it runs (again), no finished version.
-        finished = endsRun(e) ? String(r.expectedVersion + i + 1) : '0';
+        finished = endsRun(events[i]!) ? String(r.expectedVersion + i + 1) : '0';
       }
-      nOps += opCount(e);
     }
     const first = events[0];
     const last = events[events.length - 1];
+    const nOpsAt = out.length + 3; // filled in once the ops are pushed
     out.push(
-      r.runId, r.expectedVersion, events.length, nOps,
+      r.runId, r.expectedVersion, events.length, 0,
       r.expectedVersion === 0 && first ? first.at : '', taskList(first), status, finished, last ? last.at : '',
     );
     for (const e of events) out.push(JSON.stringify(e));
-    for (let i = 0; i < events.length; i++) pushOps(events[i]!, i, out);
+    let nOps = 0;
+    for (let i = 0; i < events.length; i++) nOps += pushOps(events[i]!, i, out);
+    out[nOpsAt] = nOps;
   }
 }
 
-/** How many ops an event makes (see pushOps). */
-function opCount(e: WorkflowEvent): number {
-  switch (e.type) {
-    case 'WorkflowCancelled':
-    case 'NodesAborted':
-      return e.nodeIds.length;
-    case 'NodeReady':
-    case 'NodeRetryScheduled':
-    case 'NodeDeferred':
-    case 'NodeSucceeded':
-    case 'NodeFailed':
-    case 'NodeLeaseExpired':
-    case 'NodeReleased':
-    case 'NodeStarted':
-      return 1;
-    default:
-      return 0;
-  }
-}
-
-/** The ready-queue ops of the event at index `i` of its request (the kinds `append` in lua/lib-append.lua reads). */
-function pushOps(e: WorkflowEvent, i: number, out: ScriptArg[]): void {
+/** Pushes the ready-queue ops of the event at index `i` of its request (the kinds `append` in lua/lib-append.lua reads); returns how many. */
+function pushOps(e: WorkflowEvent, i: number, out: ScriptArg[]): number {
   switch (e.type) {
     case 'WorkflowCancelled':
     case 'NodesAborted':
       for (const nodeId of e.nodeIds) out.push('D', i, nodeId);
-      return;
+      return e.nodeIds.length;
     case 'NodeReady':
       out.push('R', i, e.nodeId, e.queue, e.priority, e.task, JSON.stringify(e.args), e.availableAt ?? 0, e.options ? JSON.stringify(e.options) : '');
-      return;
+      return 1;
     case 'NodeRetryScheduled':
       out.push('Y', i, e.nodeId, e.retryAt, '');
-      return;
+      return 1;
     case 'NodeDeferred':
       // The handed-back attempt does not count: the next claim starts this attempt again.
       out.push('Y', i, e.nodeId, e.until, e.attempt - 1);
-      return;
+      return 1;
     case 'NodeSucceeded':
     case 'NodeFailed':
       out.push('D', i, e.nodeId);
-      return;
+      return 1;
     case 'NodeLeaseExpired':
     case 'NodeReleased':
       out.push('C', i, e.nodeId);
-      return;
+      return 1;
     case 'NodeStarted':
       out.push('S', i, e.nodeId, e.attempt, e.worker, e.leaseToken, e.leaseExpiresAt);
-      return;
+      return 1;
     default:
-      return;
+      return 0;
   }
 }
 
