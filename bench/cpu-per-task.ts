@@ -11,7 +11,7 @@ import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
 import { createApp } from '../src/app/app.ts';
 import { group } from '../src/canvas/combinators.ts';
-import { prefillSingleRuns, WORKER } from './harness.ts';
+import { prefillSingleRuns, sampleAllocations, WORKER } from './harness.ts';
 import { openBenchStore } from './stores.ts';
 
 const kind = process.argv[2] ?? 'redis';
@@ -56,12 +56,7 @@ try {
     await profiler.post('Profiler.enable');
     await profiler.post('Profiler.start');
   }
-  const heap = process.env['HEAP'] ? new Session() : undefined;
-  if (heap) {
-    heap.connect();
-    await heap.post('HeapProfiler.enable');
-    await heap.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
-  }
+  const heap = process.env['HEAP'] ? await sampleAllocations() : undefined;
   const cpu0 = process.cpuUsage();
   const server0 = serverCpuMs();
   const t0 = performance.now();
@@ -73,14 +68,8 @@ try {
   const serverMs = serverCpuMs() - server0;
   if (profiler) writeFileSync(process.env['PROF']!, JSON.stringify((await profiler.post('Profiler.stop')).profile));
   if (heap) {
-    const { profile } = await heap.post('HeapProfiler.stopSampling');
+    const { bytes, profile } = await heap.stop();
     writeFileSync(process.env['HEAP']!, JSON.stringify(profile));
-    let bytes = 0;
-    const walk = (node: typeof profile.head): void => {
-      bytes += node.selfSize;
-      node.children.forEach(walk);
-    };
-    walk(profile.head);
     console.log(`allocated (sampled, garbage included): ${(bytes / n / 1024).toFixed(1)} KB a task`);
   }
   for (const id of [ids[0]!, last]) if ((await store.getRun(id))?.status !== 'succeeded') throw new Error(`run ${id} did not succeed`);

@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
 import { createApp, type App } from '../src/app/app.ts';
 import { compile } from '../src/canvas/compile.ts';
@@ -188,4 +189,29 @@ export function ms(t: number): string {
   if (t >= 10) return `${t.toFixed(0)} ms`;
   if (t >= 1) return `${t.toFixed(2)} ms`;
   return `${t.toFixed(3)} ms`;
+}
+
+/**
+ * Starts sampling what this process allocates, garbage included (V8's sampling heap profiler, every
+ * ~1 KB). `stop()` ends it: the bytes allocated meanwhile (an estimate from the samples) and the
+ * profile, which Chrome DevTools opens (write it to a `.heapprofile` file).
+ */
+export async function sampleAllocations(): Promise<{ stop(): Promise<{ bytes: number; profile: unknown }> }> {
+  const session = new Session();
+  session.connect();
+  await session.post('HeapProfiler.enable');
+  await session.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
+  return {
+    async stop() {
+      const { profile } = await session.post('HeapProfiler.stopSampling');
+      let bytes = 0;
+      const walk = (node: typeof profile.head): void => {
+        bytes += node.selfSize;
+        node.children.forEach(walk);
+      };
+      walk(profile.head);
+      session.disconnect();
+      return { bytes, profile };
+    },
+  };
 }

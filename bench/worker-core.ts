@@ -6,7 +6,6 @@
 // worker's process on any store. Prints tasks/s, CPU µs a task (process.cpuUsage) and, with
 // `--heap`, the bytes allocated a task (sampled, garbage included). Stable enough to compare two
 // commits in alternating runs on a noisy machine, which W1 against a server is not.
-import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
 import { createApp } from '../src/app/app.ts';
 import { compile } from '../src/canvas/compile.ts';
@@ -15,7 +14,7 @@ import type { StoredEvent } from '../src/engine/events.ts';
 import { initialState } from '../src/engine/state.ts';
 import { NOT_LIMITED } from '../src/eventstore/rate/window.ts';
 import { Signal, type AppendRequest, type ClaimedNode, type ClaimRequest, type EventStore } from '../src/eventstore/store.ts';
-import { WORKER } from './harness.ts';
+import { sampleAllocations, WORKER } from './harness.ts';
 
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -78,12 +77,7 @@ async function round(): Promise<void> {
   const { store, done } = instantStore(n);
   const app = createApp({ store });
   app.task('noop', () => null);
-  const profiler = heap ? new Session() : undefined;
-  if (profiler) {
-    profiler.connect();
-    await profiler.post('HeapProfiler.enable');
-    await profiler.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
-  }
+  const profiler = heap ? await sampleAllocations() : undefined;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   app.worker(WORKER);
@@ -92,13 +86,7 @@ async function round(): Promise<void> {
   const cpu = process.cpuUsage(cpu0);
   let allocated = '';
   if (profiler) {
-    const { profile } = await profiler.post('HeapProfiler.stopSampling');
-    let bytes = 0;
-    const walk = (node: typeof profile.head): void => {
-      bytes += node.selfSize;
-      node.children.forEach(walk);
-    };
-    walk(profile.head);
+    const { bytes } = await profiler.stop();
     allocated = `; ${(bytes / n / 1024).toFixed(1)} KB allocated a task (sampled; the store's fresh runs included)`;
   }
   console.log(`worker core, ${n} tasks: ${((n / ms) * 1000 / 1000).toFixed(1)}k tasks/s; ${((cpu.user + cpu.system) / n).toFixed(1)} µs CPU a task${allocated}`);
