@@ -83,9 +83,11 @@ export function decide(state: RunState, command: Command): WorkflowEvent[] {
 }
 
 
+/** No node has a result yet at submit. */
+const none = (): Json => null;
+
 function decideSubmit(dag: Dag, at: number): WorkflowEvent[] {
   const events: WorkflowEvent[] = [{ type: 'WorkflowSubmitted', at, dag }];
-  const none = (): Json => null;
   if (!dag.scopes?.length) {
     // Nodes that read no other node start the run (an input of empty groups reads none either).
     for (const node of dag.nodes) {

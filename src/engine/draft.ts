@@ -11,6 +11,8 @@ export function errorBrief(e: TaskErrorInfo): { name: string; message: string } 
   return { name: e.name, message: e.message };
 }
 
+const noMembers: EvalEnv = Object.freeze({});
+
 /**
  * The decisions of one completion, drafted over a run's state without changing it: the statuses,
  * waiting counts and results as the batch leaves them, and its events in order.
@@ -99,6 +101,8 @@ export class Draft {
 
   /** How `collect` members evaluate now: `{ ok: true, value }`, or the first failure their scope holds. */
   env(): EvalEnv {
+    // Without scopes a DAG has no `collect` member to evaluate (most runs): no closure to make.
+    if (this.index.scopes.size === 0) return noMembers;
     const member = (m: CollectMember): Json => {
       if (inputDeps(m.value).refs.every((id) => this.status(id) === 'succeeded')) return { ok: true, value: evalExpr(m.value, this.result, { member }) };
       const failed = this.firstFailedIn(m.scope);
