@@ -5,6 +5,7 @@ import { applyInPlace, applyStored, initialState, type RunState } from '../engin
 import { applyUndoable, beginUndo, rollback, type Undo } from '../engine/undo.ts';
 import { LovageError } from '../errors.ts';
 import type { AppendRequest, ClaimedNode, ClaimRequest, EventStore } from '../eventstore/store.ts';
+import { ChurnMap } from './churn-map.ts';
 
 /** A node outcome to record. */
 export type Completion = Extract<Command, { type: 'Complete' | 'Release' | 'Defer' }> & { readonly runId: string };
@@ -18,7 +19,7 @@ const MAX_CONFLICT_RETRIES = 100;
  */
 export class Coordinator {
   readonly #store: EventStore;
-  readonly #cache = new Map<string, RunState>();
+  readonly #cache = new ChurnMap<string, RunState>();
   readonly #cacheNodes: number;
   readonly #cacheSubmits: () => boolean;
   #cachedNodes = 0;
@@ -336,7 +337,7 @@ export class Coordinator {
     if (isOver(state)) return;
     this.#cache.set(state.runId, state);
     this.#cachedNodes += weight(state);
-    while (this.#cachedNodes > this.#cacheNodes && this.#cache.size > 1) this.#forget(this.#cache.keys().next().value!);
+    while (this.#cachedNodes > this.#cacheNodes && this.#cache.size > 1) this.#forget(this.#cache.firstKey()!);
   }
 
   #forget(runId: string): void {

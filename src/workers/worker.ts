@@ -1,6 +1,7 @@
 import { LovageError } from '../errors.ts';
 import type { ClaimedNode, ClaimRequest, EventStore } from '../eventstore/store.ts';
 import { completionOf, contextOf, InFlight, runAttempt, type AttemptHost, type Result } from './attempt.ts';
+import { ChurnMap } from './churn-map.ts';
 import type { Completion, Coordinator } from './coordinator.ts';
 import type { TaskDefinition } from './execution.ts';
 import type { HookEmitter } from './hooks.ts';
@@ -49,11 +50,11 @@ export class Worker {
   readonly #onError: (error: unknown) => void;
   /** The threads pool, or undefined for the async pool. */
   readonly #pool: ThreadPool | undefined;
-  readonly #inFlight = new Map<string, InFlight>();
+  readonly #inFlight = new ChurnMap<string, InFlight>();
   /** What attempts need of this worker, with its global rate limits (made at start, once the store is open). */
   #attempts!: AttemptHost;
   /** Finished nodes whose outcome is not recorded yet: their leases are kept alive too. */
-  readonly #unrecorded = new Map<string, ClaimedNode>();
+  readonly #unrecorded = new ChurnMap<string, ClaimedNode>();
   #pending: Completion[] = [];
   /** Store calls that may be on their way at once: 2 on a server store (`EventStore.pipelined`), else 1. */
   #depth = 1;
@@ -153,7 +154,7 @@ export class Worker {
     // Out of #inFlight before the abort, with no await in between: an aborted task's outcome is then
     // dropped (never recorded as a failure), and its release is the one outcome recorded.
     const at = await this.#now();
-    const flights = [...this.#inFlight.values()];
+    const flights = this.#inFlight.values();
     this.#inFlight.clear();
     for (const f of flights) {
       f.abort(new LovageError('LEASE_LOST', `worker ${this.name} is shutting down`));
@@ -378,7 +379,7 @@ export class Worker {
   }
 
   async #extendLeases(): Promise<void> {
-    const flights = [...this.#inFlight.values()];
+    const flights = this.#inFlight.values();
     const leases = [...flights.map((f) => f.node), ...this.#unrecorded.values()];
     if (leases.length === 0) return;
     try {
