@@ -5,6 +5,7 @@ import { ChurnMap } from './churn-map.ts';
 import type { Completion, Coordinator } from './coordinator.ts';
 import type { TaskDefinition } from './execution.ts';
 import type { HookEmitter } from './hooks.ts';
+import { extendLeases } from './leases.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { ThreadPool } from './threads.ts';
 import { workerSettings, type WorkerOptions } from './worker-options.ts';
@@ -379,28 +380,8 @@ export class Worker {
   }
 
   async #extendLeases(): Promise<void> {
-    const flights = this.#inFlight.values();
-    const leases = [...flights.map((f) => f.node), ...this.#unrecorded.values()];
-    if (leases.length === 0) return;
     try {
-      const held = await this.#host.store.extend(leases, this.#leaseMs);
-      const lost = new Set<string>();
-      held.forEach((ok, i) => {
-        if (!ok && i < flights.length) {
-          flights[i]!.abort(new LovageError('LEASE_LOST', `lease of node ${flights[i]!.node.nodeId} was lost; its outcome will be recorded as stale`));
-          if (flights[i]!.thread) lost.add(flights[i]!.node.runId);
-        }
-      });
-      // Threads pool: a lease lost to a cancel with `terminate` ends the task's thread too.
-      for (const runId of lost) {
-        const log = await this.#host.store.readStream(runId);
-        for (const f of flights) {
-          if (f.node.runId !== runId || !f.thread) continue;
-          const id = f.node.nodeId;
-          const last = log.findLast(({ event: e }) => e.type === 'WorkflowResumed' || ((e.type === 'WorkflowCancelled' || e.type === 'NodesAborted') && e.nodeIds.includes(id)))?.event;
-          if ((last?.type === 'WorkflowCancelled' || last?.type === 'NodesAborted') && last.terminate) this.abortRun(runId, last.reason, true, [id]);
-        }
-      }
+      await extendLeases(this.#host.store, this.#inFlight.values(), this.#unrecorded.values(), this.#leaseMs, (runId, nodeId, reason) => this.abortRun(runId, reason, true, [nodeId]));
     } catch (e) {
       this.#report(e);
     }
