@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { createApp } from '../src/app/app.ts';
 import { group } from '../src/canvas/combinators.ts';
 import { prefillSingleRuns, sampleAllocations, WORKER } from './harness.ts';
+import { REDIS } from './peer-common.ts';
 import { openBenchStore } from './stores.ts';
 
 const kind = process.argv[2] ?? 'redis';
@@ -24,7 +25,7 @@ if ((kind !== 'redis' && kind !== 'postgres') || (mode !== 'a' && mode !== 'b') 
 /** The server's CPU time so far, ms. */
 function serverCpuMs(): number {
   if (kind === 'redis') {
-    const info = execFileSync('redis-cli', ['info', 'cpu']).toString();
+    const info = execFileSync('redis-cli', ['-p', String(REDIS.port), 'info', 'cpu']).toString();
     const field = (k: string) => Number(new RegExp(`${k}:([0-9.]+)`).exec(info)![1]);
     return (field('used_cpu_user') + field('used_cpu_sys')) * 1000;
   }

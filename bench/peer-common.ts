@@ -7,7 +7,8 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { count, ms, type BenchContext, type Workload } from './harness.ts';
 
-export const REDIS = { host: '127.0.0.1', port: 6379 } as const;
+/** The Redis the bench uses; `LOVAGE_BENCH_REDIS_PORT` points it at a private one (e.g. under a profiler). */
+export const REDIS = { host: '127.0.0.1', port: Number(process.env['LOVAGE_BENCH_REDIS_PORT'] ?? 6379) } as const;
 export const PG_URL = process.env['LOVAGE_BENCH_POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 /** A measurement, or why there is none ("skipped: …"), never a throw for an absent server. */
