@@ -61,20 +61,20 @@ local function append(i)
     local runId, base = q.runId, pos
     for e = 1, q.events do
       pos = pos + 1
-      local field = runId .. NUL .. int(q.expected + e)
+      local field = runId .. NUL .. num(q.expected + e)
       ev[#ev + 1], ev[#ev + 2] = field, int(pos) .. ':' .. ARGV[q.ev + e - 1]
       log[#log + 1] = field
     end
     if q.events > 0 then
       local j = q.at
       local status, finished, updated = ARGV[j + 6], ARGV[j + 7], ARGV[j + 8]
-      ver[#ver + 1], ver[#ver + 2] = runId, q.expected + q.events
+      ver[#ver + 1], ver[#ver + 2] = runId, num(q.expected + q.events)
       up[#up + 1], up[#up + 2] = runId, updated
       if q.expected == 0 then
         local created = ARGV[j + 4]
         cr[#cr + 1], cr[#cr + 2] = runId, created
         tk[#tk + 1], tk[#tk + 2] = runId, ARGV[j + 5]
-        idx[#idx + 1], idx[#idx + 2] = 0, pad(math.max(0, tonumber(created))) .. NUL .. runId
+        idx[#idx + 1], idx[#idx + 2] = '0', pad(math.max(0, tonumber(created))) .. NUL .. runId
         if status == '' then status = 'running' end
       end
       if status ~= '' then st[#st + 1], st[#st + 2] = runId, status end

@@ -121,14 +121,14 @@ local function claim(i, now)
       n = n + 1
       local nodeId = string.sub(key, #runId + 2)
       local attempts = r[4]
-      local token = seed .. n
+      local token = seed .. num(n)
       local nodeJ = jstr(nodeId)
       local version = versions[runId]
       if not seen[runId] then
         seen[runId] = true
         if version > 0 and version <= HISTORY_MAX then
           histOf[n] = version
-          for v = 1, version do histFields[#histFields + 1] = runId .. NUL .. int(v) end
+          for v = 1, version do histFields[#histFields + 1] = runId .. NUL .. num(v) end
         end
       end
       local expiredWorker = ''
@@ -137,24 +137,24 @@ local function claim(i, now)
         expiredWorker = r[5]
         version = version + 1
         pos = pos + 1
-        firstS = int(version)
+        firstS = num(version)
         local field = runId .. NUL .. firstS
         ev[#ev + 1] = field
-        ev[#ev + 1] = int(pos) .. ':{"type":"NodeLeaseExpired","at":' .. nowS .. ',"nodeId":' .. nodeJ .. ',"attempt":' .. sint(attempts)
+        ev[#ev + 1] = int(pos) .. ':{"type":"NodeLeaseExpired","at":' .. nowS .. ',"nodeId":' .. nodeJ .. ',"attempt":' .. num(attempts)
           .. ',"worker":' .. jstr(expiredWorker) .. '}'
         log[#log + 1] = field
       end
       version = version + 1
       pos = pos + 1
-      local versionS = int(version)
+      local versionS = num(version)
       local field = runId .. NUL .. versionS
       ev[#ev + 1] = field
-      ev[#ev + 1] = int(pos) .. startedAt .. nodeJ .. ',"attempt":' .. sint(attempts + 1) .. startedBy .. token .. startedUntil
+      ev[#ev + 1] = int(pos) .. startedAt .. nodeJ .. ',"attempt":' .. num(attempts + 1) .. startedBy .. token .. startedUntil
       log[#log + 1] = field
       versions[runId] = version
       r[4], r[5], r[6], r[7], r[11] = attempts + 1, worker, token, expires, 0
       touch(key)
-      out[n + 3] = runId .. NUL .. nodeId .. NUL .. r[8] .. NUL .. r[9] .. NUL .. sint(attempts) .. NUL .. (c[4] and '1' or '0')
+      out[n + 3] = runId .. NUL .. nodeId .. NUL .. r[8] .. NUL .. r[9] .. NUL .. num(attempts) .. NUL .. (c[4] and '1' or '0')
         .. NUL .. expiredWorker .. NUL .. (firstS or versionS) .. NUL .. r[10]
     end
   end
@@ -172,7 +172,7 @@ local function claim(i, now)
     at = at + (h or 0)
   end
   local ver = {}
-  for runId, v in pairs(versions) do ver[#ver + 1], ver[#ver + 2] = runId, v end
+  for runId, v in pairs(versions) do ver[#ver + 1], ver[#ver + 2] = runId, num(v) end
   many('HSET', K_EV, ev)
   many('RPUSH', K_LOG, log)
   many('HSET', K_VER, ver)
