@@ -3,6 +3,7 @@
 // n), then a worker app that submitted none of them burns it down (concurrency 100, batches of 100).
 // Prints tasks/s, the worker process's CPU per task (process.cpuUsage) and the server's (Redis
 // `INFO cpu`; every postgres process's /proc times, so run it on a Postgres nothing else uses).
+// ON_BURN_DOWN='shell command' runs between the pre-fill and the burn-down.
 // PROF=file.cpuprofile writes a CPU profile of the burn-down alone; HEAP=file.heapprofile a sampled
 // profile of what it allocates (garbage included), and prints the bytes allocated per task.
 import { execFileSync } from 'node:child_process';
@@ -57,6 +58,8 @@ try {
     await profiler.post('Profiler.enable');
     await profiler.post('Profiler.start');
   }
+  // A shell command run once the queue is full, before the clock starts (bench/redis-callgrind.sh zeroes its counters here).
+  if (process.env['ON_BURN_DOWN']) execFileSync('sh', ['-c', process.env['ON_BURN_DOWN']], { stdio: 'inherit' });
   const heap = process.env['HEAP'] ? await sampleAllocations() : undefined;
   const cpu0 = process.cpuUsage();
   const server0 = serverCpuMs();
