@@ -65,28 +65,70 @@ function counted(clock: ManualClock): { store: EventStore; calls: () => number }
 }
 
 describe('RateLimiter', () => {
-  it('a task with a limit takes a permit per call; a refusal is remembered up to 1 s, never past its wait', async () => {
+  it('a task with a limit takes a permit per call; a refusal is remembered up to 1 s, never past its wait; refused nodes take turns', async () => {
     const clock = new ManualClock();
     const { store, calls } = counted(clock);
     const limiter = new RateLimiter(store, { clock: clock.now });
     const limit = parseRateLimit('2/5s');
     expect(await limiter.wait('send', limit)).toBe(0);
     expect(await limiter.wait('send', limit)).toBe(0);
-    expect(await limiter.wait('send', limit)).toBe(5000);
+    expect(await limiter.wait('send', limit)).toBe(5000); // the first turn: when the next permit may be free
     expect(calls()).toBe(3);
     clock.t += 400;
-    expect(await limiter.wait('send', limit)).toBe(4600); // remembered: no store call
+    expect(await limiter.wait('send', limit)).toBe(4600); // remembered: no store call; the first turn's second place
+    clock.t += 100;
+    expect(await limiter.wait('send', limit)).toBe(9750); // the first turn is full (2 a turn): the next, a period and a twentieth later
     expect(calls()).toBe(3);
-    clock.t += 600;
-    expect(await limiter.wait('send', limit)).toBe(4000); // asked again after 1 s
+    clock.t += 500;
+    expect(await limiter.wait('send', limit)).toBe(9250); // asked again after 1 s (wait 4000): the second turn's last place
     expect(calls()).toBe(4);
     clock.t += 4000;
+    expect(await limiter.wait('send', limit)).toBe(0); // the first turn: both permits are free
     expect(await limiter.wait('send', limit)).toBe(0);
-    // A short wait is remembered only that long.
-    expect(await limiter.wait('send', limit)).toBe(0);
-    expect(await limiter.wait('send', limit)).toBe(5000);
+    expect(await limiter.wait('send', limit)).toBe(10_500); // refused for 5 s, but the second turn is full: the third
     clock.t += 4990;
-    expect(await limiter.wait('send', limit)).toBe(10);
+    // A 5 s refusal is remembered 1 s: asked again (refused for 10 ms more), after the turns given.
+    expect(await limiter.wait('send', limit)).toBe(5510);
+    expect(calls()).toBe(8);
+  });
+
+  it('a backlog of refused nodes comes back about once each: count a turn, one turn a period (simulated worker)', async () => {
+    // The last case runs under a run-time override (50/s) of its limit in code (10/s): the override's count makes the turns.
+    for (const [spec, n, override] of [['50/s', 500], ['3/2s', 40], ['1000/m', 4000], ['10/s', 500, '50/s']] as const) {
+      const clock = new ManualClock();
+      const { store } = counted(clock);
+      const limiter = new RateLimiter(store, { clock: clock.now });
+      if (override) await store.setRateLimit('t', parseRateLimit(override));
+      const code = parseRateLimit(spec);
+      const limit = override ? parseRateLimit(override) : code;
+      // Nodes due at a time; the worker claims every due node each tick of 10 ms and asks for each.
+      const due = new Map<number, number>([[clock.t, n]]);
+      let started = 0;
+      let deferred = 0;
+      const starts: number[] = [];
+      while (started < n) {
+        for (const [at, count] of [...due]) {
+          if (at > clock.t) continue;
+          due.delete(at);
+          for (let i = 0; i < count; i++) {
+            const wait = await limiter.wait('t', code);
+            if (wait === 0) {
+              started++;
+              starts.push(clock.t);
+            } else {
+              deferred++;
+              due.set(clock.t + wait, (due.get(clock.t + wait) ?? 0) + 1);
+            }
+          }
+        }
+        clock.t += 10;
+      }
+      // The limit holds in every window, and nearly every node is handed back at most once.
+      for (let i = limit.count; i < starts.length; i++) expect(starts[i]! - starts[i - limit.count]!).toBeGreaterThanOrEqual(limit.periodMs);
+      expect(deferred).toBeLessThanOrEqual(n - limit.count + Math.ceil(n / limit.count));
+      // And about as fast as the limit allows: turns a period and a twentieth apart, plus a tick each.
+      expect(starts.at(-1)! - starts[0]!).toBeLessThanOrEqual((Math.ceil(n / limit.count) - 1) * (limit.periodMs * 1.05 + 20));
+    }
   });
 
   it('a task without a limit costs no store call, but checks for an override once a second', async () => {
@@ -136,7 +178,7 @@ describe('RateLimiter', () => {
     expect(await limiter.wait('t', limit)).toBe(0);
     expect(await limiter.wait('t', limit)).toBe(60_000);
     await store.setRateLimit('t', parseRateLimit('100/s'));
-    expect(await limiter.wait('t', limit)).toBe(60_000); // still remembered
+    expect(await limiter.wait('t', limit)).toBe(123_000); // still remembered (and the first turn is full: the next)
     limiter.forget();
     expect(await limiter.wait('t', limit)).toBe(0);
     expect(calls()).toBe(3);

@@ -245,6 +245,10 @@ export class MemoryStore implements EventStore {
     this.#rates.set(key, limit);
   }
 
+  async getRateLimit(key: string): Promise<RateLimit | null> {
+    return this.#rates.get(key);
+  }
+
   onReady(listener: () => void): () => void {
     return this.#signal.on(listener);
   }

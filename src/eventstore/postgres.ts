@@ -11,7 +11,7 @@ import { ReadyListener } from './postgres/listener.ts';
 import { checkMigrated, migrate } from './postgres/migrations.ts';
 import { RunQueries, type Tables } from './postgres/run-queries.ts';
 import { namedQuery, storeError } from './postgres/query.ts';
-import { setRateLimitPg, takeTokenPg } from './postgres/rate-sql.ts';
+import { getRateLimitPg, setRateLimitPg, takeTokenPg } from './postgres/rate-sql.ts';
 import type { RateLimit } from './rate/window.ts';
 import { quoteSchema } from './postgres/schema-name.ts';
 import { newToken } from './token.ts';
@@ -222,6 +222,10 @@ export class PostgresStore implements EventStore {
 
   async setRateLimit(key: string, limit: RateLimit | null): Promise<void> {
     await setRateLimitPg(this.pool, this.schema, key, limit);
+  }
+
+  async getRateLimit(key: string): Promise<RateLimit | null> {
+    return getRateLimitPg(this.pool, this.schema, key);
   }
 
   /** Wakes `listener` on this store's appends at once, and on any process's through LISTEN/NOTIFY. */

@@ -5,7 +5,7 @@ import { newToken } from './token.ts';
 import { checkPrefix, decodeClaim, decodeRun, encodeAppend, encodeClaim, encodeRunFilter, parseItem, storedEvents, throwRefusal } from './redis/codec.ts';
 import { checkEvictionPolicy, parseRedisUrl, serverTime } from './redis/server.ts';
 import { runScript, scripts, type Script, type ScriptArg } from './redis/scripts.ts';
-import { rateArgs, type RateLimit } from './rate/window.ts';
+import { checkRateKey, rateArgs, type RateLimit } from './rate/window.ts';
 import { pageSize, refuseTransaction, Signal, type AppendOptions, type AppendRequest, type DeleteOptions, type ClaimedNode, type ClaimRequest, type EventStore, type LeaseRef, type RunFilter, type RunRecord } from './store.ts';
 
 /** Options of {@link RedisStore.open}. */
@@ -268,6 +268,13 @@ export class RedisStore implements EventStore {
 
   async setRateLimit(key: string, limit: RateLimit | null): Promise<void> {
     await this.#run(scripts.setRateLimit, [...this.#head(), ...rateArgs(key, limit)]);
+  }
+
+  /** See {@link EventStore.getRateLimit}: one HGET of `<prefix>rate` (set-rate-limit.lua writes it). */
+  async getRateLimit(key: string): Promise<RateLimit | null> {
+    const v = await this.#client.hget(`${this.prefix}rate`, checkRateKey(key));
+    const m = v === null ? null : /^(\d+):(\d+)$/.exec(v);
+    return m ? { count: Number(m[1]), periodMs: Number(m[2]) } : null;
   }
 
   /** Local appends wake listeners at once; other processes' appends arrive through the subscriber connection. */

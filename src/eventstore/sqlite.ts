@@ -375,6 +375,10 @@ export class SqliteStore implements EventStore {
     (this.#rates ??= new SqliteRate(this.db, this.#clock)).set(key, limit);
   }
 
+  async getRateLimit(key: string): Promise<RateLimit | null> {
+    return (this.#rates ??= new SqliteRate(this.db, this.#clock)).get(key);
+  }
+
   onReady(listener: () => void): () => void {
     return this.#signal.on(listener);
   }

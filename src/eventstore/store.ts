@@ -178,6 +178,13 @@ export interface EventStore {
    * `takeToken`'s atomic step, so every process on the store obeys it from its next `takeToken` on.
    */
   setRateLimit(key: string, limit: RateLimit | null): Promise<void>;
+  /**
+   * The run-time override of `key`'s rate limit, or null when none is stored. Workers read it to spread
+   * the nodes a limit refuses over the coming periods (see RateLimiter). Optional for a store of your
+   * own: without it, refused nodes all come back when the next permit may be free. Throws VALIDATION
+   * for a bad key.
+   */
+  getRateLimit?(key: string): Promise<RateLimit | null>;
   /** Calls `listener` when nodes may have become ready (wakes idle workers); returns an unsubscribe. */
   onReady(listener: () => void): () => void;
   close(): Promise<void>;

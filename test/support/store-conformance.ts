@@ -483,12 +483,15 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       expect(await store.takeToken('bulk', limit)).toBe(0);
     });
 
-    it('rate limits: an override set by setRateLimit wins over the caller\'s limit and applies to a key without one; null clears it', async () => {
+    it('rate limits: an override set by setRateLimit wins over the caller\'s limit and applies to a key without one; null clears it; getRateLimit reads it', async () => {
       const limit = { count: 5, periodMs: 1000 };
       // Without a limit and without an override, nothing limits a key and nothing is taken.
       expect(await store.takeToken('mail', null)).toBe(NOT_LIMITED);
+      expect(await store.getRateLimit!('mail')).toBeNull();
       await store.setRateLimit('send', { count: 1, periodMs: 2000 });
       await store.setRateLimit('mail', { count: 2, periodMs: 500 });
+      expect(await store.getRateLimit!('send')).toEqual({ count: 1, periodMs: 2000 });
+      expect(await store.getRateLimit!('mail')).toEqual({ count: 2, periodMs: 500 });
       expect(await store.takeToken('send', limit)).toBe(0);
       expect(await store.takeToken('send', limit)).toBe(2000);
       expect(await store.takeToken('mail', null)).toBe(0);
@@ -496,6 +499,7 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       expect(await store.takeToken('mail', null)).toBe(500);
       // A new override replaces the old one, over the grants remembered.
       await store.setRateLimit('send', { count: 3, periodMs: 2000 });
+      expect(await store.getRateLimit!('send')).toEqual({ count: 3, periodMs: 2000 });
       expect(await store.takeToken('send', limit)).toBe(0);
       expect(await store.takeToken('send', limit)).toBe(0);
       expect(await store.takeToken('send', limit)).toBe(2000);
@@ -506,7 +510,12 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       expect(await store.takeToken('send', limit)).toBe(0);
       expect(await store.takeToken('send', limit)).toBe(1000);
       expect(await store.takeToken('mail', null)).toBe(NOT_LIMITED);
+      expect(await store.getRateLimit!('send')).toBeNull();
+      expect(await store.getRateLimit!('mail')).toBeNull();
       await store.setRateLimit('mail', null); // clearing twice is fine
+      // The largest limit allowed reads back exactly (a week, a million).
+      await store.setRateLimit('big', { count: 1_000_000, periodMs: 7 * 86_400_000 });
+      expect(await store.getRateLimit!('big')).toEqual({ count: 1_000_000, periodMs: 7 * 86_400_000 });
     });
 
     it('rate limits: keys are independent; bad keys and limits are refused with VALIDATION', async () => {
@@ -524,6 +533,7 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       }
       await expect(store.takeToken('', limit)).rejects.toMatchObject({ code: 'VALIDATION' });
       await expect(store.setRateLimit('x'.repeat(201), limit)).rejects.toMatchObject({ code: 'VALIDATION' });
+      await expect(store.getRateLimit!('a\u0000b')).rejects.toMatchObject({ code: 'VALIDATION' });
     });
   });
 }

@@ -114,9 +114,9 @@ export function rateLimitsSqlV3(s: string): string[] {
   ];
 }
 
-const statements = new Map<string, { take: string; set: string; clear: string }>();
+const statements = new Map<string, { take: string; set: string; clear: string; get: string }>();
 
-function sqlFor(schema: string): { take: string; set: string; clear: string } {
+function sqlFor(schema: string): { take: string; set: string; clear: string; get: string } {
   let q = statements.get(schema);
   if (!q) {
     const s = quoteSchema(schema);
@@ -125,6 +125,7 @@ function sqlFor(schema: string): { take: string; set: string; clear: string } {
       set: `INSERT INTO ${s}.rate_limits (key, count, period_ms) VALUES ($1, $2, $3)
         ON CONFLICT (key) DO UPDATE SET count = EXCLUDED.count, period_ms = EXCLUDED.period_ms`,
       clear: `DELETE FROM ${s}.rate_limits WHERE key = $1`,
+      get: `SELECT count, period_ms::float8 AS period_ms FROM ${s}.rate_limits WHERE key = $1`,
     };
     statements.set(schema, q);
   }
@@ -148,4 +149,10 @@ export async function setRateLimitPg(pool: pg.Pool, schema: string, key: string,
     const l = checkRateLimit(limit);
     await namedQuery(pool, sqlFor(schema).set, [key, l.count, l.periodMs]);
   }
+}
+
+/** EventStore.getRateLimit on Postgres. */
+export async function getRateLimitPg(pool: pg.Pool, schema: string, key: string): Promise<RateLimit | null> {
+  const rows = await namedQuery<{ count: number; period_ms: number }>(pool, sqlFor(schema).get, [checkRateKey(key)]);
+  return rows[0] ? { count: rows[0].count, periodMs: rows[0].period_ms } : null;
 }

@@ -20,6 +20,7 @@ export class SqliteRate {
   readonly #write: Database.Statement<[string, string]>;
   readonly #setOverride: Database.Statement<[string, number, number]>;
   readonly #clearOverride: Database.Statement<[string]>;
+  readonly #getOverride: Database.Statement<[string], { count: number; period_ms: number }>;
   readonly #tx: Database.Transaction<(key: string, limit: RateLimit | null) => number>;
 
   constructor(db: Database.Database, clock: () => number) {
@@ -32,6 +33,7 @@ export class SqliteRate {
     this.#write = db.prepare('INSERT INTO rate_log (key, log) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET log = excluded.log');
     this.#setOverride = db.prepare('INSERT INTO rate_limits (key, count, period_ms) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET count = excluded.count, period_ms = excluded.period_ms');
     this.#clearOverride = db.prepare('DELETE FROM rate_limits WHERE key = ?');
+    this.#getOverride = db.prepare('SELECT count, period_ms FROM rate_limits WHERE key = ?');
     this.#tx = db.transaction((key: string, limit: RateLimit | null) => this.#step(key, limit, true));
   }
 
@@ -41,6 +43,12 @@ export class SqliteRate {
     const checked = limit === null ? null : checkRateLimit(limit);
     const wait = this.#step(key, checked, false);
     return wait !== 0 ? wait : this.#tx.immediate(key, checked);
+  }
+
+  /** See EventStore.getRateLimit. */
+  get(key: string): RateLimit | null {
+    const row = this.#getOverride.get(checkRateKey(key));
+    return row ? { count: row.count, periodMs: row.period_ms } : null;
   }
 
   /** See EventStore.setRateLimit. */

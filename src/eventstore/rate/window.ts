@@ -115,6 +115,10 @@ export class RateTable {
     return wait;
   }
 
+  get(key: string): RateLimit | null {
+    return this.#overrides.get(checkRateKey(key)) ?? null;
+  }
+
   set(key: string, limit: RateLimit | null): void {
     checkRateKey(key);
     if (limit === null) this.#overrides.delete(key);
