@@ -79,7 +79,7 @@ try {
   for (const id of [ids[0]!, last]) if ((await store.getRun(id))?.status !== 'succeeded') throw new Error(`run ${id} did not succeed`);
   const nodeMs = (cpu.user + cpu.system) / 1000;
   const perTask = (t: number) => `${((t * 1000) / n).toFixed(1)} µs a task (${((t / ms) * 100).toFixed(0)}% busy)`;
-  console.log(`${kind} W1${mode}, ${n} tasks: ${((n / ms) * 1000 / 1000).toFixed(1)}k tasks/s; worker process ${perTask(nodeMs)}; server ${perTask(serverMs)}`);
+  console.log(`${kind} W1${mode}, ${n} tasks: ${((n / ms) * 1000 / 1000).toFixed(1)}k tasks/s; worker process ${perTask(nodeMs)}, ${((cpu.system / (cpu.user + cpu.system)) * 100).toFixed(0)}% of it in the kernel; server ${perTask(serverMs)}`);
   await worker.close();
 } finally {
   await store.close();
