@@ -76,8 +76,13 @@ local function claim(i, now)
   if #chosen < limit then
     found = {}
     for _, qn in ipairs(queues) do
-      local r = call('ZRANGE', zsets(qn).q, 0, limit - #chosen - 1, 'WITHSCORES')
-      for k = 1, #r, 2 do found[#found + 1] = { r[k], tonumber(r[k + 1]), qn, false } end
+      -- One queue: its order is the claim's (no scores needed). Several: merged by score, then age.
+      if nq == 1 then
+        for _, m in ipairs(call('ZRANGE', zsets(qn).q, 0, limit - #chosen - 1)) do found[#found + 1] = { m, 0, qn, false } end
+      else
+        local r = call('ZRANGE', zsets(qn).q, 0, limit - #chosen - 1, 'WITHSCORES')
+        for k = 1, #r, 2 do found[#found + 1] = { r[k], tonumber(r[k + 1]), qn, false } end
+      end
     end
     gather(found)
   end
