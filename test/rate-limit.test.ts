@@ -92,6 +92,32 @@ describe('RateLimiter', () => {
     expect(calls()).toBe(8);
   });
 
+  it('refused at once, nodes share one read of the limit in force, and take the turns in order', async () => {
+    const clock = new ManualClock();
+    const { store } = counted(clock);
+    let reads = 0;
+    const get = store.getRateLimit!.bind(store);
+    store.getRateLimit = (key) => {
+      reads++;
+      return get(key);
+    };
+    const limiter = new RateLimiter(store, { clock: clock.now });
+    const limit = parseRateLimit('10/s');
+    const waits = await Promise.all(Array.from({ length: 50 }, () => limiter.wait('t', limit)));
+    expect(reads).toBe(1);
+    expect(waits.filter((w) => w === 0)).toHaveLength(10);
+    // 40 refused: four turns of 10, a period and a twentieth (50 ms) apart.
+    const turns = new Map<number, number>();
+    for (const w of waits) if (w > 0) turns.set(w, (turns.get(w) ?? 0) + 1);
+    expect([...turns].sort((a, b) => a[0] - b[0])).toEqual([[1000, 10], [2050, 10], [3100, 10], [4150, 10]]);
+    // A store that cannot tell the limit (no getRateLimit): every refused node comes back at the next permit.
+    const plain = counted(new ManualClock());
+    Object.defineProperty(plain.store, 'getRateLimit', { value: undefined });
+    const old = new RateLimiter(plain.store, { clock: () => 0 });
+    const oldWaits = await Promise.all(Array.from({ length: 30 }, () => old.wait('t', limit)));
+    expect(new Set(oldWaits.filter((w) => w > 0))).toEqual(new Set([1000]));
+  });
+
   it('a backlog of refused nodes comes back about once each: count a turn, one turn a period (simulated worker)', async () => {
     // The last case runs under a run-time override (50/s) of its limit in code (10/s): the override's count makes the turns.
     for (const [spec, n, override] of [['50/s', 500], ['3/2s', 40], ['1000/m', 4000], ['10/s', 500, '50/s']] as const) {

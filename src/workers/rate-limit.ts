@@ -61,6 +61,8 @@ export class RateLimiter {
   readonly #probes = new Map<string, Promise<number>>();
   /** The limit in force per task, read at a refusal (null: unknown) and trusted until `until` (local clock). */
   readonly #limits = new Map<string, { limit: RateLimit | null; until: number }>();
+  /** A read of the limit in force in flight per task (getRateLimit). */
+  readonly #reading = new Map<string, Promise<void>>();
   /** Per refused task, the latest turn handed out: `left` more nodes may come back at `at`. */
   readonly #turns = new Map<string, { at: number; left: number }>();
 
@@ -135,10 +137,20 @@ export class RateLimiter {
     return this.#turn(task, wait, now);
   }
 
-  /** Reads the limit in force for `task` (its override, else `limit`) unless known lately; a store that cannot tell leaves it unknown. */
+  /** Reads the limit in force for `task` (its override, else `limit`) unless known lately; concurrent refusals share one read. */
   async #learnLimit(task: string, limit: RateLimit | undefined, now: number): Promise<void> {
     const known = this.#limits.get(task);
     if (known && now < known.until) return;
+    let read = this.#reading.get(task);
+    if (!read) {
+      read = this.#readLimit(task, limit, now).finally(() => this.#reading.delete(task));
+      this.#reading.set(task, read);
+    }
+    await read;
+  }
+
+  /** One read of the limit in force; a store that cannot tell (or fails to) leaves it unknown. */
+  async #readLimit(task: string, limit: RateLimit | undefined, now: number): Promise<void> {
     let inForce: RateLimit | null = null;
     if (this.#store.getRateLimit) {
       try {
