@@ -36,11 +36,11 @@ function turnMarginMs(limit: RateLimit): number {
  * store.
  *
  * Refused nodes take turns: the first `count` of the limit in force (the task's run-time override, read
- * with EventStore.getRateLimit, else its limit in code) are told to come back when the next permit may be
- * free, the next `count` a period (and a twentieth) later, and so on. So a backlog of N nodes is handed back about once
- * each, not once per period each (which made a group of 500 under '50/s' write 2,250 NodeDeferred).
- * Each worker plans its own turns: with several workers, the ones that come back to find the permits
- * taken by another worker's turn are planned again, after the turns already given.
+ * with EventStore.getRateLimit, else its limit in code) are told to come back when the next permit may
+ * be free, the next `count` a period (and a twentieth) later, and so on. So a backlog is handed back
+ * about once a node, not once a period a node (which made a group of 500 under '50/s' write 2,250
+ * NodeDeferred). Each worker plans its own turns: with several workers, the nodes that come back to find
+ * the permits taken by another worker's turn are planned again, after the turns already given.
  *
  * @example
  * const limiter = new RateLimiter(store)

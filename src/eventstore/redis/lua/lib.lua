@@ -52,7 +52,8 @@ local function clock()
 end
 
 -- A number as digits. '%d' (a C long here) for the integers the store keeps (positions, versions, ms):
--- '%.0f' goes through glibc's floating-point printer, ~5% of Redis's time in a W1 burn-down.
+-- '%.0f' goes through glibc's floating-point printer (with the numbers num() below turns into text, 7%
+-- of Redis's instructions in a W1 burn-down, bench/redis-callgrind.sh).
 local function int(n)
   if n % 1 == 0 and n > -9e15 and n < 9e15 then return string.format('%d', n) end
   return string.format('%.0f', n)
@@ -60,7 +61,7 @@ end
 
 -- A number as text, memoised (versions, attempts, lease expiries, priorities repeat within a step):
 -- '%d' for integers, else '%.17g', the text Redis makes of a number passed to redis.call (Redis 7.0
--- uses '%.17g' for every number, through glibc's floating-point printer: ~3% of a W1 burn-down).
+-- uses '%.17g' for every number, through glibc's floating-point printer).
 local memo = {}
 local function num(n)
   if n ~= n then return 'nan' end -- NaN: no table key (Redis refuses it as a score anyway)
