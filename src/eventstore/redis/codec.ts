@@ -131,9 +131,10 @@ export function encodeClaim(request: ClaimRequest, out: ScriptArg[]): string {
 }
 
 /**
- * The claimed nodes of a claim reply (`[now, expires, first position, one string per node...]` from
- * `offset`, see lua/lib-claim.lua); `seed` is the claim's lease token seed (node n's token is seed + n).
- * A node that brought its run's log (a small run's first node) has it as `history`.
+ * The claimed nodes of a claim reply (`[now, expires, first position, per node: its string and the h
+ * items of its run's log it brought...]` from `offset`, see lua/lib-claim.lua); `seed` is the claim's
+ * lease token seed (node n's token is seed + n). A node that brought its run's log (a small run's first
+ * node) has it as `history`.
  */
 export function decodeClaim(reply: readonly unknown[], offset: number, worker: string, seed: string): ClaimedNode[] {
   const now = reply[offset] as number;
@@ -142,6 +143,7 @@ export function decodeClaim(reply: readonly unknown[], offset: number, worker: s
   const out: ClaimedNode[] = [];
   for (let k = offset + 3, n = 1; k < reply.length; k++, n++) {
     const fields = (reply[k] as string).split('\u0000');
+    const h = Number(fields[9]);
     const runId = fields[0]!;
     const nodeId = fields[1]!;
     const attempts = Number(fields[4]);
@@ -156,20 +158,21 @@ export function decodeClaim(reply: readonly unknown[], offset: number, worker: s
       runId, nodeId, task: fields[2]!, args: JSON.parse(fields[3]!) as Json[], attempt: attempts + 1, leaseToken, leaseExpiresAt, events,
     };
     if (options !== '') node.options = JSON.parse(options) as ExecOptions;
-    const history = historyOf(runId, fields);
-    if (history) node.history = history;
+    if (h > 0) {
+      const history = historyOf(runId, reply, k + 1, h);
+      if (history) node.history = history;
+      k += h;
+    }
     out.push(node);
   }
   return out;
 }
 
-/** A claimed node's history from its fields 10.. (`h`, then h items of versions 1..h), when there is one and it parses. */
-function historyOf(runId: string, fields: readonly string[]): StoredEvent[] | undefined {
-  const h = Number(fields[9] ?? '0');
-  if (!(h > 0) || fields.length !== 10 + h) return undefined;
+/** A claimed node's history: the h reply items from `from` (versions 1..h), when they parse. */
+function historyOf(runId: string, reply: readonly unknown[], from: number, h: number): StoredEvent[] | undefined {
   const history: StoredEvent[] = [];
   try {
-    for (let i = 0; i < h; i++) history.push(parseItem(fields[10 + i]!, runId, i + 1));
+    for (let i = 0; i < h; i++) history.push(parseItem(reply[from + i] as string, runId, i + 1));
   } catch {
     return undefined; // an unreadable event: left to readStream, which quarantines the run
   }

@@ -11,11 +11,12 @@
 -- Returns { now, leaseExpiresAt, position of the first event appended, then one string per node, in
 -- the order of their events and lease tokens (seed .. 1, seed .. 2, ...): runId, nodeId, task, args JSON,
 -- attempts before, expired (0|1), expired worker ('' if none), first version, options JSON ('' = none),
--- joined by NUL (none of them holds one). One string a node: a reply of many small values costs the
--- client far more to parse. The first node of a run of at most HISTORY_MAX events (before this claim)
--- carries that run's log too, so a worker that has not cached the run needs no readStream: then two
--- more fields, the number of events h and h "<position>:<event JSON>" items (versions 1..h), also
--- joined by NUL; otherwise one more field, '0'.
+-- joined by NUL (none of them holds one), then a last field h. One string a node: a reply of many small
+-- values costs the client far more to parse. The first node of a run of at most HISTORY_MAX events
+-- (before this claim) brings that run's log too, so a worker that has not cached the run needs no
+-- readStream: h is then its number of events, and the h reply items after the node's string are its
+-- "<position>:<event JSON>" items (versions 1..h), as stored (not copied into one string: they are
+-- most of the reply's bytes); otherwise h is 0 and the next node's string follows.
 local PROMOTE_MAX = 1000
 local HISTORY_MAX = 64
 
@@ -165,14 +166,16 @@ local function claim(i, now)
   end
   -- The small runs' logs, read in one HMGET (before this claim's events are written).
   local items, at = hmget(K_EV, histFields), 0
+  local reply = { out[1], out[2], out[3] }
   for k = 1, n do
     local h = histOf[k]
     local whole = h ~= nil
     for j = at + 1, at + (h or 0) do whole = whole and items[j] ~= false end
     if whole then
-      out[k + 3] = out[k + 3] .. NUL .. int(h) .. NUL .. table.concat(items, NUL, at + 1, at + h)
+      reply[#reply + 1] = out[k + 3] .. NUL .. num(h)
+      for j = at + 1, at + h do reply[#reply + 1] = items[j] end
     else
-      out[k + 3] = out[k + 3] .. NUL .. '0'
+      reply[#reply + 1] = out[k + 3] .. NUL .. '0'
     end
     at = at + (h or 0)
   end
@@ -182,5 +185,5 @@ local function claim(i, now)
   many('RPUSH', K_LOG, log)
   many('HSET', K_VER, ver)
   flush_rows()
-  return out
+  return reply
 end
