@@ -72,7 +72,7 @@ export class RateLimiter {
     this.#clock = options.clock ?? Date.now;
   }
 
-  /** 0: go (a permit was taken, or nothing limits `task`); else the ms after which a permit may be free. */
+  /** 0: go (a permit was taken, or nothing limits `task`); else the ms until this node's turn to ask again. */
   async wait(task: string, limit: RateLimit | undefined): Promise<number> {
     const now = this.#clock();
     const refused = this.#refused.get(task);
