@@ -2,7 +2,7 @@
 // e.g. `10 1000 50/s`. Workers (one RateLimiter each) share a memory store on a simulated clock; every
 // 10 ms each takes up to 100 due nodes, round robin, and asks its limiter for each: a permit starts the
 // node, a refusal makes it due again after the wait it was given. Prints the simulated time to start
-// them all and the hand-backs (NodeDeferred) it took. `--no-turns` hides the store's getRateLimit, so
+// them all and the hand-backs (NodeDeferred) it took. `--no-turns` hides the store's takeTurn, so
 // every refused node comes back when the next permit may be free (the limiter before turns).
 import { parseRateLimit } from '../src/app/rate-limit.ts';
 import { MemoryStore } from '../src/eventstore/memory.ts';
@@ -18,7 +18,7 @@ if (!(Number.isInteger(workers) && workers > 0 && Number.isInteger(nodes) && nod
 let now = 1_000_000;
 const start = now;
 const store = new MemoryStore({ clock: () => now });
-if (!turns) Object.defineProperty(store, 'getRateLimit', { value: undefined });
+if (!turns) Object.defineProperty(store, 'takeTurn', { value: undefined });
 const limiters = Array.from({ length: workers }, () => new RateLimiter(store, { clock: () => now }));
 const due: number[] = Array.from({ length: nodes }, () => now);
 let started = 0;

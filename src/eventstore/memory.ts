@@ -245,8 +245,9 @@ export class MemoryStore implements EventStore {
     this.#rates.set(key, limit);
   }
 
-  async getRateLimit(key: string): Promise<RateLimit | null> {
-    return this.#rates.get(key);
+  /** See {@link EventStore.takeTurn}. */
+  async takeTurn(key: string, limit: RateLimit | null): Promise<number> {
+    return this.#rates.take(key, limit, this.#clock(), true);
   }
 
   onReady(listener: () => void): () => void {

@@ -11,7 +11,7 @@ import { ReadyListener } from './postgres/listener.ts';
 import { checkMigrated, migrate } from './postgres/migrations.ts';
 import { RunQueries, type Tables } from './postgres/run-queries.ts';
 import { namedQuery, storeError } from './postgres/query.ts';
-import { getRateLimitPg, setRateLimitPg, takeTokenPg } from './postgres/rate-sql.ts';
+import { setRateLimitPg, takeTokenPg } from './postgres/rate-sql.ts';
 import type { RateLimit } from './rate/window.ts';
 import { quoteSchema } from './postgres/schema-name.ts';
 import { newToken } from './token.ts';
@@ -224,8 +224,9 @@ export class PostgresStore implements EventStore {
     await setRateLimitPg(this.pool, this.schema, key, limit);
   }
 
-  async getRateLimit(key: string): Promise<RateLimit | null> {
-    return getRateLimitPg(this.pool, this.schema, key);
+  /** See {@link EventStore.takeTurn}: one call of `take_turn` (postgres/rate-sql.ts). */
+  async takeTurn(key: string, limit: RateLimit | null): Promise<number> {
+    return takeTokenPg(this.pool, this.schema, key, limit, this.#injected?.() ?? null, true);
   }
 
   /** Wakes `listener` on this store's appends at once, and on any process's through LISTEN/NOTIFY. */

@@ -5,7 +5,7 @@ import { newToken } from './token.ts';
 import { checkPrefix, decodeClaim, decodeRun, encodeAppend, encodeClaim, encodeRunFilter, parseItem, storedEvents, throwRefusal } from './redis/codec.ts';
 import { checkEvictionPolicy, parseRedisUrl, serverTime } from './redis/server.ts';
 import { runScript, scripts, type Script, type ScriptArg } from './redis/scripts.ts';
-import { checkRateKey, rateArgs, type RateLimit } from './rate/window.ts';
+import { rateArgs, type RateLimit } from './rate/window.ts';
 import { pageSize, refuseTransaction, Signal, type AppendOptions, type AppendRequest, type DeleteOptions, type ClaimedNode, type ClaimRequest, type EventStore, type LeaseRef, type RunFilter, type RunRecord } from './store.ts';
 
 /** Options of {@link RedisStore.open}. */
@@ -270,11 +270,9 @@ export class RedisStore implements EventStore {
     await this.#run(scripts.setRateLimit, [...this.#head(), ...rateArgs(key, limit)]);
   }
 
-  /** See {@link EventStore.getRateLimit}: one HGET of `<prefix>rate` (set-rate-limit.lua writes it). */
-  async getRateLimit(key: string): Promise<RateLimit | null> {
-    const v = await this.#client.hget(`${this.prefix}rate`, checkRateKey(key));
-    const m = v === null ? null : /^(\d+):(\d+)$/.exec(v);
-    return m ? { count: Number(m[1]), periodMs: Number(m[2]) } : null;
+  /** See {@link EventStore.takeTurn}: the same script, booking the turn in `<prefix>rt:<key>`. */
+  async takeTurn(key: string, limit: RateLimit | null): Promise<number> {
+    return (await this.#run(scripts.takeToken, [...this.#head(), ...rateArgs(key, limit), '1'])) as number;
   }
 
   /** Local appends wake listeners at once; other processes' appends arrive through the subscriber connection. */

@@ -62,6 +62,11 @@ export async function migrate(raw: Database.Database): Promise<void> {
       await sql`CREATE TABLE rate_limits (key TEXT PRIMARY KEY, count INTEGER NOT NULL, period_ms INTEGER NOT NULL) WITHOUT ROWID`.execute(k);
       await sql`CREATE TABLE rate_log (key TEXT PRIMARY KEY, log TEXT NOT NULL) WITHOUT ROWID`.execute(k);
     },
+    // 4: rate-limit turns (EventStore.takeTurn): each key's latest turn handed out, and its room left.
+    async (k) => {
+      await sql`ALTER TABLE rate_log ADD COLUMN turn_at INTEGER`.execute(k);
+      await sql`ALTER TABLE rate_log ADD COLUMN turn_left INTEGER`.execute(k);
+    },
   ];
   raw.exec('CREATE TABLE IF NOT EXISTS lovage_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
   raw.exec('BEGIN IMMEDIATE');

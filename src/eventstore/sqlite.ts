@@ -375,8 +375,9 @@ export class SqliteStore implements EventStore {
     (this.#rates ??= new SqliteRate(this.db, this.#clock)).set(key, limit);
   }
 
-  async getRateLimit(key: string): Promise<RateLimit | null> {
-    return (this.#rates ??= new SqliteRate(this.db, this.#clock)).get(key);
+  /** See {@link EventStore.takeTurn}: the turn is booked in the same write transaction as a grant would be. */
+  async takeTurn(key: string, limit: RateLimit | null): Promise<number> {
+    return (this.#rates ??= new SqliteRate(this.db, this.#clock)).take(key, limit, true);
   }
 
   onReady(listener: () => void): () => void {

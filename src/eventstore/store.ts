@@ -179,12 +179,17 @@ export interface EventStore {
    */
   setRateLimit(key: string, limit: RateLimit | null): Promise<void>;
   /**
-   * The run-time override of `key`'s rate limit, or null when none is stored. Workers read it to spread
-   * the nodes a limit refuses over the coming periods (see RateLimiter). Optional for a store of your
-   * own: without it, refused nodes all come back when the next permit may be free. Throws VALIDATION
-   * for a bad key.
+   * `takeToken`, but a refusal books the caller a turn: it resolves to the ms until its turn instead of
+   * until the next permit may be free. The first `count` refused callers (of the limit in force) get the
+   * wait to the next free permit, the next `count` a period and a twentieth (at least 20 ms) later, and
+   * so on, for every process on the store: a backlog spread over many workers comes back about once a
+   * node, `count` at a time. A turn is a time, not a permit: a caller that comes back finds the permits
+   * free unless others took them first (then it is refused again and booked after the turns given).
+   * Turns reach at most a minute ahead (four periods of a slower limit); a caller refused beyond that is
+   * told to come back then, unbooked. See src/eventstore/rate/window.ts (`nextTurn`). Optional for a
+   * store of your own: without it, workers send refused nodes back when the next permit may be free.
    */
-  getRateLimit?(key: string): Promise<RateLimit | null>;
+  takeTurn?(key: string, limit: RateLimit | null): Promise<number>;
   /** Calls `listener` when nodes may have become ready (wakes idle workers); returns an unsubscribe. */
   onReady(listener: () => void): () => void;
   close(): Promise<void>;

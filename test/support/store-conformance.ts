@@ -483,15 +483,12 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       expect(await store.takeToken('bulk', limit)).toBe(0);
     });
 
-    it('rate limits: an override set by setRateLimit wins over the caller\'s limit and applies to a key without one; null clears it; getRateLimit reads it', async () => {
+    it('rate limits: an override set by setRateLimit wins over the caller\'s limit and applies to a key without one; null clears it', async () => {
       const limit = { count: 5, periodMs: 1000 };
       // Without a limit and without an override, nothing limits a key and nothing is taken.
       expect(await store.takeToken('mail', null)).toBe(NOT_LIMITED);
-      expect(await store.getRateLimit!('mail')).toBeNull();
       await store.setRateLimit('send', { count: 1, periodMs: 2000 });
       await store.setRateLimit('mail', { count: 2, periodMs: 500 });
-      expect(await store.getRateLimit!('send')).toEqual({ count: 1, periodMs: 2000 });
-      expect(await store.getRateLimit!('mail')).toEqual({ count: 2, periodMs: 500 });
       expect(await store.takeToken('send', limit)).toBe(0);
       expect(await store.takeToken('send', limit)).toBe(2000);
       expect(await store.takeToken('mail', null)).toBe(0);
@@ -499,7 +496,6 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       expect(await store.takeToken('mail', null)).toBe(500);
       // A new override replaces the old one, over the grants remembered.
       await store.setRateLimit('send', { count: 3, periodMs: 2000 });
-      expect(await store.getRateLimit!('send')).toEqual({ count: 3, periodMs: 2000 });
       expect(await store.takeToken('send', limit)).toBe(0);
       expect(await store.takeToken('send', limit)).toBe(0);
       expect(await store.takeToken('send', limit)).toBe(2000);
@@ -510,12 +506,10 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       expect(await store.takeToken('send', limit)).toBe(0);
       expect(await store.takeToken('send', limit)).toBe(1000);
       expect(await store.takeToken('mail', null)).toBe(NOT_LIMITED);
-      expect(await store.getRateLimit!('send')).toBeNull();
-      expect(await store.getRateLimit!('mail')).toBeNull();
       await store.setRateLimit('mail', null); // clearing twice is fine
-      // The largest limit allowed reads back exactly (a week, a million).
+      // The largest limit allowed (a week, a million) is stored, and limits a key without one of its own.
       await store.setRateLimit('big', { count: 1_000_000, periodMs: 7 * 86_400_000 });
-      expect(await store.getRateLimit!('big')).toEqual({ count: 1_000_000, periodMs: 7 * 86_400_000 });
+      expect(await store.takeToken('big', null)).toBe(0);
     });
 
     it('rate limits: keys are independent; bad keys and limits are refused with VALIDATION', async () => {
@@ -533,7 +527,54 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       }
       await expect(store.takeToken('', limit)).rejects.toMatchObject({ code: 'VALIDATION' });
       await expect(store.setRateLimit('x'.repeat(201), limit)).rejects.toMatchObject({ code: 'VALIDATION' });
-      await expect(store.getRateLimit!('a\u0000b')).rejects.toMatchObject({ code: 'VALIDATION' });
+      await expect(store.takeTurn!('a\u0000b', limit)).rejects.toMatchObject({ code: 'VALIDATION' });
+      await expect(store.takeTurn!('a', { count: 0, periodMs: 1000 })).rejects.toMatchObject({ code: 'VALIDATION' });
+    });
+
+    it('rate-limit turns: refused takers are booked count a turn, a period and a twentieth apart, up to the horizon, for every caller', async () => {
+      const limit = { count: 2, periodMs: 1000 };
+      const t0 = clock.t;
+      expect(await store.takeTurn!('turn', limit)).toBe(0);
+      expect(await store.takeTurn!('turn', limit)).toBe(0);
+      const waits: number[] = [];
+      for (let i = 0; i < 6; i++) waits.push(await store.takeTurn!('turn', limit));
+      // The first two at the next free permit, the next two 1000 + 50 ms later, and so on.
+      expect(waits).toEqual([1000, 1000, 2050, 2050, 3100, 3100]);
+      // takeToken tells the next free permit and books nothing.
+      expect(await store.takeToken('turn', limit)).toBe(1000);
+      // A turn is a time, not a permit: the first two come back and are granted; a third is booked after the turns given.
+      clock.t = t0 + 1000;
+      expect(await store.takeTurn!('turn', limit)).toBe(0);
+      expect(await store.takeTurn!('turn', limit)).toBe(0);
+      expect(await store.takeTurn!('turn', limit)).toBe(4150 - 1000);
+      // Turns reach a minute ahead at most (2/s: turns 1,050 ms apart); beyond it, callers are told to ask
+      // again a minute later, and nothing is booked for them.
+      const far: number[] = [];
+      for (let w = 0; w !== 60_000; ) far.push((w = await store.takeTurn!('turn', limit)));
+      expect(far.at(-2)).toBe(57 * 1050); // the last turn within the minute: 59,850 ms ahead
+      expect(far.filter((w) => w === 57 * 1050)).toHaveLength(2);
+      expect(await store.takeTurn!('turn', limit)).toBe(60_000);
+      clock.t = t0 + 1950; // the grants of t0 + 1000 still fill the window, and the minute reaches one turn further
+      expect(await store.takeTurn!('turn', limit)).toBe(1000 + 58 * 1050 - 1950);
+      // Turns that have all passed are forgotten: a new refusal starts again at the next free permit.
+      clock.t += 200_000;
+      expect(await store.takeTurn!('turn', limit)).toBe(0);
+      expect(await store.takeTurn!('turn', limit)).toBe(0);
+      expect(await store.takeTurn!('turn', limit)).toBe(1000);
+      // Turns follow the limit in force: under an override of 3 a second, three a turn.
+      await store.setRateLimit('turn3', { count: 3, periodMs: 1000 });
+      const three: number[] = [];
+      for (let i = 0; i < 7; i++) three.push(await store.takeTurn!('turn3', limit));
+      expect(three).toEqual([0, 0, 0, 1000, 1000, 1000, 2050]);
+      await store.setRateLimit('turn3', null);
+      expect(await store.takeTurn!('turn3', null)).toBe(NOT_LIMITED);
+      // Concurrent callers each get a place of their own: 7 permits, 7 places in each turn within the
+      // horizon (four periods of this slow limit: turns at 60, 123 and 186 s), and the rest told 240 s.
+      const slow = { count: 7, periodMs: 60_000 };
+      const crowd = await Promise.all(Array.from({ length: 30 }, () => store.takeTurn!('crowd', slow)));
+      const places = new Map<number, number>();
+      for (const w of crowd) places.set(w, (places.get(w) ?? 0) + 1);
+      expect([...places].sort((a, b) => a[0] - b[0])).toEqual([[0, 7], [60_000, 7], [123_000, 7], [186_000, 7], [240_000, 2]]);
     });
   });
 }

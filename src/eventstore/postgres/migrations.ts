@@ -3,7 +3,7 @@ import { LovageError } from '../../errors.ts';
 import { functionsSql } from './functions-sql.ts';
 import { functionsSqlV1 } from './functions-sql-v1.ts';
 import { functionsSqlV2 } from './functions-sql-v2.ts';
-import { rateLimitsSqlV3 } from './rate-sql.ts';
+import { rateLimitsSqlV3, rateTurnsSqlV6 } from './rate-sql.ts';
 import { quoteSchema } from './schema-name.ts';
 
 /** One forward-only schema version: SQL statements for a quoted schema name. */
@@ -125,6 +125,11 @@ const migrations: readonly Migration[] = [
         integer[], text[], json, integer[], integer[], text[], text[], integer[], text[], text[], integer[], text[], text[], bigint[], bigint[], text[],
         integer[], text[], json, text) SET enable_seqscan = off`,
     ],
+  },
+  {
+    version: 6,
+    name: 'rate-limit turns kept for every worker: the latest turn of each key, take_turn',
+    up: (s) => rateTurnsSqlV6(s),
   },
 ];
 

@@ -114,29 +114,91 @@ export function rateLimitsSqlV3(s: string): string[] {
   ];
 }
 
-const statements = new Map<string, { take: string; set: string; clear: string; get: string }>();
+/**
+ * `take_turn(key, count, period_ms, now)`: EventStore.takeTurn in one call: `take_token` on one clock
+ * reading, and on a refusal the caller's turn (nextTurn in ../rate/window.ts), booked in the key's
+ * rate_log row under its lock. Commits without waiting for the WAL flush, like a grant: a Postgres
+ * crash may forget the last turns booked, whose takers are then told turns that overlap (some are
+ * handed back once more); the limit itself never depends on turns.
+ */
+function takeTurn(s: string): string {
+  return `
+CREATE FUNCTION ${s}.take_turn(p_key text, p_count integer, p_period bigint, p_now bigint)
+RETURNS bigint LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_now bigint := ${NOW};
+  v_wait bigint := ${s}.take_token(p_key, p_count, p_period, v_now);
+  v_count integer;
+  v_period bigint;
+  v_at bigint;
+  v_left integer;
+BEGIN
+  IF v_wait <= 0 THEN
+    RETURN v_wait;
+  END IF;
+  SELECT o.count, o.period_ms INTO v_count, v_period FROM ${s}.rate_limits o WHERE o.key = p_key;
+  IF NOT FOUND THEN
+    IF p_count IS NULL THEN
+      RETURN v_wait; -- the override was cleared since take_token read it
+    END IF;
+    v_count := p_count;
+    v_period := p_period;
+  END IF;
+  PERFORM set_config('synchronous_commit', 'off', true);
+  SELECT r.turn_at, r.turn_left INTO v_at, v_left FROM ${s}.rate_log r WHERE r.key = p_key FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN v_wait; -- a refusal has a log row; none: nothing to book against
+  END IF;
+  IF v_at IS NULL OR v_at < v_now + v_wait THEN
+    v_at := v_now + v_wait;
+    v_left := v_count - 1;
+  ELSIF v_left > 0 THEN
+    v_left := v_left - 1;
+  ELSE
+    v_at := v_at + v_period + greatest(20, (v_period + 19) / 20);
+    IF v_at - v_now > greatest(60000, 4 * v_period) THEN
+      RETURN greatest(60000, 4 * v_period);
+    END IF;
+    v_left := v_count - 1;
+  END IF;
+  UPDATE ${s}.rate_log SET turn_at = v_at, turn_left = v_left WHERE key = p_key;
+  RETURN v_at - v_now;
+END
+$fn$`;
+}
 
-function sqlFor(schema: string): { take: string; set: string; clear: string; get: string } {
+/** Schema version 6's statements: rate-limit turns (the latest turn of each key, and take_turn). */
+export function rateTurnsSqlV6(s: string): string[] {
+  return [`ALTER TABLE ${s}.rate_log ADD COLUMN turn_at bigint, ADD COLUMN turn_left integer`, takeTurn(s)];
+}
+
+const statements = new Map<string, { take: string; turn: string; set: string; clear: string }>();
+
+function sqlFor(schema: string): { take: string; turn: string; set: string; clear: string } {
   let q = statements.get(schema);
   if (!q) {
     const s = quoteSchema(schema);
     q = {
       take: `SELECT ${s}.take_token($1::text, $2::integer, $3::bigint, $4::bigint)::float8 AS wait`,
+      turn: `SELECT ${s}.take_turn($1::text, $2::integer, $3::bigint, $4::bigint)::float8 AS wait`,
       set: `INSERT INTO ${s}.rate_limits (key, count, period_ms) VALUES ($1, $2, $3)
         ON CONFLICT (key) DO UPDATE SET count = EXCLUDED.count, period_ms = EXCLUDED.period_ms`,
       clear: `DELETE FROM ${s}.rate_limits WHERE key = $1`,
-      get: `SELECT count, period_ms::float8 AS period_ms FROM ${s}.rate_limits WHERE key = $1`,
     };
     statements.set(schema, q);
   }
   return q;
 }
 
-/** EventStore.takeToken on Postgres: one round trip. `now`: the injected test clock, or null for the database's. */
-export async function takeTokenPg(pool: pg.Pool, schema: string, key: string, limit: RateLimit | null, now: number | null): Promise<number> {
+/**
+ * EventStore.takeToken (or, with `turns`, takeTurn) on Postgres: one round trip. `now`: the injected
+ * test clock, or null for the database's.
+ */
+export async function takeTokenPg(pool: pg.Pool, schema: string, key: string, limit: RateLimit | null, now: number | null, turns = false): Promise<number> {
   checkRateKey(key);
   const l = limit === null ? null : checkRateLimit(limit);
-  const rows = await namedQuery<{ wait: number }>(pool, sqlFor(schema).take, [key, l?.count ?? null, l?.periodMs ?? null, now]);
+  const q = sqlFor(schema);
+  const rows = await namedQuery<{ wait: number }>(pool, turns ? q.turn : q.take, [key, l?.count ?? null, l?.periodMs ?? null, now]);
   return rows[0]!.wait;
 }
 
@@ -149,10 +211,4 @@ export async function setRateLimitPg(pool: pg.Pool, schema: string, key: string,
     const l = checkRateLimit(limit);
     await namedQuery(pool, sqlFor(schema).set, [key, l.count, l.periodMs]);
   }
-}
-
-/** EventStore.getRateLimit on Postgres. */
-export async function getRateLimitPg(pool: pg.Pool, schema: string, key: string): Promise<RateLimit | null> {
-  const rows = await namedQuery<{ count: number; period_ms: number }>(pool, sqlFor(schema).get, [checkRateKey(key)]);
-  return rows[0] ? { count: rows[0].count, periodMs: rows[0].period_ms } : null;
 }

@@ -98,12 +98,55 @@ export function takeFromLog(log: number[], limit: RateLimit, now: number): numbe
   return 0;
 }
 
+/**
+ * A key's turns (EventStore.takeTurn): the latest turn handed out, `at` (store clock, ms), and how many
+ * more refused takers it has room for.
+ */
+export interface Turn {
+  readonly at: number;
+  readonly left: number;
+}
+
+/**
+ * The time between two turns beyond the period: a turn's permits are taken over the few ms its takers
+ * need to come back, so the next turn starts once they have all left the window (a twentieth of the
+ * period, at least 20 ms: turns run that much slower than the limit itself would allow).
+ */
+export function turnMarginMs(limit: RateLimit): number {
+  return Math.max(20, Math.ceil(limit.periodMs / 20));
+}
+
+/**
+ * How far ahead turns are handed out: a minute, or four periods of a slower limit. A taker refused when
+ * the turns reach further is told to ask again then, without a turn: so turns planned for takers that
+ * never come back (their run was cancelled) hold newcomers back for this long at most.
+ */
+export function turnHorizonMs(limit: RateLimit): number {
+  return Math.max(60_000, 4 * limit.periodMs);
+}
+
+/**
+ * The turn of a taker refused at `now` with `wait` (when the next permit may be free), after `turn`,
+ * the key's latest (undefined: none): the wait until its turn, and the key's latest turn after it
+ * (undefined: unchanged). The first `count` refused takers come back at the wait, the next `count` a
+ * period and a margin later, and so on; a turn that has passed starts a new plan at the wait.
+ */
+export function nextTurn(turn: Turn | undefined, limit: RateLimit, now: number, wait: number): { wait: number; turn?: Turn } {
+  if (!turn || turn.at < now + wait) return { wait, turn: { at: now + wait, left: limit.count - 1 } };
+  if (turn.left > 0) return { wait: turn.at - now, turn: { at: turn.at, left: turn.left - 1 } };
+  const at = turn.at + limit.periodMs + turnMarginMs(limit);
+  if (at - now > turnHorizonMs(limit)) return { wait: turnHorizonMs(limit) };
+  return { wait: at - now, turn: { at, left: limit.count - 1 } };
+}
+
 /** Rate limits of one process: the memory store's (every store's semantics, see EventStore.takeToken). */
 export class RateTable {
   readonly #logs = new Map<string, number[]>();
   readonly #overrides = new Map<string, RateLimit>();
+  readonly #turns = new Map<string, Turn>();
 
-  take(key: string, limit: RateLimit | null, now: number): number {
+  /** EventStore.takeToken; with `turns`, EventStore.takeTurn. */
+  take(key: string, limit: RateLimit | null, now: number, turns = false): number {
     checkRateKey(key);
     const checked = limit === null ? null : checkRateLimit(limit);
     const effective = this.#overrides.get(key) ?? checked;
@@ -112,11 +155,10 @@ export class RateTable {
     const wait = takeFromLog(log, effective, now);
     if (log.length === 0) this.#logs.delete(key);
     else this.#logs.set(key, log);
-    return wait;
-  }
-
-  get(key: string): RateLimit | null {
-    return this.#overrides.get(checkRateKey(key)) ?? null;
+    if (wait === 0 || !turns) return wait;
+    const next = nextTurn(this.#turns.get(key), effective, now, wait);
+    if (next.turn) this.#turns.set(key, next.turn);
+    return next.wait;
   }
 
   set(key: string, limit: RateLimit | null): void {
