@@ -6,8 +6,9 @@ export interface RateLimiterOptions {
   /**
    * How long an answer is trusted without asking the store again, ms (default 1000): "this task has no
    * limit and no override" for a task without a limit in code, and, on a store that keeps no turns,
-   * "refused, wait W" for any task (at most this long, never past W). So a run-time override (`store.setRateLimit`) reaches every worker
-   * within this time, while a task without a limit costs at most one store call this often.
+   * "refused, wait W" for any task (at most this long, never past W). So a run-time override
+   * (`store.setRateLimit`) reaches every worker within this time, while a task without a limit costs at
+   * most one store call this often.
    */
   readonly recheckMs?: number;
   /** The local clock for those intervals (default `Date.now`; tests inject theirs). */
