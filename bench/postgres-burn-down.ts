@@ -8,6 +8,7 @@ import { createApp } from '../src/app/app.ts';
 import { group } from '../src/canvas/combinators.ts';
 import { PostgresStore } from '../src/eventstore/postgres.ts';
 import { count, ms, prefillSingleRuns, WORKER } from './harness.ts';
+import { rawPostgres } from './scale.ts';
 
 const BUDGET = 25_000;
 const args = process.argv.slice(2);
@@ -52,38 +53,11 @@ async function withStore<T>(fn: (store: PostgresStore) => Promise<T>): Promise<T
   }
 }
 
-/** PEER: what Postgres does with no event log: claim `batch` jobs and delete them, one client. */
+/** PEER: what Postgres does with no event log: claim `batch` jobs and delete them, one client (scale.ts). */
 async function peer(n: number, batch: number): Promise<number> {
-  const client = new pg.Client({ connectionString: URL });
-  await client.connect();
-  try {
-    await client.query('DROP TABLE IF EXISTS lovage_bench_jobs');
-    await client.query(`CREATE TABLE lovage_bench_jobs (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, queue text NOT NULL,
-      payload text NOT NULL, locked_by text, locked_until timestamptz)`);
-    await client.query('CREATE INDEX ON lovage_bench_jobs (queue, id) WHERE locked_by IS NULL');
-    await client.query(`INSERT INTO lovage_bench_jobs (queue, payload) SELECT 'default', json_build_object('task', 'noop', 'args', json_build_array(i))::text FROM generate_series(1, $1) i`, [n]);
-    await client.query('VACUUM ANALYZE lovage_bench_jobs');
-    const claim = { name: 'peer_claim', text: `UPDATE lovage_bench_jobs j SET locked_by = $1, locked_until = now() + interval '30 s'
-      FROM (SELECT id FROM lovage_bench_jobs WHERE queue = 'default' AND locked_by IS NULL ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) c
-      WHERE j.id = c.id RETURNING j.id, j.payload` };
-    const t0 = performance.now();
-    let done = 0;
-    for (;;) {
-      const { rows: got } = await client.query<{ id: string; payload: string }>({ ...claim, values: ['peer', batch] });
-      if (got.length === 0) break;
-      for (const r of got) JSON.parse(r.payload);
-      await client.query({ name: 'peer_done', text: 'DELETE FROM lovage_bench_jobs WHERE id = ANY ($1::bigint[])', values: [got.map((r) => r.id)] });
-      done += got.length;
-    }
-    const timeMs = performance.now() - t0;
-    if (done !== n) throw new Error(`peer completed ${done} of ${n}`);
-    const rate = (n / timeMs) * 1000;
-    report(['PEER raw claim+delete', `${count(n)} jobs, batches of ${batch}`, ms(timeMs), `${count(rate)} jobs/s`, '', 'no event log, no projection']);
-    return rate;
-  } finally {
-    await client.query('DROP TABLE IF EXISTS lovage_bench_jobs');
-    await client.end();
-  }
+  const rate = await rawPostgres(URL, n, batch);
+  report(['PEER raw claim+delete', `${count(n)} jobs, batches of ${batch}`, ms((n / rate) * 1000), `${count(rate)} jobs/s`, '', 'no event log, no projection']);
+  return rate;
 }
 
 /** (a) `n` runs of one node each, appended 1000 runs per batch, then one worker burns them down. */

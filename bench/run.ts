@@ -9,6 +9,7 @@ import { bullmqPeer } from './peer-bullmq.ts';
 import { peerWorkload } from './peer-common.ts';
 import { graphilePeer } from './peer-graphile.ts';
 import { peerSqlite } from './peer-sqlite.ts';
+import { machineScale } from './scale.ts';
 import { judgeStoreBudgets, printSideBySide } from './side-by-side.ts';
 import { probeStore, STORE_KINDS, type StoreKind } from './stores.ts';
 import { w1BurnDown } from './w1-burn-down.ts';
@@ -142,6 +143,7 @@ async function main(): Promise<void> {
   } else {
     const judged = judgeStoreBudgets(store, ctx.shared, peerName, quick);
     console.log(`\n${judged.met} budgets met, ${judged.missed} missed (the table's budgets are SQLite's: shown there, not judged).`);
+    if (!missing) console.log(await machineScale(store, quick));
   }
 }
 
