@@ -81,23 +81,22 @@ function counted(clock: ManualClock, turns = true): { store: EventStore; calls: 
  */
 async function backlog(store: EventStore, clock: ManualClock, workers: number, n: number, code: RateLimit | undefined): Promise<{ starts: number[]; deferred: number }> {
   const limiters = Array.from({ length: workers }, () => new RateLimiter(store, { clock: clock.now }));
-  let due = new Map<number, number>([[clock.t, n]]);
+  const due = new Map<number, number>([[clock.t, n]]);
   const starts: number[] = [];
   let deferred = 0;
   let k = 0;
   while (starts.length < n) {
-    const now = due.get(clock.t) ?? 0;
+    const dueNow = due.get(clock.t) ?? 0;
     due.delete(clock.t);
-    for (let i = 0; i < now; i++) {
+    for (let i = 0; i < dueNow; i++) {
       const wait = await limiters[k++ % workers]!.wait('t', code);
       if (wait === 0) starts.push(clock.t);
       else {
         deferred++;
-        const at = clock.t + Math.ceil(wait / 10) * 10; // due at the worker's next tick after its turn
+        const at = clock.t + Math.ceil(wait / 10) * 10; // due at the workers' first tick at or after its turn
         due.set(at, (due.get(at) ?? 0) + 1);
       }
     }
-    due = new Map([...due].map(([at, c]) => [Math.max(at, clock.t + 10), c] as const).reduce((m, [at, c]) => m.set(at, (m.get(at) ?? 0) + c), new Map<number, number>()));
     clock.t += 10;
   }
   return { starts, deferred };
