@@ -550,7 +550,8 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       // Turns reach a minute ahead at most (2/s: turns 1,050 ms apart); beyond it, callers are told to ask
       // again a minute later, and nothing is booked for them.
       const far: number[] = [];
-      for (let w = 0; w !== 60_000; ) far.push((w = await store.takeTurn!('turn', limit)));
+      for (let w = 0; w !== 60_000 && far.length < 200; ) far.push((w = await store.takeTurn!('turn', limit)));
+      expect(far.at(-1)).toBe(60_000);
       expect(far.at(-2)).toBe(57 * 1050); // the last turn within the minute: 59,850 ms ahead
       expect(far.filter((w) => w === 57 * 1050)).toHaveLength(2);
       expect(await store.takeTurn!('turn', limit)).toBe(60_000);
