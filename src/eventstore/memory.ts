@@ -5,7 +5,7 @@ import type { StoredEvent } from '../engine/events.ts';
 import { LovageError } from '../errors.ts';
 import { RateTable, type RateLimit } from './rate/window.ts';
 import { newToken } from './token.ts';
-import { type DeleteOptions, endsRun, matchesRun, newestFirst, pageSize, refuseTransaction, runStatusAfter, Signal, type AppendOptions, type AppendRequest, type RunFilter, type ClaimRequest, type ClaimedNode, type EventStore, type LeaseRef, type RunRecord } from './store.ts';
+import { checkCommute, commuteRefused, type DeleteOptions, endsRun, matchesRun, newestFirst, pageSize, refuseTransaction, runStatusAfter, Signal, type AppendOptions, type AppendRequest, type RunFilter, type ClaimRequest, type ClaimedNode, type EventStore, type LeaseRef, type RunRecord } from './store.ts';
 
 interface ReadyRow {
   readonly runId: string;
@@ -34,6 +34,10 @@ const key = (runId: string, nodeId: string): string => `${runId}\u0000${nodeId}`
 export class MemoryStore implements EventStore {
   /** All its appends are in this process (see EventStore.wakesEveryProcess). */
   readonly wakesEveryProcess = true;
+  /** It takes commuting appends (see AppendRequest.after). */
+  readonly commutes = true;
+  /** Each run's last append id (see AppendRequest.id): set by appends that name one, cleared by those that do not; claims leave it. */
+  readonly #lastAppend = new Map<string, string>();
   /** Index = position - 1; a deleted run leaves holes, so positions never move. */
   readonly #events: (StoredEvent | undefined)[] = [];
   readonly #streams = new Map<string, StoredEvent[]>();
@@ -58,14 +62,29 @@ export class MemoryStore implements EventStore {
 
   async append(requests: readonly AppendRequest[], options?: AppendOptions): Promise<StoredEvent[][]> {
     refuseTransaction('memory', options);
+    for (const r of requests) checkCommute(r, true);
+    return this.#append(requests, false);
+  }
+
+  /** Appends (a claim's NodeStarted events when `claim`: they leave the runs' last append ids as they are). */
+  #append(requests: readonly AppendRequest[], claim: boolean): StoredEvent[][] {
     const versions = new Map<string, number>();
+    const last = new Map<string, string>();
     for (const r of requests) {
       const current = versions.get(r.runId) ?? this.#runs.get(r.runId)?.version ?? 0;
-      if (current !== r.expectedVersion) {
+      if (r.after !== undefined) {
+        const named = last.has(r.runId) ? last.get(r.runId)! : (this.#lastAppend.get(r.runId) ?? '');
+        if (named !== r.after) throw commuteRefused(r.runId, 'after', named);
+        for (const [nodeId, token] of r.leases ?? []) {
+          if (this.#ready.get(key(r.runId, nodeId))?.leaseToken !== token) throw commuteRefused(r.runId, 'lease', nodeId);
+        }
+      }
+      if (r.after !== undefined ? current < r.expectedVersion : current !== r.expectedVersion) {
         const why = r.expectedVersion === 0 ? 'it exists already' : `it is at version ${current}`;
         throw new LovageError('CONCURRENCY', `run ${r.runId} is not at version ${r.expectedVersion}: ${why}`, { runId: r.runId });
       }
       versions.set(r.runId, current + r.events.length);
+      if (!claim && r.events.length > 0) last.set(r.runId, r.id ?? '');
     }
     // Check the projection's uniqueness before changing anything, so the batch stays all-or-nothing.
     const readyKeys = new Set<string>();
@@ -88,6 +107,10 @@ export class MemoryStore implements EventStore {
       }
       return stored;
     });
+    for (const [runId, id] of last) {
+      if (id === '') this.#lastAppend.delete(runId);
+      else this.#lastAppend.set(runId, id);
+    }
     if (woke) this.#signal.emit();
     this.#signal.emitWhenDue(requests);
     return out;
@@ -177,7 +200,7 @@ export class MemoryStore implements EventStore {
         nodeId: row.nodeId, attempts: row.attempts, worker: request.worker, leaseToken, leaseExpiresAt, at: now,
         ...(row.leaseToken !== undefined && row.worker !== undefined ? { expiredWorker: row.worker } : {}),
       });
-      const [stored] = await this.append([{ runId: row.runId, expectedVersion: this.#runs.get(row.runId)!.version, events }]);
+      const [stored] = this.#append([{ runId: row.runId, expectedVersion: this.#runs.get(row.runId)!.version, events }], true);
       claimed.push({ runId: row.runId, nodeId: row.nodeId, task: row.task, args: row.args, attempt: row.attempts, leaseToken, leaseExpiresAt, ...(row.options ? { options: row.options } : {}), events: stored! });
     }
     return claimed;
@@ -222,6 +245,7 @@ export class MemoryStore implements EventStore {
       gone.add(runId);
       n++;
       this.#streams.delete(runId);
+      this.#lastAppend.delete(runId);
       for (const [k, row] of this.#ready) if (row.runId === runId) this.#ready.delete(k);
     }
     // The global log keeps positions: the deleted run's entries leave it, the others keep their numbers.

@@ -51,6 +51,8 @@ export class RedisStore implements EventStore {
   readonly pipelined = true;
   /** Every process's appends publish a wake-up (see EventStore.wakesEveryProcess). */
   readonly wakesEveryProcess = true;
+  /** It takes commuting appends (see AppendRequest.after; P:la in lua/lib.lua). */
+  readonly commutes = true;
   readonly #client: Redis;
   readonly #owned: boolean;
   readonly #keys: readonly string[];
@@ -70,7 +72,7 @@ export class RedisStore implements EventStore {
     this.#client = client;
     this.#owned = owned;
     this.prefix = prefix;
-    this.#keys = ['pos', 'log', 'runs', 'ev', 'ver', 'st', 'cr', 'up', 'fin', 'qr', 'tk', 'rows', 'base'].map((k) => prefix + k);
+    this.#keys = ['pos', 'log', 'runs', 'ev', 'ver', 'st', 'cr', 'up', 'fin', 'qr', 'tk', 'rows', 'base', 'la'].map((k) => prefix + k);
     this.#clock = clock;
   }
 
@@ -164,7 +166,7 @@ export class RedisStore implements EventStore {
     const reply = (await this.#run(scripts.append, argv)) as unknown[];
     if (reply[0] === 0) throwRefusal(reply);
     this.#wokeLocally(requests);
-    return storedEvents(requests, reply[1] as number);
+    return storedEvents(requests, reply[1] as number, reply.slice(2) as number[]);
   }
 
   /** Wakes this process's listeners at once when the batch made nodes claimable (PUBLISH reaches the others). */

@@ -9,7 +9,7 @@ import { conflict, EXPIRED_CHECK_MS, parseEvent, prepareStatements, taskList, to
 import { SqliteRate } from './rate/sqlite.ts';
 import type { RateLimit } from './rate/window.ts';
 import { newToken } from './token.ts';
-import { type DeleteOptions, endsRun, pageSize, refuseTransaction, runStatusAfter, Signal, type AppendOptions, type AppendRequest, type RunFilter, type ClaimRequest, type ClaimedNode, type EventStore, type LeaseRef, type RunRecord } from './store.ts';
+import { checkCommute, type DeleteOptions, endsRun, pageSize, refuseTransaction, runStatusAfter, Signal, type AppendOptions, type AppendRequest, type RunFilter, type ClaimRequest, type ClaimedNode, type EventStore, type LeaseRef, type RunRecord } from './store.ts';
 
 /** Options of {@link SqliteStore}. */
 export interface SqliteStoreOptions {
@@ -95,6 +95,7 @@ export class SqliteStore implements EventStore {
 
   async append(requests: readonly AppendRequest[], options?: AppendOptions): Promise<StoredEvent[][]> {
     refuseTransaction('SQLite', options);
+    for (const r of requests) checkCommute(r, false);
     const out = this.#write(() => requests.map((r) => this.#appendOne(r.runId, r.expectedVersion, r.events)));
     if (out.some((events) => events.some((s) => s.event.type === 'NodeReady' || s.event.type === 'NodeReleased'))) this.#signal.emit();
     this.#signal.emitWhenDue(requests);
@@ -243,6 +244,7 @@ export class SqliteStore implements EventStore {
   }
 
   async appendAndClaim(requests: readonly AppendRequest[], claim: ClaimRequest): Promise<ClaimedNode[]> {
+    for (const r of requests) checkCommute(r, false);
     const woke = requests.some((r) => r.events.some((e) => e.type === 'NodeReady' || e.type === 'NodeReleased'));
     const claimed = this.#write(() => {
       for (const r of requests) this.#appendOne(r.runId, r.expectedVersion, r.events);

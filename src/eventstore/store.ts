@@ -11,6 +11,56 @@ export interface AppendRequest {
   readonly runId: string;
   readonly expectedVersion: number;
   readonly events: readonly WorkflowEvent[];
+  /**
+   * Names this append, so that a commuting append may follow it (`after`; stores with `commutes`):
+   * 1-64 characters, unique among the run's appends (the coordinator's: its instance token and a
+   * counter). The store keeps it as the run's last append id; an append without one clears it. Ignored
+   * by stores without `commutes`.
+   */
+  readonly id?: string;
+  /**
+   * Makes this a commuting append (stores with `commutes` only; others throw UNSUPPORTED): it lands at
+   * the run's current version (at least `expectedVersion`) when the run's last append other than a
+   * claim's is still the one named `after`, and every node in `leases` still holds that lease token. Only
+   * claims came between, and their NodeLeaseExpired/NodeStarted events commute with outcomes of other
+   * nodes. Otherwise it throws CONCURRENCY with details.reason `'after'` (details.last: the run's last
+   * append id, '' none) or `'lease'` (details.nodeId).
+   */
+  readonly after?: string;
+  /** With `after`: the [nodeId, leaseToken] pairs that must still hold. */
+  readonly leases?: readonly (readonly [string, string])[];
+}
+
+const APPEND_ID = /^[A-Za-z0-9_:.-]{1,64}$/;
+
+/**
+ * Checks a request's `id`, `after` and `leases` (every store calls it; `commutes`: whether the store
+ * takes commuting appends). Throws VALIDATION naming what is wrong, UNSUPPORTED for `after` on a store
+ * that cannot commute.
+ */
+export function checkCommute(r: AppendRequest, commutes: boolean): void {
+  if (r.id !== undefined && (typeof r.id !== 'string' || !APPEND_ID.test(r.id))) {
+    throw new LovageError('VALIDATION', `append id ${JSON.stringify(r.id)} of run ${r.runId} is invalid; allowed are 1-64 of A-Z a-z 0-9 _ : . -`);
+  }
+  if (r.after === undefined) {
+    if (r.leases !== undefined) throw new LovageError('VALIDATION', `leases given for run ${r.runId} without after; they are checked only for a commuting append (after: the id of the append it follows)`);
+    return;
+  }
+  if (!commutes) throw new LovageError('UNSUPPORTED', `this store does not take commuting appends (after ${JSON.stringify(r.after)} for run ${r.runId}); only stores with commutes: true do (memory, Redis)`);
+  if (typeof r.after !== 'string' || !APPEND_ID.test(r.after)) {
+    throw new LovageError('VALIDATION', `after ${JSON.stringify(r.after)} of run ${r.runId} is invalid; allowed are 1-64 of A-Z a-z 0-9 _ : . -`);
+  }
+  const leases = r.leases ?? [];
+  if (!Array.isArray(leases) || !leases.every((l) => Array.isArray(l) && l.length === 2 && typeof l[0] === 'string' && typeof l[1] === 'string' && l[0] !== '' && l[1] !== '')) {
+    throw new LovageError('VALIDATION', `leases of run ${r.runId} are invalid; allowed is an array of [nodeId, leaseToken] pairs of non-empty strings`);
+  }
+}
+
+/** The CONCURRENCY error of a commuting append that may not land (see AppendRequest.after). */
+export function commuteRefused(runId: string, reason: 'after' | 'lease', detail: string): LovageError {
+  return reason === 'after'
+    ? new LovageError('CONCURRENCY', `run ${runId}'s last append is ${detail === '' ? 'not named' : JSON.stringify(detail)}, not the one this commuting append follows`, { runId, reason, last: detail })
+    : new LovageError('CONCURRENCY', `node ${detail} of run ${runId} no longer holds the lease this commuting append records`, { runId, reason, nodeId: detail });
 }
 
 /** Options of `deleteRuns`. */
@@ -115,6 +165,11 @@ export interface EventStore {
    * finds other processes' new work soon.
    */
   readonly wakesEveryProcess?: boolean;
+  /**
+   * The store takes commuting appends (AppendRequest.after): a worker may then send a run's outcomes
+   * while a claim that appends to the same run is on its way (default false).
+   */
+  readonly commutes?: boolean;
   /** The store's clock, epoch ms: leases and event times come from here, never from a worker. */
   now(): Promise<number>;
   /**
@@ -125,7 +180,8 @@ export interface EventStore {
   nowSync?(): number;
   /**
    * Appends all requests or none. Throws a CONCURRENCY LovageError (details.runId) when a run is not
-   * at its expected version. Returns the stored events per request.
+   * at its expected version (or a commuting request may not land, see AppendRequest.after). Returns the
+   * stored events per request.
    */
   append(requests: readonly AppendRequest[], options?: AppendOptions): Promise<StoredEvent[][]>;
   /** A run's events from `fromVersion` (1-based, inclusive), in order. */

@@ -7,7 +7,7 @@ import type { WorkflowEvent } from '../../src/engine/events.ts';
 import { initialState } from '../../src/engine/state.ts';
 import { LovageError } from '../../src/errors.ts';
 import { NOT_LIMITED } from '../../src/eventstore/rate/window.ts';
-import type { EventStore } from '../../src/eventstore/store.ts';
+import type { AppendRequest, EventStore } from '../../src/eventstore/store.ts';
 import { Coordinator } from '../../src/workers/coordinator.ts';
 
 /** A clock the test moves by hand. */
@@ -110,6 +110,52 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       await store.append([{ runId: 'r1', expectedVersion: 0, events }]);
       await expect(store.append([{ runId: 'r1', expectedVersion: 2, events: [events[1]!] }])).rejects.toBeInstanceOf(Error);
       expect(await store.readStream('r1')).toHaveLength(2);
+    });
+
+    it('commuting appends land at the current version past claims, only right after the append they name and while their leases hold', async () => {
+      const claim1 = { queues: ['default'], limit: 1, worker: 'W', leaseMs: 1000 };
+      const done = (nodeId: string, result: number): WorkflowEvent => ({ type: 'NodeSucceeded', at: clock.t, nodeId, attempt: 1, result });
+      const events = submitted({ kind: 'group', members: [sig('t', [0]), sig('t', [1]), sig('t', [2])] }, clock.t);
+      if (store.commutes !== true) {
+        // A store that cannot commute says so, and writes nothing.
+        await expect(store.append([{ runId: 'r1', expectedVersion: 0, events, after: 'w-1' }])).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+        expect(await store.getRun('r1')).toBeUndefined();
+        await store.append([{ runId: 'r1', expectedVersion: 0, events, id: 'w-1' }]); // an id alone is ignored
+        expect(await store.readStream('r1')).toHaveLength(4);
+        return;
+      }
+      await store.append([{ runId: 'r1', expectedVersion: 0, events, id: 'w-1' }]);
+      const [a] = await store.claim(claim1); // version 5
+      const [stored] = await store.append([{ runId: 'r1', expectedVersion: 4, events: [done(a!.nodeId, 0)], id: 'w-2', after: 'w-1', leases: [[a!.nodeId, a!.leaseToken]] }]);
+      expect(stored!.map((e) => e.version)).toEqual([6]);
+      const [b] = await store.claim(claim1); // version 7
+      const refused = async (r: Partial<AppendRequest>, details: Record<string, unknown>, claim = false): Promise<void> => {
+        const request = { runId: 'r1', expectedVersion: 4, events: [done(b!.nodeId, 1)], id: 'w-3', ...r };
+        const call = claim ? store.appendAndClaim([request], claim1) : store.append([request]);
+        await expect(call).rejects.toMatchObject({ code: 'CONCURRENCY', details: { runId: 'r1', ...details } });
+        expect(await store.getRun('r1')).toMatchObject({ version: 7 });
+      };
+      await refused({ after: 'w-1', leases: [[b!.nodeId, b!.leaseToken]] }, { reason: 'after', last: 'w-2' }); // not the last one any more
+      await refused({ after: 'w-2', leases: [[b!.nodeId, 'not-the-token']] }, { reason: 'lease', nodeId: b!.nodeId });
+      await refused({ after: 'w-2', leases: [[a!.nodeId, a!.leaseToken]] }, { reason: 'lease', nodeId: a!.nodeId }, true); // a has ended; nothing claimed
+      await refused({ after: 'w-2', leases: [], expectedVersion: 8 }, { runId: 'r1' }); // behind its least version
+      // In appendAndClaim: it lands, then the claim takes the last node after it.
+      const [c] = await store.appendAndClaim([{ runId: 'r1', expectedVersion: 4, events: [done(b!.nodeId, 1)], after: 'w-2', leases: [[b!.nodeId, b!.leaseToken]] }], claim1);
+      expect(c!.events.map((e) => e.version)).toEqual([9]);
+      // That append named no id: nothing may follow it by commuting, even naming what came before it.
+      await expect(store.append([{ runId: 'r1', expectedVersion: 9, events: [done(c!.nodeId, 2)], after: 'w-2', leases: [] }])).rejects.toMatchObject({ details: { reason: 'after', last: '' } });
+      await store.append([{ runId: 'r1', expectedVersion: 9, events: [], id: 'w-4' }]); // an empty append changes nothing
+      await store.append([{ runId: 'r1', expectedVersion: 9, events: [{ type: 'NodesSkipped', at: clock.t, nodeIds: [], reason: 'x' }], id: 'w-5' }]);
+      // The run's end, landed by commuting: its finished version is where it landed.
+      const [end] = await store.append([{ runId: 'r1', expectedVersion: 1, events: [done(c!.nodeId, 2), { type: 'WorkflowSucceeded', at: clock.t, result: [0, 1, 2] }], after: 'w-5', leases: [[c!.nodeId, c!.leaseToken]] }]);
+      expect(end!.map((e) => e.version)).toEqual([11, 12]);
+      expect(await store.getRun('r1')).toMatchObject({ status: 'succeeded', version: 12, finishedVersion: 12 });
+      expect((await store.readStream('r1')).map((e) => e.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+      // Bad ids and leases are refused by name, before anything is written.
+      for (const bad of [{ id: '' }, { id: 'a b' }, { id: 'x'.repeat(65) }, { after: '' }, { after: 'w-5', leases: [['n']] }, { leases: [] }] as Partial<AppendRequest>[]) {
+        await expect(store.append([{ runId: 'r1', expectedVersion: 12, events: [{ type: 'NodesSkipped', at: clock.t, nodeIds: [], reason: 'x' }], ...bad }])).rejects.toMatchObject({ code: 'VALIDATION' });
+      }
+      expect(await store.getRun('r1')).toMatchObject({ version: 12 });
     });
 
     it('reads all runs in one global order, continuing from a position', async () => {

@@ -2,7 +2,7 @@ import type { ExecOptions } from '../../canvas/dag.ts';
 import type { Json } from '../../canvas/json.ts';
 import type { WorkflowEvent } from '../../engine/events.ts';
 import { LovageError } from '../../errors.ts';
-import { endsRun, runStatusAfter, type AppendRequest, type RunRecord } from '../store.ts';
+import { checkCommute, endsRun, runStatusAfter, type AppendRequest, type RunRecord } from '../store.ts';
 import { EVENT_ROW_MAX } from './functions-sql.ts';
 
 /**
@@ -64,6 +64,7 @@ const cleared: Lease = { k: null, x: null, w: null, at: null };
  */
 export function buildAppend(requests: readonly AppendRequest[]): { params: AppendParams; groups: RunGroup[] } {
   const groups = new Map<string, RunGroup>();
+  for (const r of requests) checkCommute(r, false);
   for (const r of requests) {
     if (r.events.length === 0) continue;
     const g = groups.get(r.runId);

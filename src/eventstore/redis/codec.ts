@@ -5,7 +5,7 @@ import { decideStart } from '../../engine/decide.ts';
 import type { StoredEvent, WorkflowEvent } from '../../engine/events.ts';
 import { LovageError } from '../../errors.ts';
 import { newToken } from '../token.ts';
-import { endsRun, runStatusAfter, type AppendRequest, type ClaimedNode, type ClaimRequest, type RunFilter, type RunRecord } from '../store.ts';
+import { checkCommute, commuteRefused, endsRun, runStatusAfter, type AppendRequest, type ClaimedNode, type ClaimRequest, type RunFilter, type RunRecord } from '../store.ts';
 import type { ScriptArg } from './scripts.ts';
 
 const PREFIX = /^[A-Za-z0-9_.:{}-]{1,100}$/;
@@ -35,6 +35,7 @@ export function encodeAppend(requests: readonly AppendRequest[], out: ScriptArg[
   out.push(requests.length);
   for (const r of requests) {
     checkRunId(r.runId);
+    checkCommute(r, true);
     if (!Number.isInteger(r.expectedVersion) || r.expectedVersion < 0) {
       throw new LovageError('VALIDATION', `expected version ${String(r.expectedVersion)} of run ${r.runId} is invalid; allowed are integers ≥ 0`);
     }
@@ -45,17 +46,20 @@ export function encodeAppend(requests: readonly AppendRequest[], out: ScriptArg[
       const next = runStatusAfter(events[i]!);
       if (next !== undefined) {
         status = next;
-        // The run's end, or '0': it runs (again), no finished version.
-        finished = endsRun(events[i]!) ? String(r.expectedVersion + i + 1) : '0';
+        // The index of the event that ends the run, or '0': it runs (again), no finished version.
+        finished = endsRun(events[i]!) ? String(i + 1) : '0';
       }
     }
     const first = events[0];
     const last = events[events.length - 1];
     const nOpsAt = out.length + 3; // filled in once the ops are pushed
+    const leases = r.after === undefined ? [] : (r.leases ?? []);
     out.push(
       r.runId, r.expectedVersion, events.length, 0,
       r.expectedVersion === 0 && first ? first.at : '', taskList(first), status, finished, last ? last.at : '',
+      r.id ?? '', r.after ?? '', leases.length,
     );
+    for (const [nodeId, token] of leases) out.push(nodeId, token);
     for (const e of events) out.push(JSON.stringify(e));
     let nOps = 0;
     for (let i = 0; i < events.length; i++) nOps += pushOps(events[i]!, i, out);
@@ -96,15 +100,16 @@ function pushOps(e: WorkflowEvent, i: number, out: ScriptArg[]): number {
   }
 }
 
-/** The stored events of an accepted append: positions run on from `first` in request order. */
-export function storedEvents(requests: readonly AppendRequest[], first: number): StoredEvent[][] {
+/** The stored events of an accepted append: positions run on from `first` in request order; `bases[n]`, the version request n landed after. */
+export function storedEvents(requests: readonly AppendRequest[], first: number, bases: readonly number[]): StoredEvent[][] {
   let position = first;
-  return requests.map((r) => r.events.map((event, i) => ({ runId: r.runId, version: r.expectedVersion + i + 1, position: position++, event })));
+  return requests.map((r, n) => r.events.map((event, i) => ({ runId: r.runId, version: (bases[n] ?? r.expectedVersion) + i + 1, position: position++, event })));
 }
 
-/** Throws the CONCURRENCY error of a refused append reply (`[0, reason, runId, expected, current|nodeId]`). */
+/** Throws the CONCURRENCY error of a refused append reply (`[0, reason, runId, expected, current|nodeId|last id]`). */
 export function throwRefusal(reply: readonly unknown[]): never {
   const [, reason, runId, expected, detail] = reply as [number, string, string, number, number | string];
+  if (reason === 'after' || reason === 'lease') throw commuteRefused(runId, reason, String(detail));
   if (reason === 'ready') {
     throw new LovageError('CONCURRENCY', `node ${String(detail)} of run ${runId} is already in the ready queue`, { runId });
   }

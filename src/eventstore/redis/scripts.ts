@@ -33,7 +33,7 @@ export const scripts = {
   setRateLimit: load('set-rate-limit'),
 } as const;
 
-/** A script's arguments: KEYS (always the 13 global keys, see lua/lib.lua) and ARGV. */
+/** A script's arguments: KEYS (always the 14 global keys, see lua/lib.lua) and ARGV. */
 export type ScriptArg = string | number;
 
 /**

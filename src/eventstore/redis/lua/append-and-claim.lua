@@ -1,6 +1,6 @@
 -- appendAndClaim: a worker's outcomes (an append batch) and its next claim in one atomic step, as
 -- BullMQ's moveToFinished fetches the next job. A refused append claims nothing.
--- KEYS: the 13 global keys (see lib.lua)
+-- KEYS: the 14 global keys (see lib.lua)
 -- ARGV[1] prefix P, ARGV[2] clock override ('' = Redis TIME), ARGV[3] writer instance id (the PUBLISH message)
 -- ARGV[4..] the append batch (see `append` in lib-append.lua), then the claim (see `claim` in lib-claim.lua)
 -- Returns { 1, first position, then the claim's reply... } or the append's refusal { 0, ... }.

@@ -1,6 +1,6 @@
 -- deleteRuns: deletes runs whole (events, ready rows and their queue entries, delayed ones included, the run's fields) in
 -- one step, then trims the dead entries off the head of the global order. Other runs keep their positions.
--- KEYS: the 13 global keys (see lib.lua)
+-- KEYS: the 14 global keys (see lib.lua)
 -- ARGV[1] prefix P, ARGV[2] clock override (unused), ARGV[3] instance id (unused)
 -- ARGV[4] only these statuses, comma-separated ('' for any), checked here, atomically
 -- ARGV[5..] run ids
@@ -21,7 +21,7 @@ for i = 5, #ARGV do
     many('HDEL', K_EV, fields)
     local created = call('HGET', K_CR, runId)
     if created then call('ZREM', K_RUNS, pad(math.max(0, tonumber(created))) .. NUL .. runId) end
-    for _, key in ipairs({ K_VER, K_ST, K_CR, K_UP, K_FIN, K_QR, K_TK }) do call('HDEL', key, runId) end
+    for _, key in ipairs({ K_VER, K_ST, K_CR, K_UP, K_FIN, K_QR, K_TK, K_LA }) do call('HDEL', key, runId) end
   end
 end
 -- Runs are mostly deleted oldest first (retention), so dead entries gather at the head of P:log.

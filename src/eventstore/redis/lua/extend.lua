@@ -1,5 +1,5 @@
 -- extend: moves the expiry of leases still held (the token matches) to now + leaseMs.
--- KEYS: the 13 global keys (see lib.lua); reads and writes P:rows and the leased zsets.
+-- KEYS: the 14 global keys (see lib.lua); reads and writes P:rows and the leased zsets.
 -- ARGV[1] prefix P, ARGV[2] clock override ('' = Redis TIME), ARGV[3] instance id (unused)
 -- ARGV[4] leaseMs, then per lease: runId, nodeId, lease token
 -- Returns one 1 (extended) or 0 (lost) per lease.

@@ -6,24 +6,34 @@ local OP_SIZE = { R = 9, S = 7, Y = 5, D = 3, C = 3 }
 -- Appends a batch read from ARGV at index `i`; checks every request before writing anything, so the
 -- batch lands whole or not at all. At ARGV[i]: the number of requests, then per request:
 --   runId, expectedVersion, nEvents, nOps, createdAt ('' unless expectedVersion is 0), tasks ("|a|b|"),
---   status ('' when no event changes it), finishedVersion ('' unchanged, '0' none: it runs again),
---   updatedAt, nEvents event JSON strings,
+--   status ('' when no event changes it), finished ('' unchanged, '0' none: it runs again, else the
+--   1-based index of the event that ends the run), updatedAt, id ('' none: clears P:la), after ('' for
+--   an append at expectedVersion; else a commuting append, see AppendRequest.after in store.ts: it
+--   lands at the run's current version if P:la holds `after` and every lease below still holds),
+--   nLeases, nLeases pairs of nodeId and lease token, nEvents event JSON strings,
 --   then nOps ops: kind, event index (0-based), nodeId, and for
 --   R (NodeReady): queue, priority, task, args JSON, availableAt (0 = now), options JSON ('' = none) |
 --   S (NodeStarted): attempt, worker, token, expires |
 --   Y (NodeRetryScheduled/NodeDeferred): availableAt, attempts ('' = unchanged) |
 --   D (NodeSucceeded/Failed, each node of WorkflowCancelled), C (NodeLeaseExpired/Released): nothing more
--- Returns { 1, first position, next ARGV index, woke } or { 0, reason, runId, expected, current|nodeId }.
+-- Returns { 1, first position, next ARGV index, woke, { the version each request landed after } } or
+-- { 0, reason ('version'|'ready'|'after'|'lease'), runId, expected, current version|nodeId|last id }.
 local function append(i)
   local count = tonumber(ARGV[i])
   i = i + 1
   local reqs, runIds, opKeys = {}, {}, {}
+  local commuting = false
   for n = 1, count do
     local q = { at = i, runId = ARGV[i], expected = tonumber(ARGV[i + 1]), events = tonumber(ARGV[i + 2]), ops = tonumber(ARGV[i + 3]) }
-    q.ev = i + 9
+    q.id, q.after, q.leases = ARGV[i + 9], ARGV[i + 10], tonumber(ARGV[i + 11])
+    q.ev = i + 12 + 2 * q.leases
     q.op = q.ev + q.events
     reqs[n] = q
     runIds[n] = q.runId
+    if q.after ~= '' then
+      commuting = true
+      for l = i + 12, q.ev - 1, 2 do opKeys[#opKeys + 1] = q.runId .. NUL .. ARGV[l] end
+    end
     -- Where each op starts (ops differ in size, see OP_SIZE).
     local at = q.op
     q.at_ops = {}
@@ -35,11 +45,26 @@ local function append(i)
     i = at
   end
   local stored = count > 0 and hmget(K_VER, runIds) or {}
+  local named = commuting and hmget(K_LA, runIds) or {}
   load_rows(opKeys)
-  local versions, readied, total = {}, {}, 0
+  local versions, readied, total, last, bases = {}, {}, 0, {}, {}
   for n, q in ipairs(reqs) do
     local current = versions[q.runId] or tonumber(stored[n] or '0')
-    if current ~= q.expected then return { 0, 'version', q.runId, q.expected, current } end
+    if q.after ~= '' then
+      local la = last[q.runId]
+      if la == nil then la = named[n] or '' end
+      if la ~= q.after then return { 0, 'after', q.runId, q.expected, la } end
+      for l = q.at + 12, q.ev - 1, 2 do
+        local r = rows[q.runId .. NUL .. ARGV[l]]
+        if not r or r[6] ~= ARGV[l + 1] then return { 0, 'lease', q.runId, q.expected, ARGV[l] } end
+      end
+      if current < q.expected then return { 0, 'version', q.runId, q.expected, current } end
+      q.expected = current
+    elseif current ~= q.expected then
+      return { 0, 'version', q.runId, q.expected, current }
+    end
+    bases[n] = current
+    if q.events > 0 then last[q.runId] = q.id end
     versions[q.runId] = current + q.events
     for _, k in ipairs(q.at_ops) do
       if ARGV[k] == 'R' then
@@ -50,7 +75,7 @@ local function append(i)
     end
     total = total + q.events
   end
-  if total == 0 then return { 1, 0, i, false } end
+  if total == 0 then return { 1, 0, i, false, bases } end
 
   local first = call('INCRBY', K_POS, total) - total + 1
   local pos = first - 1
@@ -80,7 +105,7 @@ local function append(i)
       if status ~= '' then st[#st + 1], st[#st + 2] = runId, status end
       if finished ~= '' then
         if finals[runId] == nil then finalOrder[#finalOrder + 1] = runId end
-        finals[runId] = finished ~= '0' and finished
+        finals[runId] = finished ~= '0' and num(q.expected + tonumber(finished))
       end
       for _, k in ipairs(q.at_ops) do
         local op, key = ARGV[k], runId .. NUL .. ARGV[k + 2]
@@ -124,6 +149,12 @@ local function append(i)
   end
   many('HDEL', K_FIN, unfin)
   many('HSET', K_FIN, fin)
+  local la_set, la_del = {}, {}
+  for runId, id in pairs(last) do
+    if id ~= '' then la_set[#la_set + 1], la_set[#la_set + 2] = runId, id else la_del[#la_del + 1] = runId end
+  end
+  many('HSET', K_LA, la_set)
+  many('HDEL', K_LA, la_del)
   flush_rows()
-  return { 1, first, i, woke }
+  return { 1, first, i, woke, bases }
 end

@@ -2,7 +2,7 @@
 -- each script, with lib-append.lua and lib-claim.lua for the scripts that append or claim (see
 -- src/eventstore/redis/scripts.ts); the script's own header lists what it reads of KEYS and ARGV.
 --
--- Every script gets the same 13 KEYS, all under the prefix P, and ARGV[1] = P, ARGV[2] = the clock
+-- Every script gets the same 14 KEYS, all under the prefix P, and ARGV[1] = P, ARGV[2] = the clock
 -- override ('' = Redis TIME; tests inject their clock here), ARGV[3] = the caller's instance id.
 --   KEYS[1]  P:pos   string  the last global position handed out (INCRBY)
 --   KEYS[2]  P:log   list    the global order: element i (0-based) is the P:ev field of position base + i + 1 (readAll)
@@ -20,6 +20,8 @@
 --                            options JSON ('' = none), availableAt (0 = claimable now; rows written
 --                            before delayed readiness have neither: read as '' and 0)
 --   KEYS[13] P:base  string  base: how many dead entries deleteRuns has trimmed off the head of P:log
+--   KEYS[14] P:la    hash    runId -> the id of its last append that was not a claim, when that append named
+--                            one (AppendRequest.id): a commuting append lands only after it (lib-append.lua)
 -- and per queue (built here from the prefix; the store needs one Redis, not a Cluster):
 --   P:q:<queue>      zset    unleased rows claimable now: score -priority, member seq (16 digits) \0 runId \0 nodeId
 --                            (equal scores sort by member, so by seq: priority DESC, then age)
@@ -42,7 +44,7 @@ local ARGV = cmsgpack.unpack(ARGV[1])
 local P = ARGV[1]
 local NUL = '\0'
 local K_POS, K_LOG, K_RUNS, K_EV, K_VER, K_ST = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local K_CR, K_UP, K_FIN, K_QR, K_TK, K_ROWS, K_BASE = KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+local K_CR, K_UP, K_FIN, K_QR, K_TK, K_ROWS, K_BASE, K_LA = KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14]
 
 -- The store's clock, epoch ms: Redis TIME, or ARGV[2] when a test injects its clock.
 local function clock()

@@ -1,7 +1,7 @@
 -- listRuns: run records newest first (createdAt, then runId, descending), filtered.
 -- Scans at most ARGV[7] index entries per call, so a filter that matches little never blocks Redis
 -- for long: the reply then carries a cursor and the client calls again from there.
--- KEYS: the 13 global keys (see lib.lua); reads P:runs, the run fields and (text filter) P:ev.
+-- KEYS: the 14 global keys (see lib.lua); reads P:runs, the run fields and (text filter) P:ev.
 -- ARGV[1] prefix P, ARGV[2], ARGV[3] unused
 -- ARGV[4] max lex bound of P:runs ('+', or '(' .. member), ARGV[5] min lex bound ('-' or '[' .. createdAt)
 -- ARGV[6] limit, ARGV[7] scan budget, ARGV[8] statuses ("|running|failed|", '' = any),

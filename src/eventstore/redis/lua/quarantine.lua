@@ -1,6 +1,6 @@
 -- quarantine: marks a run whose log does not fold as quarantined, with the reason, and takes its
 -- nodes out of the ready queue. A missing run is left alone.
--- KEYS: the 13 global keys (see lib.lua); writes P:qr, P:up, P:rows and the queue zsets (delayed rows
+-- KEYS: the 14 global keys (see lib.lua); writes P:qr, P:up, P:rows and the queue zsets (delayed rows
 --   leave P:d:<queue> too).
 -- ARGV[1] prefix P, ARGV[2] clock override ('' = Redis TIME), ARGV[3] instance id (unused)
 -- ARGV[4] runId, ARGV[5] reason

@@ -1,6 +1,6 @@
 -- readAll: events of every run after a global position, in position order. Reads at most ARGV[6]
 -- entries of P:log per call (dead ones are skipped); the client calls again from the returned position.
--- KEYS: the 13 global keys (see lib.lua); reads P:base, P:log and P:ev.
+-- KEYS: the 14 global keys (see lib.lua); reads P:base, P:log and P:ev.
 -- ARGV[1] prefix P, ARGV[2], ARGV[3] unused, ARGV[4] after position, ARGV[5] limit, ARGV[6] scan budget
 -- Returns { last position scanned (-1: the end of the log was reached), then per event:
 -- runId \0 version, "<position>:<event JSON>" }.

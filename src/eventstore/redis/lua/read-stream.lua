@@ -1,5 +1,5 @@
 -- readStream: one run's events from a version, in version order.
--- KEYS: the 13 global keys (see lib.lua); reads P:ver and P:ev.
+-- KEYS: the 14 global keys (see lib.lua); reads P:ver and P:ev.
 -- ARGV[1] prefix P, ARGV[2], ARGV[3] unused, ARGV[4] runId, ARGV[5] from version (1-based)
 -- Returns the "<position>:<event JSON>" items of versions from..current.
 local runId = ARGV[4]

@@ -1,7 +1,7 @@
 -- take-token: EventStore.takeToken, the sliding-window log of src/eventstore/rate/window.ts. A permit is
 -- granted only while fewer than `count` were granted in (now - periodMs, now]; the run-time override of
 -- the key (set-rate-limit.lua), when there is one, replaces the caller's limit.
--- KEYS: the 13 global keys (see lib.lua; none used). Keys built from the prefix:
+-- KEYS: the 14 global keys (see lib.lua; none used). Keys built from the prefix:
 --   P:rate        hash    key -> "<count>:<periodMs>": the run-time overrides
 --   P:rl:<key>    list    the key's log, newest slot first: "<time of the slot's newest grant>:<grants>";
 --                         slots whose time is periodMs old or more are popped off the tail
