@@ -184,6 +184,10 @@ export class MemoryStore implements EventStore {
   }
 
   async claim(request: ClaimRequest): Promise<ClaimedNode[]> {
+    return this.#claim(request);
+  }
+
+  #claim(request: ClaimRequest): ClaimedNode[] {
     const now = this.#clock();
     const queues = new Set(request.queues);
     const candidates: ReadyRow[] = [];
@@ -207,8 +211,9 @@ export class MemoryStore implements EventStore {
   }
 
   async appendAndClaim(requests: readonly AppendRequest[], claim: ClaimRequest): Promise<ClaimedNode[]> {
-    await this.append(requests);
-    return this.claim(claim);
+    for (const r of requests) checkCommute(r, true);
+    this.#append(requests, false);
+    return this.#claim(claim);
   }
 
   async extend(leases: readonly LeaseRef[], leaseMs: number): Promise<boolean[]> {

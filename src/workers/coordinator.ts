@@ -5,12 +5,33 @@ import { applyInPlace, applyStored, initialState, type RunState } from '../engin
 import { applyUndoable, beginUndo, rollback, type Undo } from '../engine/undo.ts';
 import { LovageError } from '../errors.ts';
 import type { AppendRequest, ClaimedNode, ClaimRequest, EventStore } from '../eventstore/store.ts';
+import { newToken } from '../eventstore/token.ts';
 import { ChurnMap } from './churn-map.ts';
 
 /** A node outcome to record. */
 export type Completion = Extract<Command, { type: 'Complete' | 'Release' | 'Defer' }> & { readonly runId: string };
 
 const MAX_CONFLICT_RETRIES = 100;
+/** How many runs a coordinator remembers as not to commute on (see `#solo`). */
+const SOLO_MAX = 10_000;
+
+/**
+ * A run whose records commute (see `#decideFlight`): this process made its last append other than a
+ * claim's, and decides its outcomes on a cached state that takes claims' events in whatever order they
+ * come back.
+ */
+interface Chain {
+  /** The id of this process's last append to the run (on its way, or landed). */
+  last: string;
+  /** The run's version when the chain began: claim events up to it are in the state already. */
+  readonly base: number;
+  /** This chain's records on their way, by id: each resolves to whether it landed. */
+  readonly flying: Map<string, Promise<boolean>>;
+  /** The id of its last append that landed (they land in the chain's order). */
+  landed: string;
+  /** A record of it was refused, or a claim's event did not apply: the cached state is not the log's. */
+  broken: boolean;
+}
 
 /**
  * Runs the pure coordinator against a store: folds each run's log (kept in a bounded cache and
@@ -24,15 +45,27 @@ export class Coordinator {
   readonly #cacheSubmits: () => boolean;
   #cachedNodes = 0;
   readonly #finished = new Set<(runId: string) => void>();
-  #queue: Promise<unknown> = Promise.resolve();
-  /** Serial steps (records, applies) queued or running: no record flies meanwhile. */
+  /** Resolves when the last serial step queued has had its turn. */
+  #queue: Promise<void> = Promise.resolve();
+  /** Serial steps (records, applies) queued or running: no record flies meanwhile, but a chain's. */
   #blocked = 0;
-  /** Records on their way on their own (see `record`). */
+  /** The runs of those steps (how many steps each): no record of theirs flies meanwhile, not even a chain's. */
+  readonly #serialRuns = new Map<string, number>();
+  /** Records on their way on their own (see `record`), but the records of chains only (see `#fly`). */
   #flying = 0;
   /** Runs of the records flying on their own. */
   readonly #busy = new Set<string>();
   /** Serial steps waiting for the flying records to land. */
   #landing: (() => void)[] = [];
+  /** Whether records may commute: the store takes commuting appends and calls on their way at once. */
+  readonly #commutes: boolean;
+  /** Runs whose records commute, by run id. */
+  readonly #chains = new Map<string, Chain>();
+  /** Runs that another process appends to as well: their records never commute here (oldest dropped past SOLO_MAX). */
+  readonly #solo = new Set<string>();
+  /** Append ids: this coordinator's token and a counter. */
+  readonly #idPrefix = `c${newToken()}-`;
+  #idCount = 0;
 
   /**
    * `cacheNodes`: how many DAG nodes the run-state cache may hold, over all runs (default 1,000,000).
@@ -44,6 +77,7 @@ export class Coordinator {
     this.#store = store;
     this.#cacheNodes = options.cacheNodes ?? 1_000_000;
     this.#cacheSubmits = options.cacheSubmits ?? (() => true);
+    this.#commutes = store.commutes === true && store.pipelined === true;
   }
 
   /** How many runs the cache holds now. */
@@ -67,10 +101,11 @@ export class Coordinator {
    * concurrent append). Throws what `decide` throws for a command the run's state refuses.
    */
   apply(runId: string, command: Extract<Command, { type: 'Cancel' | 'Resume' }>): Promise<StoredEvent[]> {
-    return this.#serially(() => this.#apply(runId, command));
+    return this.#serially([runId], () => this.#apply(runId, command));
   }
 
   async #apply(runId: string, command: Extract<Command, { type: 'Cancel' | 'Resume' }>): Promise<StoredEvent[]> {
+    await this.#leave(runId);
     for (let attempt = 0; ; attempt++) {
       this.#forget(runId);
       const state = await this.load(runId);
@@ -94,7 +129,7 @@ export class Coordinator {
    */
   observe(claimed: readonly ClaimedNode[]): void {
     for (const node of claimed) {
-      if (node.history && this.#cache.get(node.runId)?.version !== node.history.length) this.#seed(node.runId, node.history);
+      if (node.history && !this.#chains.has(node.runId) && this.#cache.get(node.runId)?.version !== node.history.length) this.#seed(node.runId, node.history);
       for (const s of node.events) this.#observeOne(s);
     }
   }
@@ -112,11 +147,28 @@ export class Coordinator {
   #observeOne(s: StoredEvent): void {
     const state = this.#cache.get(s.runId);
     if (!state) return;
+    const chain = this.#chains.get(s.runId);
+    if (chain) {
+      // Claims' events come back in any order beside the chain's records: they commute with them. One the
+      // state already holds (it was read with the log) is skipped; one that does not apply breaks the chain.
+      if (s.version <= chain.base) return;
+      try {
+        applyInPlace(state, s.event);
+      } catch {
+        this.#break(s.runId, chain);
+      }
+      return;
+    }
     if (state.version + 1 !== s.version) {
       this.#forget(s.runId);
       return;
     }
     applyInPlace(state, s.event);
+  }
+
+  /** A run's cached state, if it has one (tests and inspection: the caller must not change it). */
+  cached(runId: string): RunState | undefined {
+    return this.#cache.get(runId);
   }
 
   /** Calls `listener(runId)` when this process records the end of a run. */
@@ -127,6 +179,8 @@ export class Coordinator {
 
   /** The run's state, caught up with the store. The caller must not change it. */
   async load(runId: string): Promise<RunState> {
+    // A chain's state may hold events the log does not (records on their way): it is read afresh.
+    if (this.#chains.delete(runId)) this.#forget(runId);
     let state = this.#cache.get(runId);
     if (!state) state = initialState(runId);
     this.#forget(runId);
@@ -142,31 +196,46 @@ export class Coordinator {
    * returned with the error; the other runs of the batch go on.
    */
   async record(completions: readonly Completion[], claim?: ClaimRequest): Promise<Recorded> {
-    const byRun = new Map<string, Completion[]>();
-    for (const c of completions) {
-      const list = byRun.get(c.runId);
-      if (list) list.push(c);
-      else byRun.set(c.runId, [c]);
-    }
-    if (this.#store.pipelined === true && this.#blocked === 0) {
+    const byRun = byRunOf(completions);
+    if (this.#mayFly(byRun)) {
       const flight = this.#decideFlight(byRun);
       if (flight) return this.#fly(byRun, claim, flight);
     }
-    return this.#serially(() => this.#record(byRun, claim));
+    return this.#serially([...byRun.keys()], (release) => this.#record(byRun, claim, release));
+  }
+
+  /**
+   * Whether a record of these runs may go out at once, if it decides so (`#decideFlight`): on a pipelined
+   * store, when no serial step is queued, or, for a record of chains only, when none is queued for its runs.
+   */
+  #mayFly(byRun: ReadonlyMap<string, readonly Completion[]>): boolean {
+    if (this.#store.pipelined !== true) return false;
+    let chained = byRun.size > 0;
+    for (const [runId, items] of byRun) {
+      if (!this.#flyable(runId, items.length)) return false;
+      if (!this.#chains.has(runId)) chained = false;
+    }
+    return chained ? [...byRun.keys()].every((runId) => !this.#serialRuns.has(runId)) : this.#blocked === 0;
   }
 
   /**
    * On a store that takes calls while others are on their way (`pipelined`), a record may go out at once,
-   * beside the records on their way, when nothing depends on their outcome or claims: every run of it is
-   * cached, in no record on its way, and has no active node but the ones reported here (so no claim can
-   * append to it meanwhile; a stale cache is caught by the expected versions). Decides it now
-   * (synchronously: nothing interleaves), or returns undefined: the record then waits for its turn.
+   * beside the records on their way, when nothing depends on their outcome or claims. For each run of it:
+   * - the run is cached, in no record on its way, and has no active node but the ones reported here (so
+   *   no claim can append to it meanwhile; a stale cache is caught by the expected versions); or
+   * - its records commute (a chain: this process made the run's last append other than a claim's, on a
+   *   store with `commutes`), and what is decided touches nothing a claim can have touched since: the
+   *   reported nodes (whose leases the store checks), nodes that were pending, and the run's end once no
+   *   node is ready or running. It names the chain's last record, wherever that is, and lands after
+   *   whatever claims came in between (AppendRequest.after).
+   * Decides it now (synchronously: nothing interleaves), or returns undefined: the record then waits for its turn.
    */
   #decideFlight(byRun: ReadonlyMap<string, readonly Completion[]>): Decided | undefined {
     for (const [runId, items] of byRun) if (!this.#flyable(runId, items.length)) return undefined;
-    const decided: Decided = { requests: [], undos: [], finished: [] };
+    const decided: Decided = { requests: [], undos: [], chains: [], finished: [] };
     for (const [runId, items] of byRun) {
       const state = this.#cache.get(runId)!;
+      const chain = this.#chains.get(runId);
       const undo = beginUndo(state);
       let events: WorkflowEvent[] = [];
       try {
@@ -175,21 +244,30 @@ export class Coordinator {
         events = [];
       }
       decided.undos.push(undo);
+      const leases = chain && events.length > 0 ? commutingLeases(undo, items, events) : undefined;
       // Deciding nothing proves nothing about a cached state (it may be stale): the record's turn checks with the log.
-      if (events.length === 0) {
+      if (events.length === 0 || (chain && !leases)) {
         for (const u of decided.undos.reverse()) rollback(u);
         return undefined;
       }
-      decided.requests.push({ runId, expectedVersion: state.version - events.length, events });
+      decided.requests.push(chain
+        ? { runId, expectedVersion: chain.base, events, id: this.#newId(), after: chain.last, leases: leases! }
+        : { runId, expectedVersion: state.version - events.length, events });
+      decided.chains.push(chain);
       if (endsRunEvent(events)) decided.finished.push(runId);
     }
+    // The chains' next records name these.
+    decided.requests.forEach((r, i) => { if (decided.chains[i]) decided.chains[i].last = r.id!; });
     return decided;
   }
 
   /** Whether a record of `reported` outcomes of this run may fly (see `#decideFlight`). */
   #flyable(runId: string, reported: number): boolean {
     const state = this.#cache.get(runId);
-    return state !== undefined && !this.#busy.has(runId) && state.active <= reported;
+    if (state === undefined) return false;
+    const chain = this.#chains.get(runId);
+    if (chain) return !chain.broken;
+    return !this.#busy.has(runId) && state.active <= reported;
   }
 
   /**
@@ -197,34 +275,60 @@ export class Coordinator {
    * then no claim can start a node it is about to change, so a claim may be sent before it.
    */
   independent(completions: readonly Completion[]): boolean {
-    if (this.#store.pipelined !== true || this.#blocked > 0) return false;
-    const reported = new Map<string, number>();
-    for (const c of completions) reported.set(c.runId, (reported.get(c.runId) ?? 0) + 1);
-    for (const [runId, n] of reported) if (!this.#flyable(runId, n)) return false;
-    return true;
+    return this.#mayFly(byRunOf(completions));
   }
 
-  /** Sends a record decided by `#decideFlight`; on a conflict it takes its changes back and waits for its turn. */
-  async #fly(byRun: ReadonlyMap<string, readonly Completion[]>, claim: ClaimRequest | undefined, { requests, undos, finished }: Decided): Promise<Recorded> {
-    for (const runId of byRun.keys()) this.#busy.add(runId);
-    this.#flying++;
+  /**
+   * Sends a record decided by `#decideFlight`. A commuting record that reached the store before the record
+   * it follows (they went by different connections) goes again once that one has landed. On a conflict
+   * the other runs' changes are taken back; a chain's cannot be (claims' events may have been applied
+   * since): the chain breaks and its run is read afresh. Then the record waits for its turn.
+   */
+  async #fly(byRun: ReadonlyMap<string, readonly Completion[]>, claim: ClaimRequest | undefined, { requests, undos, chains, finished }: Decided): Promise<Recorded> {
+    requests.forEach((r, i) => { if (!chains[i]) this.#busy.add(r.runId); });
+    // Serial steps wait for it to land, unless it is a record of chains only: a step on one of those runs
+    // waits for the chain's records (`#leave`), and steps on other runs need not.
+    const counted = requests.length === 0 || chains.some((c) => c === undefined);
+    if (counted) this.#flying++;
+    let settle!: (landed: boolean) => void;
+    const landed = new Promise<boolean>((resolve) => { settle = resolve; });
+    requests.forEach((r, i) => chains[i]?.flying.set(r.id!, landed));
+    let ok = false;
     let conflicted: unknown;
     try {
-      const claimed = await this.#send(requests, claim, finished);
-      return { quarantined: [], claimed, alone: true };
+      for (let again = false; ; again = true) {
+        try {
+          const claimed = await this.#send(requests, claim, finished);
+          ok = true;
+          requests.forEach((r, i) => { if (chains[i]) chains[i].landed = r.id!; });
+          return { quarantined: [], claimed, alone: true };
+        } catch (e) {
+          // Refused as the record it follows had not landed: it goes again once that one has (only once).
+          const ahead = again ? undefined : aheadOf(e, requests, chains);
+          if (!ahead || !(await ahead)) throw e;
+        }
+      }
     } catch (e) {
-      for (const undo of undos) rollback(undo);
+      requests.forEach((r, i) => {
+        const chain = chains[i];
+        if (chain) this.#break(r.runId, chain);
+        else rollback(undos[i]!);
+      });
       if (!(e instanceof LovageError && e.code === 'CONCURRENCY')) {
         for (const r of requests) this.#forget(r.runId);
         throw e;
       }
       conflicted = e.details['runId'];
     } finally {
-      for (const runId of byRun.keys()) this.#busy.delete(runId);
-      if (--this.#flying === 0) for (const landed of this.#landing.splice(0)) landed();
+      settle(ok);
+      requests.forEach((r, i) => {
+        chains[i]?.flying.delete(r.id!);
+        if (!chains[i]) this.#busy.delete(r.runId);
+      });
+      if (counted && --this.#flying === 0) for (const done of this.#landing.splice(0)) done();
     }
     const stale = new Set(typeof conflicted === 'string' ? [conflicted] : byRun.keys());
-    return this.#serially(() => this.#record(byRun, claim, stale));
+    return this.#serially([...byRun.keys()], (release) => this.#record(byRun, claim, release, stale));
   }
 
   /** Appends (and claims, when asked); then ends the finished runs and folds the claims into the cache. */
@@ -234,13 +338,25 @@ export class Coordinator {
     else if (requests.length > 0) await this.#store.append(requests);
     for (const runId of finished) {
       this.#forget(runId);
+      this.#chains.delete(runId);
       for (const l of this.#finished) l(runId);
     }
     this.observe(claimed);
     return claimed;
   }
 
-  async #record(byRun: ReadonlyMap<string, readonly Completion[]>, claim: ClaimRequest | undefined, stale = new Set<string>()): Promise<Recorded> {
+  async #record(byRun: ReadonlyMap<string, readonly Completion[]>, claim: ClaimRequest | undefined, release: () => void, stale = new Set<string>()): Promise<Recorded> {
+    // A record of chains only that commutes goes on its way as they do, and its turn is over: the records
+    // queued behind it on the same runs may follow it at once.
+    if (stale.size === 0 && byRun.size > 0 && [...byRun.keys()].every((runId) => this.#chains.has(runId))) {
+      const flight = this.#decideFlight(byRun);
+      if (flight) {
+        release();
+        return this.#fly(byRun, claim, flight);
+      }
+    }
+    // Chains end here: their states are kept if they prove to be the log's, else read afresh.
+    await Promise.all([...byRun.keys()].map((runId) => this.#leave(runId)));
     const quarantined = new Map<string, LovageError>();
     for (let attempt = 0; ; attempt++) {
       const requests: AppendRequest[] = [];
@@ -275,7 +391,9 @@ export class Coordinator {
             events = decideAll(undo, items);
           }
           if (events.length > 0) {
-            requests.push({ runId, expectedVersion: state.version - events.length, events });
+            // A run with nodes still ready or running may take commuting records next: this append is named.
+            const id = this.#commutes && state.active > 0 && !this.#solo.has(runId) ? this.#newId() : undefined;
+            requests.push({ runId, expectedVersion: state.version - events.length, events, ...(id !== undefined ? { id } : {}) });
             undos.push(undo);
           }
           if (endsRunEvent(events)) finished.push(runId);
@@ -292,6 +410,11 @@ export class Coordinator {
       // their order) and start a node of these runs first.
       try {
         const claimed = await this.#send(requests, claim, finished);
+        // The named appends begin chains, on states that are the log's (claims' events were checked on).
+        for (const r of requests) {
+          const state = this.#cache.get(r.runId);
+          if (r.id !== undefined && state) this.#chains.set(r.runId, { last: r.id, base: state.version, flying: new Map(), landed: r.id, broken: false });
+        }
         return { quarantined: [...quarantined].map(([runId, error]) => ({ runId, error })), claimed, alone: false };
       } catch (e) {
         // The cached states were changed optimistically: take the changes back, catch up, decide again.
@@ -307,23 +430,76 @@ export class Coordinator {
   }
 
   /**
-   * One record or apply at a time: they change cached states in place and must not interleave. Each
-   * waits for the records flying on their own to land first; from the moment one is queued until it is
-   * done, no record flies.
+   * Ends a run's chain (in a serial step: none of its records is on its way). Its state holds the log's
+   * events in another order; it is kept when its version is the log's (no other process appended, none
+   * of its records was refused), else forgotten, and the run does not commute here again: another
+   * process appends to it too.
    */
-  #serially<T>(fn: () => Promise<T>): Promise<T> {
+  async #leave(runId: string): Promise<void> {
+    const chain = this.#chains.get(runId);
+    if (!chain) return;
+    while (chain.flying.size > 0) await Promise.all(chain.flying.values());
+    this.#chains.delete(runId);
+    const state = this.#cache.get(runId);
+    if (!chain.broken && state) {
+      let version: number | undefined;
+      try {
+        version = (await this.#store.getRun(runId))?.version;
+      } catch (e) {
+        this.#forget(runId);
+        throw e;
+      }
+      if (version === state.version) return;
+    }
+    this.#forget(runId);
+    this.#solo.delete(runId);
+    this.#solo.add(runId);
+    if (this.#solo.size > SOLO_MAX) this.#solo.delete(this.#solo.values().next().value!);
+  }
+
+  /** A chain's record was refused, or a claim's event did not apply: its cached state is not the log's. */
+  #break(runId: string, chain: Chain): void {
+    chain.broken = true;
+    if (this.#chains.get(runId) === chain) this.#forget(runId);
+  }
+
+  #newId(): string {
+    return this.#idPrefix + String(++this.#idCount);
+  }
+
+  /**
+   * One record or apply at a time: they change cached states in place and must not interleave. Each
+   * waits for the records flying on their own to land first; from the moment one is queued until its
+   * turn is over, no record flies but a chain's on other runs. A step may end its turn early
+   * (`release`): the next one starts then.
+   */
+  #serially<T>(runs: readonly string[], fn: (release: () => void) => Promise<T>): Promise<T> {
     this.#blocked++;
-    const turn = async () => {
+    for (const runId of runs) this.#serialRuns.set(runId, (this.#serialRuns.get(runId) ?? 0) + 1);
+    let over!: () => void;
+    const turnOver = new Promise<void>((resolve) => { over = resolve; });
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.#blocked--;
+      for (const runId of runs) {
+        const n = this.#serialRuns.get(runId)! - 1;
+        if (n === 0) this.#serialRuns.delete(runId);
+        else this.#serialRuns.set(runId, n);
+      }
+      over();
+    };
+    const before = this.#queue;
+    this.#queue = turnOver;
+    return before.then(async () => {
       try {
         await this.#landed();
-        return await fn();
+        return await fn(release);
       } finally {
-        this.#blocked--;
+        release();
       }
-    };
-    const next = this.#queue.then(turn, turn);
-    this.#queue = next.catch(() => undefined);
-    return next;
+    });
   }
 
   /** Resolves once no record flies on its own. */
@@ -351,11 +527,76 @@ export class Coordinator {
 /** What a record returns: the runs it quarantined, the nodes its claim took, and whether it went out beside other records (see `record`). */
 type Recorded = { quarantined: { runId: string; error: LovageError }[]; claimed: ClaimedNode[]; alone: boolean };
 
-/** A record decided to fly: its appends, how to take them back, and the runs it ends. */
+/** A record decided to fly: its appends, how to take them back, the chain of each (commuting ones), and the runs it ends. */
 interface Decided {
   readonly requests: AppendRequest[];
   readonly undos: Undo[];
+  readonly chains: (Chain | undefined)[];
   readonly finished: string[];
+}
+
+/**
+ * The leases a commuting record of these outcomes must still hold, or undefined when its events may not
+ * commute with claims: each event concerns a reported node (its outcome, fenced or not), or readies a
+ * node that was pending, or skips pending nodes, or ends the run when no node is left ready or running.
+ */
+function commutingLeases(undo: Undo, items: readonly Completion[], events: readonly WorkflowEvent[]): [string, string][] | undefined {
+  const reported = new Map(items.map((c) => [c.nodeId, c.leaseToken]));
+  const wasPending = (id: string) => (undo.nodes.get(id) ?? undo.state.nodes.get(id))?.status === 'pending';
+  const leases = new Map<string, string>();
+  for (const e of events) {
+    switch (e.type) {
+      case 'NodeSucceeded':
+      case 'NodeFailed':
+      case 'NodeRetryScheduled':
+      case 'NodeDeferred':
+      case 'NodeReleased': {
+        const token = reported.get(e.nodeId);
+        if (token === undefined) return undefined;
+        leases.set(e.nodeId, token);
+        break;
+      }
+      case 'NodeCompletionFenced':
+        if (!reported.has(e.nodeId)) return undefined;
+        break;
+      case 'NodeReady':
+        if (!wasPending(e.nodeId)) return undefined;
+        break;
+      case 'NodesSkipped':
+        if (!e.nodeIds.every(wasPending)) return undefined;
+        break;
+      case 'WorkflowSucceeded':
+      case 'WorkflowFailed':
+        if (undo.state.active > 0) return undefined;
+        break;
+      default:
+        return undefined;
+    }
+  }
+  return [...leases];
+}
+
+/**
+ * When a commuting record was refused because the record it follows had not landed yet (it went by the
+ * other connection and came second): whether that one has landed since, once it is known.
+ */
+function aheadOf(e: unknown, requests: readonly AppendRequest[], chains: readonly (Chain | undefined)[]): Promise<boolean> | undefined {
+  if (!(e instanceof LovageError && e.code === 'CONCURRENCY' && e.details['reason'] === 'after')) return undefined;
+  const i = requests.findIndex((r) => r.runId === e.details['runId']);
+  const after = requests[i]?.after;
+  const chain = chains[i];
+  if (after === undefined || !chain) return undefined;
+  return chain.flying.get(after) ?? (chain.landed === after ? Promise.resolve(true) : undefined);
+}
+
+function byRunOf(completions: readonly Completion[]): Map<string, Completion[]> {
+  const byRun = new Map<string, Completion[]>();
+  for (const c of completions) {
+    const list = byRun.get(c.runId);
+    if (list) list.push(c);
+    else byRun.set(c.runId, [c]);
+  }
+  return byRun;
 }
 
 function endsRunEvent(events: readonly WorkflowEvent[]): boolean {

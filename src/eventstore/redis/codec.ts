@@ -46,8 +46,9 @@ export function encodeAppend(requests: readonly AppendRequest[], out: ScriptArg[
       const next = runStatusAfter(events[i]!);
       if (next !== undefined) {
         status = next;
-        // The index of the event that ends the run, or '0': it runs (again), no finished version.
-        finished = endsRun(events[i]!) ? String(i + 1) : '0';
+        // The run's end (a commuting append: the index of its event, the script adds where it lands),
+        // or '0': it runs (again), no finished version.
+        finished = endsRun(events[i]!) ? String((r.after === undefined ? r.expectedVersion : 0) + i + 1) : '0';
       }
     }
     const first = events[0];
@@ -57,7 +58,7 @@ export function encodeAppend(requests: readonly AppendRequest[], out: ScriptArg[
     out.push(
       r.runId, r.expectedVersion, events.length, 0,
       r.expectedVersion === 0 && first ? first.at : '', taskList(first), status, finished, last ? last.at : '',
-      r.id ?? '', r.after ?? '', leases.length,
+      r.id === undefined && r.after === undefined ? '' : `${r.id ?? ''}\u0000${r.after ?? ''}\u0000${leases.length}`,
     );
     for (const [nodeId, token] of leases) out.push(nodeId, token);
     for (const e of events) out.push(JSON.stringify(e));

@@ -6,11 +6,12 @@ local OP_SIZE = { R = 9, S = 7, Y = 5, D = 3, C = 3 }
 -- Appends a batch read from ARGV at index `i`; checks every request before writing anything, so the
 -- batch lands whole or not at all. At ARGV[i]: the number of requests, then per request:
 --   runId, expectedVersion, nEvents, nOps, createdAt ('' unless expectedVersion is 0), tasks ("|a|b|"),
---   status ('' when no event changes it), finished ('' unchanged, '0' none: it runs again, else the
---   1-based index of the event that ends the run), updatedAt, id ('' none: clears P:la), after ('' for
+--   status ('' when no event changes it), finishedVersion ('' unchanged, '0' none: it runs again; of a
+--   commuting append, the 1-based index of the event that ends the run), updatedAt, id ('' none: clears P:la), after ('' for
 --   an append at expectedVersion; else a commuting append, see AppendRequest.after in store.ts: it
 --   lands at the run's current version if P:la holds `after` and every lease below still holds),
---   nLeases, nLeases pairs of nodeId and lease token, nEvents event JSON strings,
+--   nLeases (these three as one value: '' for none, else id NUL after NUL nLeases), nLeases pairs of
+--   nodeId and lease token, nEvents event JSON strings,
 --   then nOps ops: kind, event index (0-based), nodeId, and for
 --   R (NodeReady): queue, priority, task, args JSON, availableAt (0 = now), options JSON ('' = none) |
 --   S (NodeStarted): attempt, worker, token, expires |
@@ -25,14 +26,22 @@ local function append(i)
   local commuting = false
   for n = 1, count do
     local q = { at = i, runId = ARGV[i], expected = tonumber(ARGV[i + 1]), events = tonumber(ARGV[i + 2]), ops = tonumber(ARGV[i + 3]) }
-    q.id, q.after, q.leases = ARGV[i + 9], ARGV[i + 10], tonumber(ARGV[i + 11])
-    q.ev = i + 12 + 2 * q.leases
+    -- id and after stay nil (not '') for a plain append: a table with fewer fields is cheaper to fill.
+    local c, leases = ARGV[i + 9], 0
+    if c ~= '' then
+      local a = string.find(c, NUL, 1, true)
+      local b = string.find(c, NUL, a + 1, true)
+      if a > 1 then q.id = string.sub(c, 1, a - 1) end
+      if b > a + 1 then q.after = string.sub(c, a + 1, b - 1) end
+      leases = tonumber(string.sub(c, b + 1))
+    end
+    q.ev = i + 10 + 2 * leases
     q.op = q.ev + q.events
     reqs[n] = q
     runIds[n] = q.runId
-    if q.after ~= '' then
+    if q.after then
       commuting = true
-      for l = i + 12, q.ev - 1, 2 do opKeys[#opKeys + 1] = q.runId .. NUL .. ARGV[l] end
+      for l = i + 10, q.ev - 1, 2 do opKeys[#opKeys + 1] = q.runId .. NUL .. ARGV[l] end
     end
     -- Where each op starts (ops differ in size, see OP_SIZE).
     local at = q.op
@@ -46,15 +55,17 @@ local function append(i)
   end
   local stored = count > 0 and hmget(K_VER, runIds) or {}
   local named = commuting and hmget(K_LA, runIds) or {}
+  -- Whether any run has a last append id to clear (most stores have no chains: P:la is empty).
+  local any_la = commuting or call('EXISTS', K_LA) == 1
   load_rows(opKeys)
   local versions, readied, total, last, bases = {}, {}, 0, {}, {}
   for n, q in ipairs(reqs) do
     local current = versions[q.runId] or tonumber(stored[n] or '0')
-    if q.after ~= '' then
+    if q.after then
       local la = last[q.runId]
       if la == nil then la = named[n] or '' end
       if la ~= q.after then return { 0, 'after', q.runId, q.expected, la } end
-      for l = q.at + 12, q.ev - 1, 2 do
+      for l = q.at + 10, q.ev - 1, 2 do
         local r = rows[q.runId .. NUL .. ARGV[l]]
         if not r or r[6] ~= ARGV[l + 1] then return { 0, 'lease', q.runId, q.expected, ARGV[l] } end
       end
@@ -64,7 +75,7 @@ local function append(i)
       return { 0, 'version', q.runId, q.expected, current }
     end
     bases[n] = current
-    if q.events > 0 then last[q.runId] = q.id end
+    if q.events > 0 and (any_la or q.id) then last[q.runId] = q.id or '' end
     versions[q.runId] = current + q.events
     for _, k in ipairs(q.at_ops) do
       if ARGV[k] == 'R' then
@@ -105,7 +116,8 @@ local function append(i)
       if status ~= '' then st[#st + 1], st[#st + 2] = runId, status end
       if finished ~= '' then
         if finals[runId] == nil then finalOrder[#finalOrder + 1] = runId end
-        finals[runId] = finished ~= '0' and num(q.expected + tonumber(finished))
+        if q.after and finished ~= '0' then finished = num(q.expected + tonumber(finished)) end
+        finals[runId] = finished ~= '0' and finished
       end
       for _, k in ipairs(q.at_ops) do
         local op, key = ARGV[k], runId .. NUL .. ARGV[k + 2]
