@@ -179,7 +179,8 @@ export class Coordinator {
 
   /** The run's state, caught up with the store. The caller must not change it. */
   async load(runId: string): Promise<RunState> {
-    // A chain's state may hold events the log does not (records on their way): it is read afresh.
+    // A chain's state may hold events the log does not (records on their way): it is read afresh. (The
+    // coordinator's own steps end chains first, see `#leave`; this guards any other caller.)
     if (this.#chains.delete(runId)) this.#forget(runId);
     let state = this.#cache.get(runId);
     if (!state) state = initialState(runId);
@@ -356,7 +357,8 @@ export class Coordinator {
       }
     }
     // Chains end here: their states are kept if they prove to be the log's, else read afresh.
-    await Promise.all([...byRun.keys()].map((runId) => this.#leave(runId)));
+    const chained = [...byRun.keys()].filter((runId) => this.#chains.has(runId));
+    if (chained.length > 0) await Promise.all(chained.map((runId) => this.#leave(runId)));
     const quarantined = new Map<string, LovageError>();
     for (let attempt = 0; ; attempt++) {
       const requests: AppendRequest[] = [];
