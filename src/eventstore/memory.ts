@@ -84,7 +84,8 @@ export class MemoryStore implements EventStore {
         throw new LovageError('CONCURRENCY', `run ${r.runId} is not at version ${r.expectedVersion}: ${why}`, { runId: r.runId });
       }
       versions.set(r.runId, current + r.events.length);
-      if (!claim && r.events.length > 0) last.set(r.runId, r.id ?? '');
+      // A run's end clears its name too (nothing commutes after it).
+      if (!claim && r.events.length > 0) last.set(r.runId, r.events.some(endsRun) ? '' : (r.id ?? ''));
     }
     // Check the projection's uniqueness before changing anything, so the batch stays all-or-nothing.
     const readyKeys = new Set<string>();

@@ -14,8 +14,8 @@ export interface AppendRequest {
   /**
    * Names this append, so that a commuting append may follow it (`after`; stores with `commutes`):
    * 1-64 characters, unique among the run's appends (the coordinator's: its instance token and a
-   * counter). The store keeps it as the run's last append id; an append without one clears it. Ignored
-   * by stores without `commutes`.
+   * counter). The store keeps it as the run's last append id; an append without one, or one that ends
+   * the run, clears it. Ignored by stores without `commutes`.
    */
   readonly id?: string;
   /**

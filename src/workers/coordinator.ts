@@ -358,7 +358,10 @@ export class Coordinator {
     }
     // Chains end here: their states are kept if they prove to be the log's, else read afresh.
     const chained = [...byRun.keys()].filter((runId) => this.#chains.has(runId));
-    if (chained.length > 0) await Promise.all(chained.map((runId) => this.#leave(runId)));
+    if (chained.length > 0) {
+      // All settled before the step goes on (or fails): none forgets a state after the step's turn.
+      for (const left of await Promise.allSettled(chained.map((runId) => this.#leave(runId)))) if (left.status === 'rejected') throw left.reason;
+    }
     const quarantined = new Map<string, LovageError>();
     for (let attempt = 0; ; attempt++) {
       const requests: AppendRequest[] = [];
@@ -441,6 +444,9 @@ export class Coordinator {
     const chain = this.#chains.get(runId);
     if (!chain) return;
     while (chain.flying.size > 0) await Promise.all(chain.flying.values());
+    // Other chains' records on their way may bring claims of this run: their events, once back, are
+    // in the state (else its count would fall short of the log's for no other process's doing).
+    await Promise.all([...this.#chains.values()].flatMap((c) => [...c.flying.values()]));
     this.#chains.delete(runId);
     const state = this.#cache.get(runId);
     if (!chain.broken && state) {

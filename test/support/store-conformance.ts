@@ -147,10 +147,19 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       await store.append([{ runId: 'r1', expectedVersion: 9, events: [], id: 'w-4' }]); // an empty append changes nothing
       await store.append([{ runId: 'r1', expectedVersion: 9, events: [{ type: 'NodesSkipped', at: clock.t, nodeIds: [], reason: 'x' }], id: 'w-5' }]);
       // The run's end, landed by commuting: its finished version is where it landed.
-      const [end] = await store.append([{ runId: 'r1', expectedVersion: 1, events: [done(c!.nodeId, 2), { type: 'WorkflowSucceeded', at: clock.t, result: [0, 1, 2] }], after: 'w-5', leases: [[c!.nodeId, c!.leaseToken]] }]);
+      const [end] = await store.append([{ runId: 'r1', expectedVersion: 1, events: [done(c!.nodeId, 2), { type: 'WorkflowSucceeded', at: clock.t, result: [0, 1, 2] }], id: 'w-6', after: 'w-5', leases: [[c!.nodeId, c!.leaseToken]] }]);
       expect(end!.map((e) => e.version)).toEqual([11, 12]);
       expect(await store.getRun('r1')).toMatchObject({ status: 'succeeded', version: 12, finishedVersion: 12 });
+      // The run's end clears its name, even one the ending append gives: nothing commutes after it.
+      const fenced: WorkflowEvent = { type: 'NodeCompletionFenced', at: clock.t, nodeId: c!.nodeId, attempt: 1, leaseToken: 'old', outcome: 'succeeded', reason: 'node is succeeded' };
+      await expect(store.append([{ runId: 'r1', expectedVersion: 12, events: [fenced], after: 'w-6', leases: [] }])).rejects.toMatchObject({ details: { reason: 'after', last: '' } });
       expect((await store.readStream('r1')).map((e) => e.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+      // A batch's later append without a name clears the one an earlier request of the same run gave.
+      await store.append([
+        { runId: 'r2', expectedVersion: 0, events, id: 'x-1' },
+        { runId: 'r2', expectedVersion: events.length, events: [{ type: 'NodesSkipped', at: clock.t, nodeIds: [], reason: 'x' }] },
+      ]);
+      await expect(store.append([{ runId: 'r2', expectedVersion: 5, events: [{ type: 'NodesSkipped', at: clock.t, nodeIds: [], reason: 'y' }], after: 'x-1', leases: [] }])).rejects.toMatchObject({ details: { reason: 'after', last: '' } });
       // Bad ids and leases are refused by name, before anything is written.
       for (const bad of [{ id: '' }, { id: 'a b' }, { id: 'x'.repeat(65) }, { after: '' }, { after: 'w-5', leases: [['n']] }, { leases: [] }] as Partial<AppendRequest>[]) {
         await expect(store.append([{ runId: 'r1', expectedVersion: 12, events: [{ type: 'NodesSkipped', at: clock.t, nodeIds: [], reason: 'x' }], ...bad }])).rejects.toMatchObject({ code: 'VALIDATION' });

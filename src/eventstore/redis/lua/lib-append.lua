@@ -23,7 +23,7 @@ local function append(i)
   local count = tonumber(ARGV[i])
   i = i + 1
   local reqs, runIds, opKeys = {}, {}, {}
-  local commuting = false
+  local commuting, named_any = false, false
   for n = 1, count do
     local q = { at = i, runId = ARGV[i], expected = tonumber(ARGV[i + 1]), events = tonumber(ARGV[i + 2]), ops = tonumber(ARGV[i + 3]) }
     -- id and after stay nil (not '') for a plain append: a table with fewer fields is cheaper to fill.
@@ -39,6 +39,7 @@ local function append(i)
     q.op = q.ev + q.events
     reqs[n] = q
     runIds[n] = q.runId
+    if q.id then named_any = true end
     if q.after then
       commuting = true
       for l = i + 10, q.ev - 1, 2 do opKeys[#opKeys + 1] = q.runId .. NUL .. ARGV[l] end
@@ -55,8 +56,9 @@ local function append(i)
   end
   local stored = count > 0 and hmget(K_VER, runIds) or {}
   local named = commuting and hmget(K_LA, runIds) or {}
-  -- Whether any run has a last append id to clear (most stores have no chains: P:la is empty).
-  local any_la = commuting or call('EXISTS', K_LA) == 1
+  -- Whether a run may have a last append id to clear (most stores have no chains: P:la is empty), or
+  -- this batch names one that a later request of it must clear.
+  local any_la = commuting or named_any or call('EXISTS', K_LA) == 1
   load_rows(opKeys)
   local versions, readied, total, last, bases = {}, {}, 0, {}, {}
   for n, q in ipairs(reqs) do
@@ -75,7 +77,9 @@ local function append(i)
       return { 0, 'version', q.runId, q.expected, current }
     end
     bases[n] = current
-    if q.events > 0 and (any_la or q.id) then last[q.runId] = q.id or '' end
+    -- A run's end clears its name too: nothing commutes after it, and P:la keeps no entry per ended run.
+    local fin = ARGV[q.at + 7]
+    if q.events > 0 and any_la then last[q.runId] = (fin == '' or fin == '0') and q.id or '' end
     versions[q.runId] = current + q.events
     for _, k in ipairs(q.at_ops) do
       if ARGV[k] == 'R' then
