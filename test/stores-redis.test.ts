@@ -249,6 +249,33 @@ if (!url) {
       expect((await store.readAll(0, 1)).map((e) => e.position)).toEqual([12003]);
     });
 
+    it('readStream reads a long run page by page (10,000 events a call), from any version, and names a missing event in a later page', async () => {
+      const prefix = fresh();
+      const store = await track(open({ prefix }));
+      const events = submitted({ kind: 'group', members: Array.from({ length: 24_999 }, (_, i) => sig('t', [i])) }); // 25,000 events
+      await store.append([{ runId: 'big', expectedVersion: 0, events }]);
+      const all = await store.readStream('big');
+      expect(all.map((e) => e.version)).toEqual(Array.from({ length: 25_000 }, (_, i) => i + 1));
+      expect(all.map((e) => e.event)).toEqual(events);
+      expect(all.map((e) => e.position)).toEqual(Array.from({ length: 25_000 }, (_, i) => i + 1));
+      for (const from of [9_999, 10_000, 10_001, 20_001, 25_000]) {
+        expect((await store.readStream('big', from)).map((e) => e.version)).toEqual(Array.from({ length: 25_001 - from }, (_, i) => from + i));
+      }
+      expect(await store.readStream('big', 25_001)).toEqual([]);
+      // A run exactly a page long, and one a page and one event long.
+      await store.append([{ runId: 'page', expectedVersion: 0, events: events.slice(0, 10_000) }]);
+      expect(await store.readStream('page')).toHaveLength(10_000);
+      await store.append([{ runId: 'page', expectedVersion: 10_000, events: [{ type: 'NodesSkipped', at: 1, nodeIds: [], reason: 'x' }] }]);
+      expect(await store.readStream('page')).toHaveLength(10_001);
+      const redis = new Redis(url);
+      try {
+        await redis.hdel(`${prefix}ev`, 'big\u000017777');
+      } finally {
+        redis.disconnect();
+      }
+      await expect(store.readStream('big')).rejects.toMatchObject({ code: 'CORRUPT_LOG', details: { runId: 'big', version: 17_777 } });
+    });
+
     it('opens from a store URL with ?prefix=, and refuses a bad prefix, parameter or ioredis keyPrefix', async () => {
       const prefix = fresh();
       const store = (await openStore(`${url}?prefix=${prefix}`)) as RedisStore;
