@@ -36,7 +36,7 @@ export class MemoryStore implements EventStore {
   readonly wakesEveryProcess = true;
   /** It takes commuting appends (see AppendRequest.after). */
   readonly commutes = true;
-  /** Each run's last append id (see AppendRequest.id): set by appends that name one, cleared by those that do not; claims leave it. */
+  /** Each run's last append id (see AppendRequest.id): set by appends that name one, cleared by those that do not or end the run; claims leave it. */
   readonly #lastAppend = new Map<string, string>();
   /** Index = position - 1; a deleted run leaves holes, so positions never move. */
   readonly #events: (StoredEvent | undefined)[] = [];

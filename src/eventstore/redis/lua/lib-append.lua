@@ -7,11 +7,11 @@ local OP_SIZE = { R = 9, S = 7, Y = 5, D = 3, C = 3 }
 -- batch lands whole or not at all. At ARGV[i]: the number of requests, then per request:
 --   runId, expectedVersion, nEvents, nOps, createdAt ('' unless expectedVersion is 0), tasks ("|a|b|"),
 --   status ('' when no event changes it), finishedVersion ('' unchanged, '0' none: it runs again; of a
---   commuting append, the 1-based index of the event that ends the run), updatedAt, id ('' none: clears P:la), after ('' for
---   an append at expectedVersion; else a commuting append, see AppendRequest.after in store.ts: it
---   lands at the run's current version if P:la holds `after` and every lease below still holds),
---   nLeases (these three as one value: '' for none, else id NUL after NUL nLeases), nLeases pairs of
---   nodeId and lease token, nEvents event JSON strings,
+--   commuting append, the 1-based index of the event that ends the run), updatedAt,
+--   names: '' for a plain append, else "id NUL after NUL nLeases" (id: kept in P:la, '' clears it;
+--   after: '' for an append at expectedVersion, else a commuting append, see AppendRequest.after in
+--   store.ts: it lands at the run's current version if P:la holds `after` and every lease holds),
+--   nLeases pairs of nodeId and lease token, nEvents event JSON strings,
 --   then nOps ops: kind, event index (0-based), nodeId, and for
 --   R (NodeReady): queue, priority, task, args JSON, availableAt (0 = now), options JSON ('' = none) |
 --   S (NodeStarted): attempt, worker, token, expires |
