@@ -6,9 +6,12 @@ import { compile } from '../src/canvas/compile.ts';
 import type { CanvasData } from '../src/canvas/types.ts';
 import { decide } from '../src/engine/decide.ts';
 import type { WorkflowEvent } from '../src/engine/events.ts';
-import { initialState } from '../src/engine/state.ts';
 import { RedisStore } from '../src/eventstore/redis.ts';
 import { openStore } from '../src/eventstore/url.ts';
+import { createApp } from '../src/app/app.ts';
+import { chord, group } from '../src/canvas/combinators.ts';
+import { foldStored, initialState } from '../src/engine/state.ts';
+import type { AppendRequest, ClaimRequest, EventStore } from '../src/eventstore/store.ts';
 import { Coordinator } from '../src/workers/coordinator.ts';
 import { deletePrefixes, keysUnder, redisServerBinary, startPrivateRedis, testPrefix } from './support/redis-server.ts';
 import { semantics } from './support/semantics.ts';
@@ -274,6 +277,40 @@ if (!url) {
         redis.disconnect();
       }
       await expect(store.readStream('big')).rejects.toMatchObject({ code: 'CORRUPT_LOG', details: { runId: 'big', version: 17_777 } });
+    });
+
+    it('a worker burns down a chord of 3,000 whose records commute with its claims: each member once, the body once, a log that folds', async () => {
+      const store = await track(open());
+      let commuted = 0;
+      const counting = new Proxy(store, {
+        get(target, key) {
+          if (key === 'appendAndClaim') return (r: AppendRequest[], c: ClaimRequest) => { commuted += r.filter((x) => x.after !== undefined).length; return target.appendAndClaim(r, c); };
+          if (key === 'append') return (r: AppendRequest[]) => { commuted += r.filter((x) => x.after !== undefined).length; return target.append(r); };
+          const value: unknown = Reflect.get(target, key, target);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      }) as EventStore;
+      const producer = createApp({ store }); // another process submits: the worker reads the run before its first record
+      const double = producer.task('double', (i: number) => i * 2);
+      const sum = producer.task('sum', (xs: number[]) => xs.reduce((a, b) => a + b, 0));
+      const app = createApp({ store: counting });
+      app.task('double', (i: number) => i * 2);
+      app.task('sum', (xs: number[]) => xs.reduce((a, b) => a + b, 0));
+      const run = await chord(group(Array.from({ length: 3_000 }, (_, i) => double.s(i))), sum.s()).applyAsync();
+      app.worker({ concurrency: 100, batchSize: 100 });
+      try {
+        expect(await run.get({ timeoutMs: 60_000 })).toBe(2 * ((2_999 * 3_000) / 2));
+        expect(commuted).toBeGreaterThan(10);
+        const log = await store.readStream(run.id);
+        expect(foldStored(initialState(run.id), log).status).toBe('succeeded');
+        const ends = new Map<string, number>();
+        for (const e of log) if (e.event.type === 'NodeSucceeded') ends.set(e.event.nodeId, (ends.get(e.event.nodeId) ?? 0) + 1);
+        expect(ends.size).toBe(3_001);
+        expect([...ends.values()].every((n) => n === 1)).toBe(true);
+      } finally {
+        await app.close(); // closes the store too
+        await producer.close();
+      }
     });
 
     it('opens from a store URL with ?prefix=, and refuses a bad prefix, parameter or ioredis keyPrefix', async () => {
