@@ -6,7 +6,9 @@ import { applyUndoable, beginUndo, rollback, type Undo } from '../engine/undo.ts
 import { LovageError } from '../errors.ts';
 import type { AppendRequest, ClaimedNode, ClaimRequest, EventStore } from '../eventstore/store.ts';
 import { newToken } from '../eventstore/token.ts';
-import { ChurnMap } from './churn-map.ts';
+import { aheadOf, commutingLeases, newChain, type Chain } from './chain.ts';
+import { RunCache } from './run-cache.ts';
+import { Turns } from './turns.ts';
 
 /** A node outcome to record. */
 export type Completion = Extract<Command, { type: 'Complete' | 'Release' | 'Defer' }> & { readonly runId: string };
@@ -16,47 +18,18 @@ const MAX_CONFLICT_RETRIES = 100;
 const SOLO_MAX = 10_000;
 
 /**
- * A run whose records commute (see `#decideFlight`): this process made its last append other than a
- * claim's, and decides its outcomes on a cached state that takes claims' events in whatever order they
- * come back.
- */
-interface Chain {
-  /** The id of this process's last append to the run (on its way, or landed). */
-  last: string;
-  /** The run's version when the chain began: claim events up to it are in the state already. */
-  readonly base: number;
-  /** This chain's records on their way, by id: each resolves to whether it landed. */
-  readonly flying: Map<string, Promise<boolean>>;
-  /** The id of its last append that landed (they land in the chain's order). */
-  landed: string;
-  /** A record of it was refused, or a claim's event did not apply: the cached state is not the log's. */
-  broken: boolean;
-}
-
-/**
  * Runs the pure coordinator against a store: folds each run's log (kept in a bounded cache and
  * caught up from the store when another process appended), calls `decide`, and appends the outcome
  * together with its decisions in one atomic append guarded by the run's expected version.
  */
 export class Coordinator {
   readonly #store: EventStore;
-  readonly #cache = new ChurnMap<string, RunState>();
-  readonly #cacheNodes: number;
+  readonly #cache: RunCache;
   readonly #cacheSubmits: () => boolean;
-  #cachedNodes = 0;
   readonly #finished = new Set<(runId: string) => void>();
-  /** Resolves when the last serial step queued has had its turn. */
-  #queue: Promise<void> = Promise.resolve();
-  /** Serial steps (records, applies) queued or running: no record flies meanwhile, but a chain's. */
-  #blocked = 0;
-  /** The runs of those steps (how many steps each): no record of theirs flies meanwhile, not even a chain's. */
-  readonly #serialRuns = new Map<string, number>();
-  /** Records on their way on their own (see `record`), but the records of chains only (see `#fly`). */
-  #flying = 0;
+  readonly #turns = new Turns();
   /** Runs of the records flying on their own. */
   readonly #busy = new Set<string>();
-  /** Serial steps waiting for the flying records to land. */
-  #landing: (() => void)[] = [];
   /** Whether records may commute: the store takes commuting appends and calls on their way at once. */
   readonly #commutes: boolean;
   /** Runs whose records commute, by run id. */
@@ -75,7 +48,7 @@ export class Coordinator {
    */
   constructor(store: EventStore, options: { cacheNodes?: number; cacheSubmits?: () => boolean } = {}) {
     this.#store = store;
-    this.#cacheNodes = options.cacheNodes ?? 1_000_000;
+    this.#cache = new RunCache(options.cacheNodes ?? 1_000_000);
     this.#cacheSubmits = options.cacheSubmits ?? (() => true);
     this.#commutes = store.commutes === true && store.pipelined === true;
   }
@@ -93,7 +66,7 @@ export class Coordinator {
     // Inside a caller's transaction the run may yet roll back: nothing is cached for it.
     if (transaction !== undefined || !this.#cacheSubmits()) return;
     for (const e of events) applyInPlace(state, e);
-    this.#remember(state);
+    this.#cache.remember(state);
   }
 
   /**
@@ -101,19 +74,19 @@ export class Coordinator {
    * concurrent append). Throws what `decide` throws for a command the run's state refuses.
    */
   apply(runId: string, command: Extract<Command, { type: 'Cancel' | 'Resume' }>): Promise<StoredEvent[]> {
-    return this.#serially([runId], () => this.#apply(runId, command));
+    return this.#turns.serially([runId], () => this.#apply(runId, command));
   }
 
   async #apply(runId: string, command: Extract<Command, { type: 'Cancel' | 'Resume' }>): Promise<StoredEvent[]> {
     await this.#leave(runId);
     for (let attempt = 0; ; attempt++) {
-      this.#forget(runId);
+      this.#cache.forget(runId);
       const state = await this.load(runId);
       if (state.version === 0) throw new LovageError('NOT_FOUND', `run ${runId} does not exist in this store`, { runId });
       const events = decide(state, command);
       try {
         const [stored] = await this.#store.append([{ runId, expectedVersion: state.version, events }]);
-        this.#forget(runId);
+        this.#cache.forget(runId);
         if (events.some((e) => e.type === 'WorkflowCancelled')) for (const l of this.#finished) l(runId);
         return stored ?? [];
       } catch (e) {
@@ -141,7 +114,7 @@ export class Coordinator {
     } catch {
       return; // a log that does not fold: left to load(), which quarantines the run
     }
-    if (state.version > 0) this.#remember(state);
+    if (state.version > 0) this.#cache.remember(state);
   }
 
   #observeOne(s: StoredEvent): void {
@@ -160,7 +133,7 @@ export class Coordinator {
       return;
     }
     if (state.version + 1 !== s.version) {
-      this.#forget(s.runId);
+      this.#cache.forget(s.runId);
       return;
     }
     applyInPlace(state, s.event);
@@ -181,12 +154,12 @@ export class Coordinator {
   async load(runId: string): Promise<RunState> {
     // A chain's state may hold events the log does not (records on their way): it is read afresh. (The
     // coordinator's own steps end chains first, see `#leave`; this guards any other caller.)
-    if (this.#chains.delete(runId)) this.#forget(runId);
+    if (this.#chains.delete(runId)) this.#cache.forget(runId);
     let state = this.#cache.get(runId);
     if (!state) state = initialState(runId);
-    this.#forget(runId);
+    this.#cache.forget(runId);
     applyStored(state, await this.#store.readStream(runId, state.version + 1));
-    if (state.version > 0) this.#remember(state);
+    if (state.version > 0) this.#cache.remember(state);
     return state;
   }
 
@@ -202,7 +175,7 @@ export class Coordinator {
       const flight = this.#decideFlight(byRun);
       if (flight) return this.#fly(byRun, claim, flight);
     }
-    return this.#serially([...byRun.keys()], (release) => this.#record(byRun, claim, release));
+    return this.#turns.serially([...byRun.keys()], (release) => this.#record(byRun, claim, release));
   }
 
   /**
@@ -216,7 +189,7 @@ export class Coordinator {
       if (!this.#flyable(runId, items.length)) return false;
       if (!this.#chains.has(runId)) chained = false;
     }
-    return chained ? [...byRun.keys()].every((runId) => !this.#serialRuns.has(runId)) : this.#blocked === 0;
+    return chained ? [...byRun.keys()].every((runId) => !this.#turns.holds(runId)) : !this.#turns.blocked;
   }
 
   /**
@@ -290,7 +263,7 @@ export class Coordinator {
     // Serial steps wait for it to land, unless it is a record of chains only: a step on one of those runs
     // waits for the chain's records (`#leave`), and steps on other runs need not.
     const counted = requests.length === 0 || chains.some((c) => c === undefined);
-    if (counted) this.#flying++;
+    if (counted) this.#turns.takeOff();
     let settle!: (landed: boolean) => void;
     const landed = new Promise<boolean>((resolve) => { settle = resolve; });
     requests.forEach((r, i) => chains[i]?.flying.set(r.id!, landed));
@@ -316,7 +289,7 @@ export class Coordinator {
         else rollback(undos[i]!);
       });
       if (!(e instanceof LovageError && e.code === 'CONCURRENCY')) {
-        for (const r of requests) this.#forget(r.runId);
+        for (const r of requests) this.#cache.forget(r.runId);
         throw e;
       }
       conflicted = e.details['runId'];
@@ -326,10 +299,10 @@ export class Coordinator {
         chains[i]?.flying.delete(r.id!);
         if (!chains[i]) this.#busy.delete(r.runId);
       });
-      if (counted && --this.#flying === 0) for (const done of this.#landing.splice(0)) done();
+      if (counted) this.#turns.land();
     }
     const stale = new Set(typeof conflicted === 'string' ? [conflicted] : byRun.keys());
-    return this.#serially([...byRun.keys()], (release) => this.#record(byRun, claim, release, stale));
+    return this.#turns.serially([...byRun.keys()], (release) => this.#record(byRun, claim, release, stale));
   }
 
   /** Appends (and claims, when asked); then ends the finished runs and folds the claims into the cache. */
@@ -338,7 +311,7 @@ export class Coordinator {
     if (claim) claimed = await this.#store.appendAndClaim(requests, claim);
     else if (requests.length > 0) await this.#store.append(requests);
     for (const runId of finished) {
-      this.#forget(runId);
+      this.#cache.forget(runId);
       this.#chains.delete(runId);
       for (const l of this.#finished) l(runId);
     }
@@ -404,7 +377,7 @@ export class Coordinator {
           if (endsRunEvent(events)) finished.push(runId);
         } catch (e) {
           if (!(e instanceof LovageError && e.code === 'CORRUPT_LOG')) throw e;
-          this.#forget(runId);
+          this.#cache.forget(runId);
           const error = new LovageError('CORRUPT_LOG', `run ${runId} is quarantined: ${e.message}`, e.details as Record<string, unknown>);
           quarantined.set(runId, error);
           await this.#store.quarantine(runId, e.message);
@@ -418,14 +391,14 @@ export class Coordinator {
         // The named appends begin chains, on states that are the log's (claims' events were checked on).
         for (const r of requests) {
           const state = this.#cache.get(r.runId);
-          if (r.id !== undefined && state) this.#chains.set(r.runId, { last: r.id, base: state.version, flying: new Map(), landed: r.id, broken: false });
+          if (r.id !== undefined && state) this.#chains.set(r.runId, newChain(r.id, state.version));
         }
         return { quarantined: [...quarantined].map(([runId, error]) => ({ runId, error })), claimed, alone: false };
       } catch (e) {
         // The cached states were changed optimistically: take the changes back, catch up, decide again.
         for (const undo of undos) rollback(undo);
         if (!(e instanceof LovageError && e.code === 'CONCURRENCY') || attempt >= MAX_CONFLICT_RETRIES) {
-          for (const r of requests) this.#forget(r.runId);
+          for (const r of requests) this.#cache.forget(r.runId);
           throw e;
         }
         const conflicted = e.details['runId'];
@@ -454,12 +427,12 @@ export class Coordinator {
       try {
         version = (await this.#store.getRun(runId))?.version;
       } catch (e) {
-        this.#forget(runId);
+        this.#cache.forget(runId);
         throw e;
       }
       if (version === state.version) return;
     }
-    this.#forget(runId);
+    this.#cache.forget(runId);
     this.#solo.delete(runId);
     this.#solo.add(runId);
     if (this.#solo.size > SOLO_MAX) this.#solo.delete(this.#solo.values().next().value!);
@@ -468,67 +441,11 @@ export class Coordinator {
   /** A chain's record was refused, or a claim's event did not apply: its cached state is not the log's. */
   #break(runId: string, chain: Chain): void {
     chain.broken = true;
-    if (this.#chains.get(runId) === chain) this.#forget(runId);
+    if (this.#chains.get(runId) === chain) this.#cache.forget(runId);
   }
 
   #newId(): string {
     return this.#idPrefix + String(++this.#idCount);
-  }
-
-  /**
-   * One record or apply at a time: they change cached states in place and must not interleave. Each
-   * waits for the records flying on their own to land first; from the moment one is queued until its
-   * turn is over, no record flies but a chain's on other runs. A step may end its turn early
-   * (`release`): the next one starts then.
-   */
-  #serially<T>(runs: readonly string[], fn: (release: () => void) => Promise<T>): Promise<T> {
-    this.#blocked++;
-    for (const runId of runs) this.#serialRuns.set(runId, (this.#serialRuns.get(runId) ?? 0) + 1);
-    let over!: () => void;
-    const turnOver = new Promise<void>((resolve) => { over = resolve; });
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      this.#blocked--;
-      for (const runId of runs) {
-        const n = this.#serialRuns.get(runId)! - 1;
-        if (n === 0) this.#serialRuns.delete(runId);
-        else this.#serialRuns.set(runId, n);
-      }
-      over();
-    };
-    const before = this.#queue;
-    this.#queue = turnOver;
-    return before.then(async () => {
-      try {
-        await this.#landed();
-        return await fn(release);
-      } finally {
-        release();
-      }
-    });
-  }
-
-  /** Resolves once no record flies on its own. */
-  #landed(): Promise<void> {
-    return this.#flying === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.#landing.push(resolve));
-  }
-
-  /** Keeps a state, newest last; the oldest go when the cache holds more than `cacheNodes` nodes. */
-  #remember(state: RunState): void {
-    this.#forget(state.runId);
-    if (isOver(state)) return;
-    this.#cache.set(state.runId, state);
-    this.#cachedNodes += weight(state);
-    while (this.#cachedNodes > this.#cacheNodes && this.#cache.size > 1) this.#forget(this.#cache.firstKey()!);
-  }
-
-  #forget(runId: string): void {
-    const state = this.#cache.get(runId);
-    if (!state) return;
-    this.#cache.delete(runId);
-    this.#cachedNodes -= weight(state);
   }
 }
 
@@ -541,60 +458,6 @@ interface Decided {
   readonly undos: Undo[];
   readonly chains: (Chain | undefined)[];
   readonly finished: string[];
-}
-
-/**
- * The leases a commuting record of these outcomes must still hold, or undefined when its events may not
- * commute with claims: each event concerns a reported node (its outcome, fenced or not), or readies a
- * node that was pending, or skips pending nodes, or ends the run when no node is left ready or running.
- */
-function commutingLeases(undo: Undo, items: readonly Completion[], events: readonly WorkflowEvent[]): [string, string][] | undefined {
-  const reported = new Map(items.map((c) => [c.nodeId, c.leaseToken]));
-  const wasPending = (id: string) => (undo.nodes.get(id) ?? undo.state.nodes.get(id))?.status === 'pending';
-  const leases = new Map<string, string>();
-  for (const e of events) {
-    switch (e.type) {
-      case 'NodeSucceeded':
-      case 'NodeFailed':
-      case 'NodeRetryScheduled':
-      case 'NodeDeferred':
-      case 'NodeReleased': {
-        const token = reported.get(e.nodeId);
-        if (token === undefined) return undefined;
-        leases.set(e.nodeId, token);
-        break;
-      }
-      case 'NodeCompletionFenced':
-        if (!reported.has(e.nodeId)) return undefined;
-        break;
-      case 'NodeReady':
-        if (!wasPending(e.nodeId)) return undefined;
-        break;
-      case 'NodesSkipped':
-        if (!e.nodeIds.every(wasPending)) return undefined;
-        break;
-      case 'WorkflowSucceeded':
-      case 'WorkflowFailed':
-        if (undo.state.active > 0) return undefined;
-        break;
-      default:
-        return undefined;
-    }
-  }
-  return [...leases];
-}
-
-/**
- * When a commuting record was refused because the record it follows had not landed yet (it went by the
- * other connection and came second): whether that one has landed since, once it is known.
- */
-function aheadOf(e: unknown, requests: readonly AppendRequest[], chains: readonly (Chain | undefined)[]): Promise<boolean> | undefined {
-  if (!(e instanceof LovageError && e.code === 'CONCURRENCY' && e.details['reason'] === 'after')) return undefined;
-  const i = requests.findIndex((r) => r.runId === e.details['runId']);
-  const after = requests[i]?.after;
-  const chain = chains[i];
-  if (after === undefined || !chain) return undefined;
-  return chain.flying.get(after) ?? (chain.landed === after ? Promise.resolve(true) : undefined);
 }
 
 function byRunOf(completions: readonly Completion[]): Map<string, Completion[]> {
@@ -623,10 +486,4 @@ function decideAll(undo: Undo, items: readonly Completion[]): WorkflowEvent[] {
   return events;
 }
 
-function weight(state: RunState): number {
-  return Math.max(1, state.nodes.size);
-}
 
-function isOver(state: RunState): boolean {
-  return state.status === 'succeeded' || state.status === 'failed';
-}

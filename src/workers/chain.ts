@@ -1,0 +1,84 @@
+// Commuting records (see Coordinator.record): the chain a run's records form once this process made
+// its last append other than a claim's, and which records may commute with the claims on their way.
+import type { WorkflowEvent } from '../engine/events.ts';
+import type { Undo } from '../engine/undo.ts';
+import { LovageError } from '../errors.ts';
+import type { AppendRequest } from '../eventstore/store.ts';
+import type { Completion } from './coordinator.ts';
+
+/**
+ * A run whose records commute (see Coordinator, `#decideFlight`): this process made its last append other than a
+ * claim's, and decides its outcomes on a cached state that takes claims' events in whatever order they
+ * come back.
+ */
+export interface Chain {
+  /** The id of this process's last append to the run (on its way, or landed). */
+  last: string;
+  /** The run's version when the chain began: claim events up to it are in the state already. */
+  readonly base: number;
+  /** This chain's records on their way, by id: each resolves to whether it landed. */
+  readonly flying: Map<string, Promise<boolean>>;
+  /** The id of its last append that landed (they land in the chain's order). */
+  landed: string;
+  /** A record of it was refused, or a claim's event did not apply: the cached state is not the log's. */
+  broken: boolean;
+}
+
+/** A chain begun by the landed append `id`, on a state at `base` that is the log's. */
+export function newChain(id: string, base: number): Chain {
+  return { last: id, base, flying: new Map(), landed: id, broken: false };
+}
+
+/**
+ * The leases a commuting record of these outcomes must still hold, or undefined when its events may not
+ * commute with claims: each event concerns a reported node (its outcome, fenced or not), or readies a
+ * node that was pending, or skips pending nodes, or ends the run when no node is left ready or running.
+ */
+export function commutingLeases(undo: Undo, items: readonly Completion[], events: readonly WorkflowEvent[]): [string, string][] | undefined {
+  const reported = new Map(items.map((c) => [c.nodeId, c.leaseToken]));
+  const wasPending = (id: string) => (undo.nodes.get(id) ?? undo.state.nodes.get(id))?.status === 'pending';
+  const leases = new Map<string, string>();
+  for (const e of events) {
+    switch (e.type) {
+      case 'NodeSucceeded':
+      case 'NodeFailed':
+      case 'NodeRetryScheduled':
+      case 'NodeDeferred':
+      case 'NodeReleased': {
+        const token = reported.get(e.nodeId);
+        if (token === undefined) return undefined;
+        leases.set(e.nodeId, token);
+        break;
+      }
+      case 'NodeCompletionFenced':
+        if (!reported.has(e.nodeId)) return undefined;
+        break;
+      case 'NodeReady':
+        if (!wasPending(e.nodeId)) return undefined;
+        break;
+      case 'NodesSkipped':
+        if (!e.nodeIds.every(wasPending)) return undefined;
+        break;
+      case 'WorkflowSucceeded':
+      case 'WorkflowFailed':
+        if (undo.state.active > 0) return undefined;
+        break;
+      default:
+        return undefined;
+    }
+  }
+  return [...leases];
+}
+
+/**
+ * When a commuting record was refused because the record it follows had not landed yet (it went by the
+ * other connection and came second): whether that one has landed since, once it is known.
+ */
+export function aheadOf(e: unknown, requests: readonly AppendRequest[], chains: readonly (Chain | undefined)[]): Promise<boolean> | undefined {
+  if (!(e instanceof LovageError && e.code === 'CONCURRENCY' && e.details['reason'] === 'after')) return undefined;
+  const i = requests.findIndex((r) => r.runId === e.details['runId']);
+  const after = requests[i]?.after;
+  const chain = chains[i];
+  if (after === undefined || !chain) return undefined;
+  return chain.flying.get(after) ?? (chain.landed === after ? Promise.resolve(true) : undefined);
+}
