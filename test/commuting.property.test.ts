@@ -246,6 +246,68 @@ describe('commuting records', () => {
       expect(view(a.cached('r1')!)).toEqual(view(foldStored(initialState('r1'), await memory.readStream('r1'))));
     });
 
+    it('a record lost on its way (the connection failed) ends the chain; the next named record begins another', async () => {
+      const now = 1_700_000_000_000;
+      const memory = new MemoryStore({ clock: () => now });
+      const { store, control } = pipelined(memory);
+      const sent: string[] = [];
+      let fail = true;
+      const flaky = new Proxy(store, {
+        get(target, key) {
+          if (key === 'append') {
+            return (r: AppendRequest[]) => {
+              sent.push(r.map((x) => (x.after !== undefined ? 'commuting' : x.id !== undefined ? 'named' : 'plain')).join());
+              if (fail && r.some((x) => x.after !== undefined)) {
+                fail = false;
+                return Promise.reject(new Error('Connection is closed.'));
+              }
+              return target.append(r);
+            };
+          }
+          const value: unknown = Reflect.get(target, key, target);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      }) as EventStore;
+      await new Coordinator(memory).submit('r1', compile(sigs(5)), now);
+      const a = new Coordinator(flaky);
+      const { claimed: held } = await a.record([], claimOf('A', 5));
+      await a.record([ok(held[0]!, now)]); // named: the chain begins
+      await expect(a.record([ok(held[1]!, now)])).rejects.toThrow('Connection is closed.'); // commuting, lost
+      await a.record([ok(held[1]!, now)]); // the worker sends it again: read afresh, named
+      await a.record([ok(held[2]!, now)]); // commutes again: a lost call is not another process
+      expect(sent).toEqual(['named', 'commuting', 'named', 'commuting']);
+      expect(control.reads).toBe(2); // the run learnt, then read afresh once after the lost record
+      expect(view(a.cached('r1')!)).toEqual(view(foldStored(initialState('r1'), await memory.readStream('r1'))));
+    });
+
+    it('a record refused because another process appended to the run ends the chain for good: the run is shared', async () => {
+      const now = 1_700_000_000_000;
+      const memory = new MemoryStore({ clock: () => now });
+      const { store, refused } = pipelined(memory);
+      let commuting = 0;
+      const counting = new Proxy(store, {
+        get(target, key) {
+          if (key === 'append') return (r: AppendRequest[]) => { commuting += r.filter((x) => x.after !== undefined).length; return target.append(r); };
+          const value: unknown = Reflect.get(target, key, target);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      }) as EventStore;
+      await new Coordinator(memory).submit('r1', compile(sigs(8)), now);
+      const a = new Coordinator(counting);
+      const b = new Coordinator(store);
+      const { claimed: mine } = await a.record([], claimOf('A', 4));
+      const { claimed: theirs } = await b.record([], claimOf('B', 4));
+      await a.record([ok(mine[0]!, now)]); // named: A's chain begins
+      await b.record([ok(theirs[0]!, now)]); // B appends
+      await a.record([ok(mine[1]!, now)]); // refused: the run's last append is B's
+      expect(refused).toEqual(['after']);
+      const before = commuting;
+      for (let i = 2; i < 4; i++) await a.record([ok(mine[i]!, now)]);
+      expect(commuting).toBe(before); // none of A's records commutes on this run again
+      for (let i = 1; i < 4; i++) await b.record([ok(theirs[i]!, now)]);
+      expect((await memory.readStream('r1')).filter((e) => e.event.type === 'NodeSucceeded')).toHaveLength(8);
+    });
+
     it('a chain whose count of events is not the log\'s (another process claimed) is read again before a record that cannot commute', async () => {
       let now = 1_700_000_000_000;
       const memory = new MemoryStore({ clock: () => now });

@@ -20,13 +20,15 @@ export interface Chain {
   readonly flying: Map<string, Promise<boolean>>;
   /** The id of its last append that landed (they land in the chain's order). */
   landed: string;
-  /** A record of it was refused, or a claim's event did not apply: the cached state is not the log's. */
+  /** A record of it was refused or lost, or a claim's event did not apply: the cached state is not the log's. */
   broken: boolean;
+  /** A record of it was refused because another process had appended to the run. */
+  foreign: boolean;
 }
 
 /** A chain begun by the landed append `id`, on a state at `base` that is the log's. */
 export function newChain(id: string, base: number): Chain {
-  return { last: id, base, flying: new Map(), landed: id, broken: false };
+  return { last: id, base, flying: new Map(), landed: id, broken: false, foreign: false };
 }
 
 /**
@@ -72,10 +74,12 @@ export function commutingLeases(undo: Undo, items: readonly Completion[], events
 
 /**
  * When a commuting record was refused because the record it follows had not landed yet (it went by the
- * other connection and came second): whether that one has landed since, once it is known.
+ * other connection and came second: the run's last append is still one of this process's, `ours` is
+ * its id prefix): whether that one has landed since, once it is known.
  */
-export function aheadOf(e: unknown, requests: readonly AppendRequest[], chains: readonly (Chain | undefined)[]): Promise<boolean> | undefined {
+export function aheadOf(e: unknown, requests: readonly AppendRequest[], chains: readonly (Chain | undefined)[], ours: string): Promise<boolean> | undefined {
   if (!(e instanceof LovageError && e.code === 'CONCURRENCY' && e.details['reason'] === 'after')) return undefined;
+  if (!String(e.details['last']).startsWith(ours)) return undefined;
   const i = requests.findIndex((r) => r.runId === e.details['runId']);
   const after = requests[i]?.after;
   const chain = chains[i];

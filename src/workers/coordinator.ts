@@ -278,15 +278,20 @@ export class Coordinator {
           return { quarantined: [], claimed, alone: true };
         } catch (e) {
           // Refused as the record it follows had not landed: it goes again once that one has (only once).
-          const ahead = again ? undefined : aheadOf(e, requests, chains);
+          const ahead = again ? undefined : aheadOf(e, requests, chains, this.#idPrefix);
           if (!ahead || !(await ahead)) throw e;
         }
       }
     } catch (e) {
+      // Refused after an append that is not this process's: another process appends to the run too.
+      const last = e instanceof LovageError && e.details['reason'] === 'after' ? String(e.details['last']) : '';
+      const foreign = last !== '' && !last.startsWith(this.#idPrefix) ? e instanceof LovageError && e.details['runId'] : undefined;
       requests.forEach((r, i) => {
         const chain = chains[i];
-        if (chain) this.#break(r.runId, chain);
-        else rollback(undos[i]!);
+        if (chain) {
+          if (r.runId === foreign) chain.foreign = true;
+          this.#break(r.runId, chain);
+        } else rollback(undos[i]!);
       });
       if (!(e instanceof LovageError && e.code === 'CONCURRENCY')) {
         for (const r of requests) this.#cache.forget(r.runId);
@@ -410,8 +415,9 @@ export class Coordinator {
   /**
    * Ends a run's chain (in a serial step: none of its records is on its way). Its state holds the log's
    * events in another order; it is kept when its version is the log's (no other process appended, none
-   * of its records was refused), else forgotten, and the run does not commute here again: another
-   * process appends to it too.
+   * of its records was refused or lost), else forgotten. When another process appends to the run too
+   * (its claims made the versions differ, or its append refused a record) the run does not commute here
+   * again: each chain would end in a read of its whole log.
    */
   async #leave(runId: string): Promise<void> {
     const chain = this.#chains.get(runId);
@@ -422,17 +428,21 @@ export class Coordinator {
     await Promise.all([...this.#chains.values()].flatMap((c) => [...c.flying.values()]));
     this.#chains.delete(runId);
     const state = this.#cache.get(runId);
-    if (!chain.broken && state) {
-      let version: number | undefined;
-      try {
-        version = (await this.#store.getRun(runId))?.version;
-      } catch (e) {
-        this.#cache.forget(runId);
-        throw e;
-      }
-      if (version === state.version) return;
-    }
     this.#cache.forget(runId);
+    if (chain.broken) {
+      if (chain.foreign) this.#soloRun(runId);
+      return;
+    }
+    if (!state) return;
+    if ((await this.#store.getRun(runId))?.version !== state.version) {
+      this.#soloRun(runId);
+      return;
+    }
+    this.#cache.remember(state);
+  }
+
+  /** Another process appends to this run too: its records stop commuting here. */
+  #soloRun(runId: string): void {
     this.#solo.delete(runId);
     this.#solo.add(runId);
     if (this.#solo.size > SOLO_MAX) this.#solo.delete(this.#solo.values().next().value!);
