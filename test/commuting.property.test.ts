@@ -40,7 +40,7 @@ const command: fc.Arbitrary<Command> = fc.oneof(
 const sig = (task: string, args: number[]): CanvasData => ({ kind: 'signature', task, args, immutable: false, options: {} });
 const LEASE_MS = 1_000;
 
-/** What the scheduled store saw: commuting appends landed, and refused because the one they follow had not landed. */
+/** What the scheduled store saw: commuting appends that landed, and refusals by reason (the property asserts it saw both kinds it is about). */
 const seen = { commuted: 0, refusedAfter: 0, refusedLease: 0 };
 
 /** The parts of a run's state a fold decides (not the index, which is the DAG's). */
