@@ -308,6 +308,25 @@ describe('commuting records', () => {
       expect((await memory.readStream('r1')).filter((e) => e.event.type === 'NodeSucceeded')).toHaveLength(8);
     });
 
+    it('past maxChains the oldest chain ends and its run is read afresh: no chain outlives its use', async () => {
+      const now = 1_700_000_000_000;
+      const memory = new MemoryStore({ clock: () => now });
+      const { store, control } = pipelined(memory);
+      for (const runId of ['r1', 'r2', 'r3']) await new Coordinator(memory).submit(runId, compile(sigs(3)), now);
+      const a = new Coordinator(store, { maxChains: 2 });
+      const { claimed } = await a.record([], claimOf('A', 9));
+      const of = (runId: string) => claimed.filter((n) => n.runId === runId);
+      for (const runId of ['r1', 'r2', 'r3']) await a.record([ok(of(runId)[0]!, now)]); // each begins a chain
+      expect(a.cached('r1')).toBeUndefined(); // r1's chain ended, and with it its state
+      expect(a.cached('r3')).toBeDefined();
+      const reads = control.reads;
+      await a.record([ok(of('r1')[1]!, now)]); // read afresh, named: a chain again (r2's ends)
+      expect(control.reads).toBe(reads + 1);
+      expect(a.cached('r2')).toBeUndefined();
+      for (const runId of ['r1', 'r2', 'r3']) for (const n of of(runId).slice(runId === 'r1' ? 2 : 1)) await a.record([ok(n, now)]);
+      for (const runId of ['r1', 'r2', 'r3']) expect(foldStored(initialState(runId), await memory.readStream(runId)).status).toBe('succeeded');
+    });
+
     it('a chain whose count of events is not the log\'s (another process claimed) is read again before a record that cannot commute', async () => {
       let now = 1_700_000_000_000;
       const memory = new MemoryStore({ clock: () => now });

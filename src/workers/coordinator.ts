@@ -39,15 +39,20 @@ export class Coordinator {
   /** Append ids: this coordinator's token and a counter. */
   readonly #idPrefix = `c${newToken()}-`;
   #idCount = 0;
+  readonly #maxChains: number;
 
   /**
    * `cacheNodes`: how many DAG nodes the run-state cache may hold, over all runs (default 1,000,000).
    * `cacheSubmits`: whether a run submitted here is cached (default: always). An app asks for it only
    * while it runs a worker: a process that only submits (a web server) never sees its runs finish,
    * so it would keep each one (~2 KB a node) until the cache is full.
+   * `maxChains`: how many runs' records may commute at once (default 10,000); past it the oldest chain
+   * with no record on its way ends, and its run is read afresh when next recorded (a run another
+   * process finished would otherwise keep its chain here for good).
    */
-  constructor(store: EventStore, options: { cacheNodes?: number; cacheSubmits?: () => boolean } = {}) {
+  constructor(store: EventStore, options: { cacheNodes?: number; cacheSubmits?: () => boolean; maxChains?: number } = {}) {
     this.#store = store;
+    this.#maxChains = options.maxChains ?? 10_000;
     this.#cache = new RunCache(options.cacheNodes ?? 1_000_000);
     this.#cacheSubmits = options.cacheSubmits ?? (() => true);
     this.#commutes = store.commutes === true && store.pipelined === true;
@@ -396,7 +401,7 @@ export class Coordinator {
         // The named appends begin chains, on states that are the log's (claims' events were checked on).
         for (const r of requests) {
           const state = this.#cache.get(r.runId);
-          if (r.id !== undefined && state) this.#chains.set(r.runId, newChain(r.id, state.version));
+          if (r.id !== undefined && state) this.#begin(r.runId, r.id, state.version);
         }
         return { quarantined: [...quarantined].map(([runId, error]) => ({ runId, error })), claimed, alone: false };
       } catch (e) {
@@ -439,6 +444,22 @@ export class Coordinator {
       return;
     }
     this.#cache.remember(state);
+  }
+
+  /**
+   * Begins a run's chain; past `maxChains`, ends the oldest one with no record on its way, forgetting
+   * its state: it holds the log's events in another order, and only `#leave` may prove it the log's.
+   */
+  #begin(runId: string, id: string, base: number): void {
+    this.#chains.delete(runId);
+    this.#chains.set(runId, newChain(id, base));
+    if (this.#chains.size <= this.#maxChains) return;
+    for (const [oldest, chain] of this.#chains) {
+      if (chain.flying.size > 0) continue;
+      this.#chains.delete(oldest);
+      this.#cache.forget(oldest);
+      return;
+    }
   }
 
   /** Another process appends to this run too: its records stop commuting here. */
