@@ -11,7 +11,7 @@ import { openStore } from '../src/eventstore/url.ts';
 import { createApp } from '../src/app/app.ts';
 import { chord, group } from '../src/canvas/combinators.ts';
 import { foldStored, initialState } from '../src/engine/state.ts';
-import type { AppendRequest, ClaimRequest, EventStore } from '../src/eventstore/store.ts';
+import type { AppendRequest, ClaimedNode, ClaimRequest, EventStore } from '../src/eventstore/store.ts';
 import { Coordinator } from '../src/workers/coordinator.ts';
 import { deletePrefixes, keysUnder, redisServerBinary, startPrivateRedis, testPrefix } from './support/redis-server.ts';
 import { semantics } from './support/semantics.ts';
@@ -250,6 +250,23 @@ if (!url) {
       expect(all.map((e) => [e.runId, e.version, e.position])).toEqual([['b', 1, 12003], ['b', 2, 12004], ['a', 1, 12005], ['a', 2, 12006]]);
       expect((await store.readAll(12003, 2)).map((e) => e.position)).toEqual([12004, 12005]);
       expect((await store.readAll(0, 1)).map((e) => e.position)).toEqual([12003]);
+    });
+
+    it('an append that makes nodes claimable wakes local listeners as it leaves, and a claim sent then sees it', async () => {
+      const store = await track(open());
+      await store.claim(claimReq());
+      await store.claim(claimReq()); // both connections up: claims alternate between them
+      let claimed: Promise<ClaimedNode[]> | undefined;
+      store.onReady(() => { claimed ??= store.claim(claimReq()); });
+      const appended = store.append([{ runId: 'r1', expectedVersion: 0, events: submitted(sig('t')) }]);
+      expect(claimed).toBeDefined(); // woken before the append came back
+      expect((await claimed!).map((c) => c.runId)).toEqual(['r1']); // it ran behind the append
+      await appended;
+      // A delayed node wakes nobody at once.
+      let woken = 0;
+      store.onReady(() => woken++);
+      await store.append([{ runId: 'r2', expectedVersion: 0, events: submitted({ kind: 'signature', task: 't', args: [], immutable: false, options: { countdown: 60 } }) }]);
+      expect(woken).toBe(0);
     });
 
     it('readStream reads a long run page by page (10,000 events a call), from any version, and names a missing event in a later page', async () => {

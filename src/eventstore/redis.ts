@@ -4,7 +4,7 @@ import { LovageError } from '../errors.ts';
 import { newToken } from './token.ts';
 import { checkPrefix, decodeClaim, decodeRun, encodeAppend, encodeClaim, encodeRunFilter, parseItem, storedEvents, throwRefusal } from './redis/codec.ts';
 import { checkEvictionPolicy, parseRedisUrl, serverTime } from './redis/server.ts';
-import { runScript, scripts, type Script, type ScriptArg } from './redis/scripts.ts';
+import { runScript, scriptReloads, scripts, type Script, type ScriptArg } from './redis/scripts.ts';
 import { rateArgs, type RateLimit } from './rate/window.ts';
 import { pageSize, refuseTransaction, Signal, type AppendOptions, type AppendRequest, type DeleteOptions, type ClaimedNode, type ClaimRequest, type EventStore, type LeaseRef, type RunFilter, type RunRecord } from './store.ts';
 
@@ -68,6 +68,8 @@ export class RedisStore implements EventStore {
   /** A second command connection: claims alternate between the two (see #claimClient). */
   #second: Redis | undefined;
   #turn = 0;
+  /** Appends that make nodes claimable on their way on the main connection: claims follow them there. */
+  #appending = 0;
   #closed = false;
 
   private constructor(client: Redis, owned: boolean, prefix: string, clock: (() => number) | undefined) {
@@ -145,6 +147,7 @@ export class RedisStore implements EventStore {
    * each other (see Coordinator.record).
    */
   #claimClient(): Redis {
+    if (this.#appending > 0) return this.#client;
     if (this.#closed || this.#turn++ % 2 === 0) return this.#client;
     if (!this.#second) {
       const second = this.#client.duplicate({ lazyConnect: false });
@@ -165,17 +168,35 @@ export class RedisStore implements EventStore {
     if (requests.length === 0) return [];
     const argv = this.#head();
     encodeAppend(requests, argv);
-    const reply = (await this.#run(scripts.append, argv)) as unknown[];
+    // An append that makes nodes claimable wakes this process's idle workers as soon as it has left,
+    // not once it has landed: until then every claim goes on the same connection behind it (Redis runs
+    // them in that order, so they see it), and a task submitted here starts one round trip sooner. Sent
+    // again whole after a NOSCRIPT, it ran after them: it wakes them again once it has landed.
+    const wakes = wakesNow(requests);
+    const reloaded = scriptReloads();
+    const call = this.#run(scripts.append, argv);
+    let reply: unknown[];
+    if (wakes) {
+      this.#appending++;
+      this.#signal.emit();
+      try {
+        reply = (await call) as unknown[];
+      } finally {
+        this.#appending--;
+      }
+      if (scriptReloads() !== reloaded) this.#signal.emit();
+    } else {
+      reply = (await call) as unknown[];
+    }
     if (reply[0] === 0) throwRefusal(reply);
-    this.#wokeLocally(requests);
+    this.#signal.emitWhenDue(requests);
     return storedEvents(requests, reply[1] as number, reply.slice(2) as number[]);
   }
 
   /** Wakes this process's listeners at once when the batch made nodes claimable (PUBLISH reaches the others). */
   #wokeLocally(requests: readonly AppendRequest[]): void {
     this.#signal.emitWhenDue(requests);
-    // A delayed NodeReady (countdown, eta) is not claimable yet: like the script's PUBLISH, it wakes nobody.
-    if (requests.some((r) => r.events.some((e) => (e.type === 'NodeReady' && e.availableAt === undefined) || e.type === 'NodeReleased' || e.type === 'NodeLeaseExpired'))) this.#signal.emit();
+    if (wakesNow(requests)) this.#signal.emit();
   }
 
   /**
@@ -340,6 +361,11 @@ export class RedisStore implements EventStore {
     if (this.#second) await quit(this.#second);
     if (this.#owned) await quit(this.#client);
   }
+}
+
+/** Whether appending these makes nodes claimable now (a delayed NodeReady, a countdown or eta, does not: like the script's PUBLISH, it wakes nobody). */
+function wakesNow(requests: readonly AppendRequest[]): boolean {
+  return requests.some((r) => r.events.some((e) => (e.type === 'NodeReady' && e.availableAt === undefined) || e.type === 'NodeReleased' || e.type === 'NodeLeaseExpired'));
 }
 
 /**

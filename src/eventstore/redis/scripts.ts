@@ -84,6 +84,13 @@ export function packArgs(argv: readonly ScriptArg[]): Buffer {
   return buf.subarray(0, at);
 }
 
+let reloads = 0;
+
+/** How many scripts were sent whole after a NOSCRIPT so far (a call that went so ran after calls sent behind it). */
+export function scriptReloads(): number {
+  return reloads;
+}
+
 /**
  * Runs a script by its SHA1 (EVALSHA), loading it on NOSCRIPT (a restarted or flushed server). ARGV
  * goes packed (see {@link packArgs}).
@@ -94,6 +101,7 @@ export async function runScript(client: Redis, script: Script, keys: readonly st
     return await client.call('evalsha', args);
   } catch (e) {
     if (!(e instanceof Error) || !e.message.startsWith('NOSCRIPT')) throw e;
+    reloads++;
     args[0] = script.lua;
     return client.call('eval', args);
   }
