@@ -4,7 +4,11 @@ import type { WorkflowEvent } from '../engine/events.ts';
 import type { Undo } from '../engine/undo.ts';
 import { LovageError } from '../errors.ts';
 import type { AppendRequest } from '../eventstore/store.ts';
+import { newToken } from '../eventstore/token.ts';
 import type { Completion } from './coordinator.ts';
+
+/** How many runs a coordinator remembers as shared with another process (see `Chains.share`). */
+const SHARED_MAX = 10_000;
 
 /**
  * A run whose records commute (see Coordinator, `#decideFlight`): this process made its last append other than a
@@ -26,9 +30,73 @@ export interface Chain {
   foreign: boolean;
 }
 
-/** A chain begun by the landed append `id`, on a state at `base` that is the log's. */
-export function newChain(id: string, base: number): Chain {
-  return { last: id, base, flying: new Map(), landed: id, broken: false, foreign: false };
+/**
+ * A coordinator's chains, at most `max` of them, the runs it knows another process appends to (their
+ * records never commute here: each chain would end in a read of the run's whole log), and its append ids.
+ */
+export class Chains {
+  readonly #chains = new Map<string, Chain>();
+  readonly #shared = new Set<string>();
+  readonly #max: number;
+  /** This coordinator's append ids begin so. */
+  readonly idPrefix = `c${newToken()}-`;
+  #ids = 0;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  get(runId: string): Chain | undefined {
+    return this.#chains.get(runId);
+  }
+
+  has(runId: string): boolean {
+    return this.#chains.has(runId);
+  }
+
+  delete(runId: string): boolean {
+    return this.#chains.delete(runId);
+  }
+
+  /** Every chain's records on their way. */
+  flights(): Promise<boolean>[] {
+    return [...this.#chains.values()].flatMap((c) => [...c.flying.values()]);
+  }
+
+  /** A new append id. */
+  newId(): string {
+    return this.idPrefix + String(++this.#ids);
+  }
+
+  /** Whether the run may begin a chain here (no other process is known to append to it). */
+  mayBegin(runId: string): boolean {
+    return !this.#shared.has(runId);
+  }
+
+  /** Another process appends to this run too (the oldest such runs are forgotten past SHARED_MAX). */
+  share(runId: string): void {
+    this.#shared.delete(runId);
+    this.#shared.add(runId);
+    if (this.#shared.size > SHARED_MAX) this.#shared.delete(this.#shared.values().next().value!);
+  }
+
+  /**
+   * Begins a run's chain, by the landed append `id` on a state at `base` that is the log's. Past `max`,
+   * ends the oldest chain with no record on its way and returns its run: the caller forgets that run's
+   * state (it holds the log's events in another order; only ending a chain in a serial step may prove
+   * it the log's).
+   */
+  begin(runId: string, id: string, base: number): string | undefined {
+    this.#chains.delete(runId);
+    this.#chains.set(runId, { last: id, base, flying: new Map(), landed: id, broken: false, foreign: false });
+    if (this.#chains.size <= this.#max) return undefined;
+    for (const [oldest, chain] of this.#chains) {
+      if (chain.flying.size > 0) continue;
+      this.#chains.delete(oldest);
+      return oldest;
+    }
+    return undefined;
+  }
 }
 
 /**

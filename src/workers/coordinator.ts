@@ -5,8 +5,7 @@ import { applyInPlace, applyStored, initialState, type RunState } from '../engin
 import { applyUndoable, beginUndo, rollback, type Undo } from '../engine/undo.ts';
 import { LovageError } from '../errors.ts';
 import type { AppendRequest, ClaimedNode, ClaimRequest, EventStore } from '../eventstore/store.ts';
-import { newToken } from '../eventstore/token.ts';
-import { aheadOf, commutingLeases, newChain, type Chain } from './chain.ts';
+import { aheadOf, Chains, commutingLeases, type Chain } from './chain.ts';
 import { RunCache } from './run-cache.ts';
 import { Turns } from './turns.ts';
 
@@ -14,8 +13,6 @@ import { Turns } from './turns.ts';
 export type Completion = Extract<Command, { type: 'Complete' | 'Release' | 'Defer' }> & { readonly runId: string };
 
 const MAX_CONFLICT_RETRIES = 100;
-/** How many runs a coordinator remembers as not to commute on (see `#solo`). */
-const SOLO_MAX = 10_000;
 
 /**
  * Runs the pure coordinator against a store: folds each run's log (kept in a bounded cache and
@@ -32,14 +29,8 @@ export class Coordinator {
   readonly #busy = new Set<string>();
   /** Whether records may commute: the store takes commuting appends and calls on their way at once. */
   readonly #commutes: boolean;
-  /** Runs whose records commute, by run id. */
-  readonly #chains = new Map<string, Chain>();
-  /** Runs that another process appends to as well: their records never commute here (oldest dropped past SOLO_MAX). */
-  readonly #solo = new Set<string>();
-  /** Append ids: this coordinator's token and a counter. */
-  readonly #idPrefix = `c${newToken()}-`;
-  #idCount = 0;
-  readonly #maxChains: number;
+  /** Runs whose records commute. */
+  readonly #chains: Chains;
 
   /**
    * `cacheNodes`: how many DAG nodes the run-state cache may hold, over all runs (default 1,000,000).
@@ -52,7 +43,7 @@ export class Coordinator {
    */
   constructor(store: EventStore, options: { cacheNodes?: number; cacheSubmits?: () => boolean; maxChains?: number } = {}) {
     this.#store = store;
-    this.#maxChains = options.maxChains ?? 10_000;
+    this.#chains = new Chains(options.maxChains ?? 10_000);
     this.#cache = new RunCache(options.cacheNodes ?? 1_000_000);
     this.#cacheSubmits = options.cacheSubmits ?? (() => true);
     this.#commutes = store.commutes === true && store.pipelined === true;
@@ -207,10 +198,10 @@ export class Coordinator {
    *   reported nodes (whose leases the store checks), nodes that were pending, and the run's end once no
    *   node is ready or running. It names the chain's last record, wherever that is, and lands after
    *   whatever claims came in between (AppendRequest.after).
-   * Decides it now (synchronously: nothing interleaves), or returns undefined: the record then waits for its turn.
+   * Decides it now (synchronously: nothing interleaves; the caller checked every run `#flyable`), or
+   * returns undefined: the record then waits for its turn.
    */
   #decideFlight(byRun: ReadonlyMap<string, readonly Completion[]>): Decided | undefined {
-    for (const [runId, items] of byRun) if (!this.#flyable(runId, items.length)) return undefined;
     const decided: Decided = { requests: [], undos: [], chains: [], finished: [] };
     for (const [runId, items] of byRun) {
       const state = this.#cache.get(runId)!;
@@ -230,7 +221,7 @@ export class Coordinator {
         return undefined;
       }
       decided.requests.push(chain
-        ? { runId, expectedVersion: chain.base, events, id: this.#newId(), after: chain.last, leases: leases! }
+        ? { runId, expectedVersion: chain.base, events, id: this.#chains.newId(), after: chain.last, leases: leases! }
         : { runId, expectedVersion: state.version - events.length, events });
       decided.chains.push(chain);
       if (endsRunEvent(events)) decided.finished.push(runId);
@@ -283,14 +274,14 @@ export class Coordinator {
           return { quarantined: [], claimed, alone: true };
         } catch (e) {
           // Refused as the record it follows had not landed: it goes again once that one has (only once).
-          const ahead = again ? undefined : aheadOf(e, requests, chains, this.#idPrefix);
+          const ahead = again ? undefined : aheadOf(e, requests, chains, this.#chains.idPrefix);
           if (!ahead || !(await ahead)) throw e;
         }
       }
     } catch (e) {
       // Refused after an append that is not this process's: another process appends to the run too.
       const last = e instanceof LovageError && e.details['reason'] === 'after' ? String(e.details['last']) : '';
-      const foreign = last !== '' && !last.startsWith(this.#idPrefix) ? e instanceof LovageError && e.details['runId'] : undefined;
+      const foreign = last !== '' && !last.startsWith(this.#chains.idPrefix) ? e instanceof LovageError && e.details['runId'] : undefined;
       requests.forEach((r, i) => {
         const chain = chains[i];
         if (chain) {
@@ -332,7 +323,7 @@ export class Coordinator {
   async #record(byRun: ReadonlyMap<string, readonly Completion[]>, claim: ClaimRequest | undefined, release: () => void, stale = new Set<string>()): Promise<Recorded> {
     // A record of chains only that commutes goes on its way as they do, and its turn is over: the records
     // queued behind it on the same runs may follow it at once.
-    if (stale.size === 0 && byRun.size > 0 && [...byRun.keys()].every((runId) => this.#chains.has(runId))) {
+    if (stale.size === 0 && byRun.size > 0 && [...byRun].every(([runId, items]) => this.#chains.has(runId) && this.#flyable(runId, items.length))) {
       const flight = this.#decideFlight(byRun);
       if (flight) {
         release();
@@ -380,7 +371,7 @@ export class Coordinator {
           }
           if (events.length > 0) {
             // A run with nodes still ready or running may take commuting records next: this append is named.
-            const id = this.#commutes && state.active > 0 && !this.#solo.has(runId) ? this.#newId() : undefined;
+            const id = this.#commutes && state.active > 0 && this.#chains.mayBegin(runId) ? this.#chains.newId() : undefined;
             requests.push({ runId, expectedVersion: state.version - events.length, events, ...(id !== undefined ? { id } : {}) });
             undos.push(undo);
           }
@@ -401,7 +392,10 @@ export class Coordinator {
         // The named appends begin chains, on states that are the log's (claims' events were checked on).
         for (const r of requests) {
           const state = this.#cache.get(r.runId);
-          if (r.id !== undefined && state) this.#begin(r.runId, r.id, state.version);
+          if (r.id !== undefined && state) {
+            const ended = this.#chains.begin(r.runId, r.id, state.version);
+            if (ended !== undefined) this.#cache.forget(ended);
+          }
         }
         return { quarantined: [...quarantined].map(([runId, error]) => ({ runId, error })), claimed, alone: false };
       } catch (e) {
@@ -430,53 +424,26 @@ export class Coordinator {
     while (chain.flying.size > 0) await Promise.all(chain.flying.values());
     // Other chains' records on their way may bring claims of this run: their events, once back, are
     // in the state (else its count would fall short of the log's for no other process's doing).
-    await Promise.all([...this.#chains.values()].flatMap((c) => [...c.flying.values()]));
+    await Promise.all(this.#chains.flights());
     this.#chains.delete(runId);
     const state = this.#cache.get(runId);
     this.#cache.forget(runId);
     if (chain.broken) {
-      if (chain.foreign) this.#soloRun(runId);
+      if (chain.foreign) this.#chains.share(runId);
       return;
     }
     if (!state) return;
     if ((await this.#store.getRun(runId))?.version !== state.version) {
-      this.#soloRun(runId);
+      this.#chains.share(runId);
       return;
     }
     this.#cache.remember(state);
-  }
-
-  /**
-   * Begins a run's chain; past `maxChains`, ends the oldest one with no record on its way, forgetting
-   * its state: it holds the log's events in another order, and only `#leave` may prove it the log's.
-   */
-  #begin(runId: string, id: string, base: number): void {
-    this.#chains.delete(runId);
-    this.#chains.set(runId, newChain(id, base));
-    if (this.#chains.size <= this.#maxChains) return;
-    for (const [oldest, chain] of this.#chains) {
-      if (chain.flying.size > 0) continue;
-      this.#chains.delete(oldest);
-      this.#cache.forget(oldest);
-      return;
-    }
-  }
-
-  /** Another process appends to this run too: its records stop commuting here. */
-  #soloRun(runId: string): void {
-    this.#solo.delete(runId);
-    this.#solo.add(runId);
-    if (this.#solo.size > SOLO_MAX) this.#solo.delete(this.#solo.values().next().value!);
   }
 
   /** A chain's record was refused, or a claim's event did not apply: its cached state is not the log's. */
   #break(runId: string, chain: Chain): void {
     chain.broken = true;
     if (this.#chains.get(runId) === chain) this.#cache.forget(runId);
-  }
-
-  #newId(): string {
-    return this.#idPrefix + String(++this.#idCount);
   }
 }
 
