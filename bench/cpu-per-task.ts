@@ -2,7 +2,8 @@
 // A producer app pre-fills the queue (a: n single-task runs, appended 1,000 a batch; b: one group of
 // n), then a worker app that submitted none of them burns it down (concurrency 100, batches of 100).
 // Prints tasks/s, the worker process's CPU per task (process.cpuUsage) and the server's (Redis
-// `INFO cpu`; every postgres process's /proc times, so run it on a Postgres nothing else uses).
+// `INFO cpu`; every postgres process's /proc times, so run it on a Postgres nothing else uses), then
+// the worker's store calls a task by method, the nodes claimed, commuting requests and refusals.
 // ON_BURN_DOWN='shell command' runs between the pre-fill and the burn-down.
 // PROF=file.cpuprofile writes a CPU profile of the burn-down alone; HEAP=file.heapprofile a sampled
 // profile of what it allocates (garbage included), and prints the bytes allocated per task.
@@ -23,25 +24,61 @@ if ((kind !== 'redis' && kind !== 'postgres') || (mode !== 'a' && mode !== 'b') 
   throw new Error('usage: npx tsx bench/cpu-per-task.ts redis|postgres a|b [n]');
 }
 
-/** The server's CPU time so far, ms. */
-function serverCpuMs(): number {
+/**
+ * The server's CPU time so far, ms, by process (Redis: one entry). A Postgres backend that ends during
+ * the burn-down takes its time along: its share is then missing, never negative (see serverDeltaMs).
+ */
+function serverCpuMs(): Map<string, number> {
   if (kind === 'redis') {
     const info = execFileSync('redis-cli', ['-p', String(REDIS.port), 'info', 'cpu']).toString();
     const field = (k: string) => Number(new RegExp(`${k}:([0-9.]+)`).exec(info)![1]);
-    return (field('used_cpu_user') + field('used_cpu_sys')) * 1000;
+    return new Map([['redis', (field('used_cpu_user') + field('used_cpu_sys')) * 1000]]);
   }
-  let ticks = 0;
+  const ms = new Map<string, number>();
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     try {
       if (!readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('postgres')) continue;
       const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+      ms.set(pid, (Number(fields[11]) + Number(fields[12])) * 10); // utime, stime
     } catch {
       // the process ended meanwhile
     }
   }
-  return ticks * 10;
+  return ms;
+}
+
+/** The CPU the server's processes used since `before` (a process started since counts from zero). */
+function serverDeltaMs(before: Map<string, number>): number {
+  let ms = 0;
+  for (const [pid, t] of serverCpuMs()) ms += t - (before.get(pid) ?? 0);
+  return ms;
+}
+
+/** Counts the worker's store calls by method, the nodes claimed, commuting requests and refusals, from now on. */
+function countCalls(s: Record<string, unknown>): Record<string, number> {
+  const calls: Record<string, number> = {};
+  for (const m of ['append', 'claim', 'appendAndClaim', 'readStream', 'getRun']) {
+    const f = s[m] as (...a: unknown[]) => Promise<unknown>;
+    s[m] = async (...a: unknown[]) => {
+      calls[m] = (calls[m] ?? 0) + 1;
+      if (m === 'append' || m === 'appendAndClaim') {
+        const commuting = (a[0] as { after?: string }[]).filter((r) => r.after !== undefined).length;
+        if (commuting > 0) calls['commuting'] = (calls['commuting'] ?? 0) + commuting;
+      }
+      let out: unknown;
+      try {
+        out = await f.apply(s, a);
+      } catch (e) {
+        const why = `refused:${String((e as { details?: { reason?: string } }).details?.reason ?? (e as { code?: string }).code)}`;
+        calls[why] = (calls[why] ?? 0) + 1;
+        throw e;
+      }
+      if (m === 'claim' || m === 'appendAndClaim') calls['claimed'] = (calls['claimed'] ?? 0) + (out as unknown[]).length;
+      return out;
+    };
+  }
+  return calls;
 }
 
 const bench = await openBenchStore(kind);
@@ -61,6 +98,7 @@ try {
   // A shell command run once the queue is full, before the clock starts (bench/redis-callgrind.sh zeroes its counters here).
   if (process.env['ON_BURN_DOWN']) execFileSync('sh', ['-c', process.env['ON_BURN_DOWN']], { stdio: 'inherit' });
   const heap = process.env['HEAP'] ? await sampleAllocations() : undefined;
+  const calls = countCalls(store as unknown as Record<string, unknown>);
   const cpu0 = process.cpuUsage();
   const server0 = serverCpuMs();
   const t0 = performance.now();
@@ -69,7 +107,7 @@ try {
   while ((await store.getRun(last))?.finishedVersion === undefined) await new Promise((r) => setTimeout(r, 2));
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
-  const serverMs = serverCpuMs() - server0;
+  const serverMs = serverDeltaMs(server0);
   if (profiler) writeFileSync(process.env['PROF']!, JSON.stringify((await profiler.post('Profiler.stop')).profile));
   if (heap) {
     const { bytes, profile } = await heap.stop();
@@ -80,6 +118,7 @@ try {
   const nodeMs = (cpu.user + cpu.system) / 1000;
   const perTask = (t: number) => `${((t * 1000) / n).toFixed(1)} µs a task (${((t / ms) * 100).toFixed(0)}% busy)`;
   console.log(`${kind} W1${mode}, ${n} tasks: ${((n / ms) * 1000 / 1000).toFixed(1)}k tasks/s; worker process ${perTask(nodeMs)}, ${((cpu.system / (cpu.user + cpu.system)) * 100).toFixed(0)}% of it in the kernel; server ${perTask(serverMs)}`);
+  console.log(`store calls a task: ${Object.entries(calls).map(([k, v]) => `${k} ${(v / n).toFixed(3)}`).join(', ')}`);
   await worker.close();
 } finally {
   await store.close();
