@@ -7,6 +7,7 @@ import type { CanvasData } from '../src/canvas/types.ts';
 import { decide } from '../src/engine/decide.ts';
 import type { WorkflowEvent } from '../src/engine/events.ts';
 import { RedisStore } from '../src/eventstore/redis.ts';
+import { REDIS_LAYOUT } from '../src/eventstore/redis/server.ts';
 import { openStore } from '../src/eventstore/url.ts';
 import { createApp } from '../src/app/app.ts';
 import { chord, group } from '../src/canvas/combinators.ts';
@@ -77,6 +78,27 @@ if (!url) {
         expect(await store.getRun('r1')).toMatchObject({ status: 'running', version: 2 });
       } finally {
         await Promise.all([lru.stop(), noConfig.stop()]);
+      }
+    });
+
+    it('records its key layout on first open and refuses a prefix written in a newer or unknown one, writing nothing', async () => {
+      const prefix = fresh();
+      const admin = new Redis(url, { maxRetriesPerRequest: 1 });
+      try {
+        const store = await track(open({ prefix }));
+        expect(await admin.get(`${prefix}layout`)).toBe(String(REDIS_LAYOUT));
+        await store.append([{ runId: 'r1', expectedVersion: 0, events: submitted(sig('t')) }]);
+        await track(open({ prefix })); // a second open of the same layout is fine
+        await admin.set(`${prefix}layout`, String(REDIS_LAYOUT + 1));
+        const newer = await open({ prefix }).catch((e: unknown) => e);
+        expect(newer).toMatchObject({ code: 'UNSUPPORTED', details: { key: `${prefix}layout`, found: String(REDIS_LAYOUT + 1), known: REDIS_LAYOUT } });
+        expect((newer as Error).message).toContain(`holds data in layout ${REDIS_LAYOUT + 1} (key ${prefix}layout), newer than this Lovage knows (${REDIS_LAYOUT}); upgrade Lovage`);
+        await admin.set(`${prefix}layout`, 'queue');
+        await expect(open({ prefix })).rejects.toThrow(`Redis key ${prefix}layout holds "queue", not a layout this Lovage knows (${REDIS_LAYOUT})`);
+        expect(await admin.get(`${prefix}layout`)).toBe('queue'); // left as found
+        expect(await store.getRun('r1')).toMatchObject({ version: 2 });
+      } finally {
+        admin.disconnect();
       }
     });
 
@@ -174,7 +196,7 @@ if (!url) {
       expect((await store.listRuns({ text: '"args":[7]' })).map((r) => r.runId)).toEqual(['run0007']);
       expect(await store.listRuns({ limit: 1000 })).toHaveLength(1000);
       expect(await store.deleteRuns(requests.map((r) => r.runId))).toBe(n);
-      expect(await keysUnder(url, prefix)).toEqual([`${prefix}base`, `${prefix}pos`]); // the log's dead head was trimmed too
+      expect(await keysUnder(url, prefix)).toEqual([`${prefix}base`, `${prefix}layout`, `${prefix}pos`]); // the log's dead head was trimmed too
     });
 
     it('a claim over several queues merges them: expired leases first, then priority, then age', async () => {

@@ -3,7 +3,7 @@ import type { StoredEvent } from '../engine/events.ts';
 import { LovageError } from '../errors.ts';
 import { newToken } from './token.ts';
 import { checkPrefix, decodeClaim, decodeRun, encodeAppend, encodeClaim, encodeRunFilter, parseItem, storedEvents, throwRefusal } from './redis/codec.ts';
-import { checkEvictionPolicy, parseRedisUrl, serverTime } from './redis/server.ts';
+import { checkEvictionPolicy, checkLayout, parseRedisUrl, serverTime } from './redis/server.ts';
 import { runScript, scriptReloads, scripts, type Script, type ScriptArg } from './redis/scripts.ts';
 import { rateArgs, type RateLimit } from './rate/window.ts';
 import { pageSize, refuseTransaction, Signal, type AppendOptions, type AppendRequest, type DeleteOptions, type ClaimedNode, type ClaimRequest, type EventStore, type LeaseRef, type RunFilter, type RunRecord } from './store.ts';
@@ -81,9 +81,10 @@ export class RedisStore implements EventStore {
   }
 
   /**
-   * Connects, checks that the server will not evict keys, and measures the clock offset. Throws
+   * Connects, checks that the server will not evict keys and that the prefix's data is in a layout
+   * this Lovage knows (`<prefix>layout`, recorded on first open), and measures the clock offset. Throws
    * UNSUPPORTED when `maxmemory-policy` is not `noeviction`, or when `CONFIG` is disabled (then
-   * `skipEvictionCheck: true` lets it start, on your word).
+   * `skipEvictionCheck: true` lets it start, on your word), or when a newer Lovage wrote the prefix.
    *
    * @example
    * const store = await RedisStore.open({ url: process.env.REDIS_URL, prefix: 'lovage:' })
@@ -102,6 +103,7 @@ export class RedisStore implements EventStore {
     try {
       if (options.client === undefined) await client.connect();
       if (!options.skipEvictionCheck) await checkEvictionPolicy(client);
+      await checkLayout(client, prefix);
       if (!options.clock) {
         await store.#measureClock();
         store.#refresh = setInterval(() => void store.#measureClock().catch(() => {}), options.clockRefreshMs ?? 10_000);

@@ -25,6 +25,33 @@ export async function checkEvictionPolicy(client: Redis): Promise<void> {
   }
 }
 
+/**
+ * The layout of the keys this Lovage writes under a prefix, kept in `<prefix>layout`. Layout 1 is every
+ * release so far (one written before the key existed reads as 1). A release that changes what older
+ * ones would misread raises it; a store opened on a newer layout than it knows is refused, as a
+ * Postgres schema newer than the code is.
+ */
+export const REDIS_LAYOUT = 1;
+
+/**
+ * Records this layout under `prefix` if none is (SET NX), then refuses a newer or unreadable one with
+ * UNSUPPORTED naming the key, what it holds and what this Lovage knows.
+ */
+export async function checkLayout(client: Redis, prefix: string): Promise<void> {
+  const key = `${prefix}layout`;
+  await client.set(key, String(REDIS_LAYOUT), 'NX');
+  const found = await client.get(key);
+  if (found === String(REDIS_LAYOUT)) return;
+  const newer = /^[1-9][0-9]{0,8}$/.test(found ?? '') && Number(found) > REDIS_LAYOUT;
+  throw new LovageError(
+    'UNSUPPORTED',
+    newer
+      ? `Redis prefix ${JSON.stringify(prefix)} holds data in layout ${found} (key ${key}), newer than this Lovage knows (${REDIS_LAYOUT}); upgrade Lovage (layouts only go forward)`
+      : `Redis key ${key} holds ${JSON.stringify(found)}, not a layout this Lovage knows (${REDIS_LAYOUT}); is the prefix shared with something else?`,
+    { key, found, known: REDIS_LAYOUT },
+  );
+}
+
 /** A URL with its password hidden, for messages. */
 function redact(url: string): string {
   return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
