@@ -21,7 +21,7 @@ import { APP_INTERNALS, inPoolThread, type AppInternals } from '../workers/threa
 
 /** Options of {@link createApp}. */
 export interface AppOptions {
-  /** A store URL (`sqlite:./lovage.db`, `sqlite::memory:`, `memory:`) or a store object. Default: `LOVAGE_STORE`, else `sqlite:./.lovage/lovage.db`. */
+  /** A store URL (`sqlite:./lovage.db`, `sqlite::memory:`, `memory:`, `postgres://…`, `redis://…`) or a store object. Default: `LOVAGE_STORE`, else `sqlite:./.lovage/lovage.db`. */
   readonly store?: string | EventStore;
   /** Limits checked at submit (see `defaultLimits`). */
   readonly limits?: Partial<CompileLimits>;

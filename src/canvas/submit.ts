@@ -31,7 +31,10 @@ export type RunStatus = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'quar
 export interface RunHandle<T = unknown> {
   /** The run id. */
   readonly id: string;
-  /** Resolves to the run's result; rejects with a TASK_FAILED LovageError naming the failed node, task and error, or TIMEOUT. */
+  /**
+   * Resolves to the run's result; rejects with a LovageError: TASK_FAILED naming the failed node, task and
+   * error, CANCELLED, TIMEOUT, NOT_FOUND (no such run) or CORRUPT_LOG (a quarantined run).
+   */
   get(options?: { timeoutMs?: number }): Promise<T>;
   /** The run's status now. */
   status(): Promise<RunStatus>;

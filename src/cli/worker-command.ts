@@ -17,7 +17,7 @@ period, the rest are released to other workers); a second signal exits at once.
 
 Options:
   -A, --app <module>     module (.ts or .js) exporting the app made by createApp, as \`app\` or default (required)
-      --store <url>      store URL: sqlite:<path>, sqlite::memory:, memory: (sets LOVAGE_STORE before the
+      --store <url>      store URL: sqlite:<path>, sqlite::memory:, memory:, postgres://..., redis://... (sets LOVAGE_STORE before the
                          module loads; default LOVAGE_STORE, else sqlite:./.lovage/lovage.db)
   -Q, --queues <a,b>     comma-separated queues to consume (default: default)
   -c, --concurrency <n>  most tasks running at once, integer ≥ 1 (default 16)
@@ -71,7 +71,7 @@ export function parseWorkerArgs(argv: readonly string[]): WorkerArgs {
   const { values: v } = parseFlags('worker', argv, flags);
   if (v.help) return { help: true };
   if (v.app === undefined || v.app === '') throw new UsageError('lovage worker: --app <module> is required: the module that exports your app (e.g. --app ./tasks.ts)');
-  if (v.store === '') throw new UsageError('--store must not be empty; allowed are sqlite:<path>, sqlite::memory:, memory:');
+  if (v.store === '') throw new UsageError('--store must not be empty; allowed are sqlite:<path>, sqlite::memory:, memory:, postgres://..., redis://...');
   const queues = (v.queues ?? 'default').split(',').map((q) => q.trim());
   for (const q of queues) {
     if (!QUEUE.test(q)) throw new UsageError(`--queues: queue name ${JSON.stringify(q)} is invalid; allowed is a comma-separated list of names of 1-100 of A-Z a-z 0-9 _ . : -`);
