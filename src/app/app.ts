@@ -68,7 +68,7 @@ export interface App extends Submitter {
   /**
    * Calls `fn` on a task or run event in this process's workers: `taskPrerun`, `taskPostrun`,
    * `taskFailure`, `taskRetry`, `runFinished`. Returns an unsubscribe. A hook that throws is reported
-   * (the worker's `onError`), never changes an outcome.
+   * on stderr, never changes an outcome.
    *
    * @example
    * app.on('taskFailure', ({ task, error }) => alert(`${task} failed: ${error.message}`))
