@@ -102,6 +102,33 @@ if (!url) {
       }
     });
 
+    it('opens on a read-only replica without writing the layout there, and reads what the primary wrote', async () => {
+      if (!redisServerBinary) return void console.warn('redis-server is not installed: skipping the private-server test');
+      const primary = await startPrivateRedis(['--repl-diskless-sync-delay', '0']);
+      const replica = await startPrivateRedis(['--replicaof', '127.0.0.1', new URL(primary.url).port]);
+      try {
+        const writer = await track(RedisStore.open({ url: primary.url, prefix: 'p:' }));
+        await writer.append([{ runId: 'r1', expectedVersion: 0, events: submitted(sig('t')) }]);
+        const direct = new Redis(replica.url, { maxRetriesPerRequest: 1 });
+        try {
+          for (let i = 0; (await direct.get('p:layout')) === null; i++) {
+            if (i > 750) throw new Error('the replica did not catch up in 15 s');
+            await new Promise((r) => setTimeout(r, 20));
+          }
+          // A prefix the primary never opened: no layout to read, none written (the replica refuses writes).
+          const fresh = await track(RedisStore.open({ url: replica.url, prefix: 'q:' }));
+          expect(await fresh.getRun('r1')).toBeUndefined();
+          expect(await direct.get('q:layout')).toBeNull();
+        } finally {
+          direct.disconnect();
+        }
+        const reader = await track(RedisStore.open({ url: replica.url, prefix: 'p:' }));
+        expect(await reader.getRun('r1')).toMatchObject({ status: 'running', version: 2 });
+      } finally {
+        await Promise.all([primary.stop(), replica.stop()]);
+      }
+    });
+
     it('wakes listeners of another store instance through pub/sub, and its own listeners once', async () => {
       const prefix = fresh();
       const a = await track(open({ prefix }));

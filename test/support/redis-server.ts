@@ -2,7 +2,9 @@
 // (for settings a test must never change on the shared server).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { pingRedis } from './services.ts';
@@ -67,15 +69,22 @@ export interface PrivateRedis {
 
 export const redisServerBinary = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => existsSync(p));
 
-/** Starts `redis-server` with `--save '' --appendonly no` plus `settings`; resolves once it answers PING. */
+/**
+ * Starts `redis-server` with `--save '' --appendonly no` plus `settings`; resolves once it answers PING.
+ * Its working folder is a temporary one of its own (removed by `stop()`) unless `settings` name a
+ * `--dir`: a replica writes the data it receives there, and a server started later in the same
+ * folder would load it.
+ */
 export async function startPrivateRedis(settings: readonly string[]): Promise<PrivateRedis> {
   if (!redisServerBinary) throw new Error('redis-server is not installed (looked in /usr/bin and /usr/local/bin)');
   const port = await freePort();
-  const child: ChildProcess = spawn(redisServerBinary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...settings], { stdio: 'ignore' });
+  const dir = mkdtempSync(join(tmpdir(), 'lovage-redis-'));
+  const child: ChildProcess = spawn(redisServerBinary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...settings], { stdio: 'ignore' });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await exited;
+    rmSync(dir, { recursive: true, force: true });
   };
   const deadline = Date.now() + 5000;
   for (;;) {

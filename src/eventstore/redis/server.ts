@@ -34,13 +34,22 @@ export async function checkEvictionPolicy(client: Redis): Promise<void> {
 export const REDIS_LAYOUT = 1;
 
 /**
- * Records this layout under `prefix` if none is (SET NX), then refuses a newer or unreadable one with
- * UNSUPPORTED naming the key, what it holds and what this Lovage knows.
+ * Refuses a newer or unreadable layout under `prefix` with UNSUPPORTED naming the key, what it holds
+ * and what this Lovage knows; records this one if none is (SET NX: of processes opening a new prefix
+ * together, the first one's stands). A read-only replica, which takes no writes, opens as it is.
  */
 export async function checkLayout(client: Redis, prefix: string): Promise<void> {
   const key = `${prefix}layout`;
-  await client.set(key, String(REDIS_LAYOUT), 'NX');
-  const found = await client.get(key);
+  let found = await client.get(key);
+  if (found === null) {
+    try {
+      await client.set(key, String(REDIS_LAYOUT), 'NX');
+    } catch (e) {
+      if (String((e as Error).message).startsWith('READONLY')) return;
+      throw e;
+    }
+    found = await client.get(key);
+  }
   if (found === String(REDIS_LAYOUT)) return;
   const newer = /^[1-9][0-9]{0,8}$/.test(found ?? '') && Number(found) > REDIS_LAYOUT;
   throw new LovageError(
