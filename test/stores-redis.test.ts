@@ -1,12 +1,13 @@
 // The Redis store: the shared conformance suite and the end-to-end semantics on a real server, plus
 // what only Redis has: the eviction-policy refusal, pub/sub wake-ups across instances, TIME leases.
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { Redis } from 'ioredis';
 import { compile } from '../src/canvas/compile.ts';
 import type { CanvasData } from '../src/canvas/types.ts';
 import { decide } from '../src/engine/decide.ts';
 import type { WorkflowEvent } from '../src/engine/events.ts';
 import { RedisStore } from '../src/eventstore/redis.ts';
+import { scripts } from '../src/eventstore/redis/scripts.ts';
 import { REDIS_LAYOUT } from '../src/eventstore/redis/server.ts';
 import { openStore } from '../src/eventstore/url.ts';
 import { createApp } from '../src/app/app.ts';
@@ -316,6 +317,61 @@ if (!url) {
       store.onReady(() => woken++);
       await store.append([{ runId: 'r2', expectedVersion: 0, events: submitted({ kind: 'signature', task: 't', args: [], immutable: false, options: { countdown: 60 } }) }]);
       expect(woken).toBe(0);
+    });
+
+    it('a listener that throws is reported, wakes the others, fails no append, and leaves claims alternating between the connections', async () => {
+      const client = new Redis(url!, { lazyConnect: true, maxRetriesPerRequest: 3 });
+      await client.connect();
+      // Which connection each claim goes on: the store's own client or its duplicate.
+      const seen: string[] = [];
+      const spy = (c: Redis, name: string): Redis => {
+        const call = c.call.bind(c) as (...a: unknown[]) => Promise<unknown>;
+        (c as unknown as { call: unknown }).call = (cmd: string, args: unknown[]) => {
+          if (cmd === 'evalsha' && Array.isArray(args) && args[0] === scripts.claim.sha) seen.push(name);
+          return call(cmd, args);
+        };
+        const duplicate = c.duplicate.bind(c);
+        (c as unknown as { duplicate: unknown }).duplicate = (o: unknown) => spy(duplicate(o as never), 'second');
+        return c;
+      };
+      spy(client, 'main');
+      const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+      try {
+        const store = await track(RedisStore.open({ client, prefix: fresh() }));
+        for (let i = 0; i < 2; i++) await store.claim(claimReq());
+        let others = 0;
+        store.onReady(() => { throw new Error('listener bug'); });
+        store.onReady(() => others++);
+        const [stored] = await store.append([{ runId: 'r1', expectedVersion: 0, events: submitted(sig('t')) }]);
+        expect(stored).toHaveLength(2); // it landed and says so
+        expect(others).toBeGreaterThan(0);
+        expect(errors).toHaveBeenCalledWith(expect.stringContaining('lovage: an onReady listener threw: Error: listener bug'));
+        seen.length = 0;
+        for (let i = 0; i < 4; i++) await store.claim(claimReq());
+        expect(seen).toEqual(['main', 'second', 'main', 'second']);
+      } finally {
+        errors.mockRestore();
+        client.disconnect();
+      }
+    });
+
+    it('readStream of a run deleted, or deleted and submitted again, between two pages gives one run\'s whole log (or none), never a part or a splice', async () => {
+      const store = await track(open());
+      const big = (task: string) => submitted({ kind: 'group', members: Array.from({ length: 24_999 }, (_, i) => sig(task, [i])) });
+      await store.append([{ runId: 'big', expectedVersion: 0, events: big('old') }]);
+      // Page 1 goes now; the delete runs before page 2 (which is sent once page 1 is back).
+      const read = store.readStream('big');
+      await store.deleteRuns(['big']);
+      expect([0, 25_000]).toContain((await read).length);
+      await store.append([{ runId: 'big', expectedVersion: 0, events: big('old') }]);
+      const again = store.readStream('big');
+      await store.deleteRuns(['big']);
+      await store.append([{ runId: 'big', expectedVersion: 0, events: big('new') }]);
+      const log = await again;
+      expect(log).toHaveLength(25_000);
+      const tasks = new Set(log.filter((e) => e.event.type === 'NodeReady').map((e) => (e.event as { task: string }).task));
+      expect(tasks.size).toBe(1); // all 'old' (read before the delete) or all 'new' (read again after it)
+      expect(log.map((e) => e.version)).toEqual(Array.from({ length: 25_000 }, (_, i) => i + 1));
     });
 
     it('readStream reads a long run page by page (10,000 events a call), from any version, and names a missing event in a later page', async () => {

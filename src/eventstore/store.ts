@@ -246,7 +246,10 @@ export interface EventStore {
    * store of your own: without it, workers send refused nodes back when the next permit may be free.
    */
   takeTurn?(key: string, limit: RateLimit | null): Promise<number>;
-  /** Calls `listener` when nodes may have become ready (wakes idle workers); returns an unsubscribe. */
+  /**
+   * Calls `listener` when nodes may have become ready (wakes idle workers); returns an unsubscribe. A
+   * listener that throws is reported on stderr; the others are still called.
+   */
   onReady(listener: () => void): () => void;
   close(): Promise<void>;
 }
@@ -307,8 +310,18 @@ export class Signal {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
+  /**
+   * Calls every listener. One that throws is reported on stderr and stops neither the others nor the
+   * store call that woke them (an append that landed must not reject).
+   */
   emit(): void {
-    for (const l of this.#listeners) l();
+    for (const l of this.#listeners) {
+      try {
+        l();
+      } catch (e) {
+        console.error(`lovage: an onReady listener threw: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+      }
+    }
   }
   /**
    * Emits again when each node these appended events hold back falls due (a countdown or eta, a
