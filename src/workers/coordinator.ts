@@ -27,6 +27,14 @@ export class Coordinator {
   readonly #turns = new Turns();
   /** Runs of the records flying on their own. */
   readonly #busy = new Set<string>();
+  /**
+   * Runs of the serial step running now, from when it takes their states until its append has landed:
+   * its states hold its own events; another call's claim of them must not change (or replace) them.
+   */
+  readonly #stepping = new Set<string>();
+  /** Store calls with a claim: sent so far, and on their way now (see `#leave`). */
+  #claimsSent = 0;
+  #claimsOut = 0;
   /** Whether records may commute: the store takes commuting appends and calls on their way at once. */
   readonly #commutes: boolean;
   /** Runs whose records commute. */
@@ -94,10 +102,16 @@ export class Coordinator {
   /**
    * Folds the events of this process's claims into the cache. A run whose claim brought its log
    * (`history`) and that is not cached, or cached at another version (stale), is cached from it: its
-   * outcomes are then decided without reading the run.
+   * outcomes are then decided without reading the run. A run of the serial step running now is
+   * forgotten instead, unless the claim was that step's own (`own`): the step's state holds events not
+   * yet in the log, which the claim's may come before or after.
    */
-  observe(claimed: readonly ClaimedNode[]): void {
+  observe(claimed: readonly ClaimedNode[], own = false): void {
     for (const node of claimed) {
+      if (!own && this.#stepping.has(node.runId)) {
+        this.#cache.forget(node.runId);
+        continue;
+      }
       if (node.history && !this.#chains.has(node.runId) && this.#cache.get(node.runId)?.version !== node.history.length) this.#seed(node.runId, node.history);
       for (const s of node.events) this.#observeOne(s);
     }
@@ -306,17 +320,27 @@ export class Coordinator {
     return this.#turns.serially([...byRun.keys()], (release) => this.#record(byRun, claim, release, stale));
   }
 
-  /** Appends (and claims, when asked); then ends the finished runs and folds the claims into the cache. */
-  async #send(requests: readonly AppendRequest[], claim: ClaimRequest | undefined, finished: readonly string[]): Promise<ClaimedNode[]> {
+  /**
+   * Appends (and claims, when asked); then ends the finished runs and folds the claims into the cache
+   * (`own`: the serial step's call, see `observe`).
+   */
+  async #send(requests: readonly AppendRequest[], claim: ClaimRequest | undefined, finished: readonly string[], own = false): Promise<ClaimedNode[]> {
     let claimed: ClaimedNode[] = [];
-    if (claim) claimed = await this.#store.appendAndClaim(requests, claim);
-    else if (requests.length > 0) await this.#store.append(requests);
+    if (claim) {
+      this.#claimsSent++;
+      this.#claimsOut++;
+      try {
+        claimed = await this.#store.appendAndClaim(requests, claim);
+      } finally {
+        this.#claimsOut--;
+      }
+    } else if (requests.length > 0) await this.#store.append(requests);
     for (const runId of finished) {
       this.#cache.forget(runId);
       this.#chains.delete(runId);
       for (const l of this.#finished) l(runId);
     }
-    this.observe(claimed);
+    this.observe(claimed, own);
     return claimed;
   }
 
@@ -337,8 +361,20 @@ export class Coordinator {
       for (const left of await Promise.allSettled(chained.map((runId) => this.#leave(runId)))) if (left.status === 'rejected') throw left.reason;
     }
     const quarantined = new Map<string, LovageError>();
+    for (const runId of byRun.keys()) this.#stepping.add(runId);
+    try {
+      return await this.#recordSteps(byRun, claim, stale, quarantined);
+    } finally {
+      for (const runId of byRun.keys()) this.#stepping.delete(runId);
+    }
+  }
+
+  /** `#record`'s attempts, while its runs are `#stepping`. */
+  async #recordSteps(byRun: ReadonlyMap<string, readonly Completion[]>, claim: ClaimRequest | undefined, stale: Set<string>, quarantined: Map<string, LovageError>): Promise<Recorded> {
     for (let attempt = 0; ; attempt++) {
       const requests: AppendRequest[] = [];
+      // The state each run's events were decided on.
+      const decided = new Map<string, RunState>();
       const undos: Undo[] = [];
       const finished: string[] = [];
       // Each run's state: cached, or read (not cached, or stale: a stale one is caught up from its cached
@@ -369,6 +405,7 @@ export class Coordinator {
             undo = beginUndo(state);
             events = decideAll(undo, items);
           }
+          decided.set(runId, state);
           if (events.length > 0) {
             // A run with nodes still ready or running may take commuting records next: this append is named.
             const id = this.#commutes && state.active > 0 && this.#chains.mayBegin(runId) ? this.#chains.newId() : undefined;
@@ -388,11 +425,12 @@ export class Coordinator {
       // No record flies while this one is on its way: it might overtake it (the store need not keep
       // their order) and start a node of these runs first.
       try {
-        const claimed = await this.#send(requests, claim, finished);
-        // The named appends begin chains, on states that are the log's (claims' events were checked on).
+        const claimed = await this.#send(requests, claim, finished, true);
+        // The named appends begin chains, on the states decided on, now the log's (this step's own claim's
+        // events were checked on them); a state another call's claim made this step forget begins none.
         for (const r of requests) {
           const state = this.#cache.get(r.runId);
-          if (r.id !== undefined && state) {
+          if (r.id !== undefined && state && state === decided.get(r.runId)) {
             const ended = this.#chains.begin(r.runId, r.id, state.version);
             if (ended !== undefined) this.#cache.forget(ended);
           }
@@ -433,8 +471,12 @@ export class Coordinator {
       return;
     }
     if (!state) return;
+    // A claim of this process on its way now, or sent from now on, may append to the run too: a count
+    // that differs then proves no other process's append.
+    const sent = this.#claimsSent;
+    const out = this.#claimsOut;
     if ((await this.#store.getRun(runId))?.version !== state.version) {
-      this.#chains.share(runId);
+      if (out === 0 && this.#claimsSent === sent) this.#chains.share(runId);
       return;
     }
     this.#cache.remember(state);
