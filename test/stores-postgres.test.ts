@@ -471,4 +471,87 @@ describe.skipIf(!url)('postgres', () => {
       await store.close();
     }
   });
+
+  describe('races, forced with a transaction held open on a client of its own', () => {
+    const clients: pg.Client[] = [];
+    afterAll(async () => {
+      for (const c of clients.splice(0)) await c.end().catch(() => undefined);
+    });
+    /** A client inside BEGIN: what it appends or claims holds its rows until the test commits. */
+    async function held(): Promise<pg.Client> {
+      const c = new pg.Client({ connectionString: url! });
+      clients.push(c);
+      await c.connect();
+      await c.query('BEGIN');
+      return c;
+    }
+    /** Resolves to 'pending' if `p` has not settled within `ms`. */
+    const within = <T>(p: Promise<T>, ms: number) => Promise.race([p.then((v) => ({ v }), (e: unknown) => ({ e })), sleep(ms).then(() => 'pending' as const)]);
+    /** Events and ready rows of runs that no longer exist. */
+    async function orphans(s: string): Promise<{ events: number; ready: number }> {
+      const { rows } = await admin!.query(`SELECT (SELECT count(*)::int FROM "${s}".events e WHERE NOT EXISTS (SELECT 1 FROM "${s}".runs u WHERE u.run_key = e.run_key)) AS events,
+        (SELECT count(*)::int FROM "${s}".ready d WHERE NOT EXISTS (SELECT 1 FROM "${s}".runs u WHERE u.run_key = d.run_key)) AS ready`);
+      return rows[0] as { events: number; ready: number };
+    }
+    const readyX = (at: number): WorkflowEvent => ({ type: 'NodeReady', at, nodeId: 'x', task: 't', args: [], queue: 'default', priority: 0 });
+
+    it('deleteRuns waits for an append or a claim of the run, then deletes what they wrote too', async () => {
+      const clock = new ManualClock();
+      const store = await open({ clock: clock.now });
+      try {
+        for (const via of ['append', 'claim'] as const) {
+          await store.append([{ runId: 'r', expectedVersion: 0, events: submitted(sig('t'), clock.t) }]);
+          const tx = await held();
+          if (via === 'append') await store.append([{ runId: 'r', expectedVersion: 2, events: [readyX(clock.t)] }], { transaction: tx });
+          else expect((await tx.query(`SELECT * FROM "${store.schema}".claim_nodes($1::text[], 1, 'W', 60000, $2::text[], $3::bigint)`, [['default'], ['tok'], clock.t])).rows).toHaveLength(1);
+          const deleted = store.deleteRuns(['r']);
+          expect(await within(deleted, 300)).toBe('pending'); // it waits for the run row
+          await tx.query('COMMIT');
+          expect(await deleted).toBe(1);
+          expect(await store.getRun('r')).toBeUndefined();
+          expect({ via, ...(await orphans(store.schema)) }).toEqual({ via, events: 0, ready: 0 });
+        }
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('quarantine waits for an append of the run, then takes its new ready rows out of the queue too', async () => {
+      const clock = new ManualClock();
+      const store = await open({ clock: clock.now });
+      try {
+        await store.append([{ runId: 'r', expectedVersion: 0, events: submitted(sig('t'), clock.t) }]);
+        await store.claim(claimReq('W')); // node 0 leased: version 3
+        const tx = await held();
+        await store.append([{ runId: 'r', expectedVersion: 3, events: [readyX(clock.t)] }], { transaction: tx });
+        const quarantined = store.quarantine('r', 'log does not fold');
+        expect(await within(quarantined, 300)).toBe('pending');
+        await tx.query('COMMIT');
+        await quarantined;
+        expect(await store.getRun('r')).toMatchObject({ status: 'quarantined' });
+        expect(await store.claim(claimReq('W2'))).toEqual([]);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('a heartbeat never waits for an append that changes the same leases (no deadlock): a lease an append holds counts as lost; one given twice is held twice', async () => {
+      const clock = new ManualClock();
+      const store = await open({ clock: clock.now });
+      try {
+        await store.append([{ runId: 'r', expectedVersion: 0, events: submitted({ kind: 'group', members: Array.from({ length: 3 }, (_, i) => sig('t', [i])) }, clock.t) }]);
+        const [a, b, c] = await store.claim({ queues: ['default'], limit: 3, worker: 'W', leaseMs: 1000 });
+        expect(await store.extend([a!, a!, b!], 1000)).toEqual([true, true, true]);
+        // An append holding b's and c's rows (their outcomes on their way): extend answers at once.
+        const tx = await held();
+        const version = (await store.getRun('r'))!.version;
+        await store.append([{ runId: 'r', expectedVersion: version, events: [b!, c!].map((n) => ({ type: 'NodeReleased' as const, at: clock.t, nodeId: n.nodeId, attempt: n.attempt, reason: 'x' })) }], { transaction: tx });
+        expect(await within(store.extend([c!, a!, b!], 1000), 1000)).toEqual({ v: [false, true, false] });
+        await tx.query('ROLLBACK');
+        expect(await store.extend([c!, a!, b!], 1000)).toEqual([true, true, true]);
+      } finally {
+        await store.close();
+      }
+    });
+  });
 });

@@ -352,22 +352,44 @@ END
 $fn$`;
 }
 
-/** `extend_leases(runs, nodes, tokens, lease_ms, now)`: one boolean per lease, true while it is held. */
-function extendLeases(s: string): string {
+/**
+ * `extend_leases(runs, nodes, tokens, lease_ms, now)`: one boolean per lease, true while it is held
+ * (each of a lease given twice). Schema version 7: the rows are locked first, skipping any another
+ * transaction holds, and such a lease counts as lost: that transaction is taking it away (a claim
+ * after it ran out, an append cancelling or ending the node; for a node whose outcome this worker is
+ * recording, the worker ignores the answer). A heartbeat never waits, so it cannot deadlock with an
+ * append that drops the same rows in another order (version 4's update waited, and did, for a second).
+ * Then the locked rows, by ctid, in a second statement (see lockStatement for why).
+ */
+export function extendLeasesSql(s: string): string {
   return `
-CREATE FUNCTION ${s}.extend_leases(p_runs text[], p_nodes text[], p_tokens text[], p_lease_ms bigint, p_now bigint)
-RETURNS boolean[] LANGUAGE sql AS $fn$
-  WITH j AS (SELECT * FROM unnest(p_runs, p_nodes, p_tokens) WITH ORDINALITY AS j(r, n, k, i)),
-  up AS (
-    UPDATE ${s}.ready d SET lease_expires = ${NOW} + p_lease_ms
-    FROM j, ${s}.runs u WHERE u.run_id = j.r AND d.run_key = u.run_key AND d.node_id = j.n AND d.lease_token = j.k
-    RETURNING j.i
+CREATE OR REPLACE FUNCTION ${s}.extend_leases(p_runs text[], p_nodes text[], p_tokens text[], p_lease_ms bigint, p_now bigint)
+RETURNS boolean[] LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $fn$
+DECLARE
+  v_tids tid[];
+  v_held boolean[];
+BEGIN
+  WITH j AS MATERIALIZED (
+    SELECT * FROM unnest(p_runs, p_nodes, p_tokens) WITH ORDINALITY AS j(r, n, k, i)
+  ), l AS MATERIALIZED (
+    SELECT j.i, d.ctid AS tid FROM j JOIN ${s}.runs u ON u.run_id = j.r
+    JOIN ${s}.ready d ON d.run_key = u.run_key AND d.node_id = j.n AND d.lease_token = j.k
+    FOR UPDATE OF d SKIP LOCKED
   )
-  SELECT coalesce(array_agg(j.i IN (SELECT up.i FROM up) ORDER BY j.i), '{}') FROM j
+  SELECT coalesce(array_agg(EXISTS (SELECT 1 FROM l WHERE l.i = j.i) ORDER BY j.i), '{}'), (SELECT array_agg(l.tid) FROM l)
+  INTO v_held, v_tids FROM j;
+  IF v_tids IS NOT NULL THEN
+    UPDATE ${s}.ready d SET lease_expires = ${NOW} + p_lease_ms WHERE d.ctid = ANY (v_tids);
+  END IF;
+  RETURN v_held;
+END
 $fn$`;
 }
 
-/** Every function of the store, for the migration that creates them. */
-export function functionsSql(s: string): string[] {
-  return [appendEvents(s), claimNodes(s), appendAndClaim(s), extendLeases(s)];
+/**
+ * The append and claim functions, as schema version 4 created them (still current: when one changes,
+ * freeze this text for migration 4, as functions-sql-v1.ts is for version 1).
+ */
+export function hotFunctionsSql(s: string): string[] {
+  return [appendEvents(s), claimNodes(s), appendAndClaim(s)];
 }

@@ -1,8 +1,9 @@
 import type pg from 'pg';
 import { LovageError } from '../../errors.ts';
-import { functionsSql } from './functions-sql.ts';
+import { extendLeasesSql, hotFunctionsSql } from './functions-sql.ts';
 import { functionsSqlV1 } from './functions-sql-v1.ts';
 import { functionsSqlV2 } from './functions-sql-v2.ts';
+import { extendLeasesSqlV4 } from './functions-sql-v4.ts';
 import { rateLimitsSqlV3, rateTurnsSqlV6 } from './rate-sql.ts';
 import { quoteSchema } from './schema-name.ts';
 
@@ -108,7 +109,8 @@ const migrations: readonly Migration[] = [
       `DROP FUNCTION ${s}.append_events(json, json, json, json, json, json, text)`,
       `DROP FUNCTION ${s}.claim_nodes(text[], integer, text, bigint, text[], bigint)`,
       `DROP FUNCTION ${s}.extend_leases(text[], text[], text[], bigint, bigint)`,
-      ...functionsSql(s),
+      ...hotFunctionsSql(s),
+      extendLeasesSqlV4(s),
     ],
   },
   {
@@ -130,6 +132,12 @@ const migrations: readonly Migration[] = [
     version: 6,
     name: 'rate-limit turns kept for every worker: the latest turn of each key, take_turn',
     up: (s) => rateTurnsSqlV6(s),
+  },
+  {
+    version: 7,
+    name: 'extend_leases skips rows another transaction holds (a heartbeat never waits, so never deadlocks with an append)',
+    // Same signature and result: workers of the previous Lovage keep working while it is applied.
+    up: (s) => [extendLeasesSql(s)],
   },
 ];
 

@@ -4,7 +4,7 @@ import { LovageError } from '../../errors.ts';
 const names = new Map<string, string>();
 
 /** A short stable name per statement text (a pool may be shared by stores of several schemas). */
-function statementName(text: string): string {
+export function statementName(text: string): string {
   let name = names.get(text);
   if (name === undefined) {
     let h = 0x811c9dc5;

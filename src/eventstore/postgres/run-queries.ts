@@ -5,7 +5,7 @@ import type { StoredEvent, WorkflowEvent } from '../../engine/events.ts';
 import { LovageError } from '../../errors.ts';
 import { pageSize, type RunFilter, type RunRecord } from '../store.ts';
 import { EVENT_ROW_MAX } from './functions-sql.ts';
-import { namedQuery } from './query.ts';
+import { namedQuery, statementName, storeError } from './query.ts';
 import { quoteSchema } from './schema-name.ts';
 
 /** The store's tables, for kysely (`store.db.withSchema(store.schema).selectFrom('runs')`). Bigints read as strings. */
@@ -60,7 +60,7 @@ export class RunQueries {
   readonly #pool: pg.Pool;
   readonly #db: Kysely<Tables>;
   readonly #schema: string;
-  readonly #sql: Record<'readStream' | 'readAll' | 'getRun' | 'deleteRuns' | 'quarantine', string>;
+  readonly #sql: Record<'readStream' | 'readAll' | 'getRun' | 'lockRuns' | 'deleteRuns' | 'quarantine' | 'unready', string>;
 
   constructor(pool: pg.Pool, db: Kysely<Tables>, schema: string) {
     const s = quoteSchema(schema);
@@ -75,14 +75,17 @@ export class RunQueries {
       readAll: `SELECT r.run_id, e.version, e.position::float8 AS position, e.n, e.data FROM ${s}.events e JOIN ${s}.runs r ON r.run_key = e.run_key
         WHERE e.position > $1 - ${EVENT_ROW_MAX} AND e.position + e.n > $1 + 1 ORDER BY e.position LIMIT $2`,
       getRun: `SELECT run_id, status, version, finished_version, quarantine_reason, created_at::float8, updated_at::float8 FROM ${s}.runs WHERE run_id = $1`,
-      // Run rows first, locked in id order (as appends lock them), then everything that hangs off them.
-      deleteRuns: `WITH k AS MATERIALIZED (SELECT run_key FROM ${s}.runs WHERE run_id = ANY ($1::text[]) AND ($2::text[] IS NULL OR status = ANY ($2::text[])) ORDER BY run_id FOR UPDATE),
-        e AS (DELETE FROM ${s}.events WHERE run_key IN (SELECT run_key FROM k)),
-        d AS (DELETE FROM ${s}.ready WHERE run_key IN (SELECT run_key FROM k)),
-        r AS (DELETE FROM ${s}.runs WHERE run_key IN (SELECT run_key FROM k) RETURNING 1)
+      // deleteRuns and quarantine lock the run rows first (in id order, as appends lock them), then, in a
+      // statement of its own, change what hangs off them: one statement's snapshot is taken when it
+      // begins, so it would miss the rows of the append or claim whose run row lock it waited for.
+      lockRuns: `SELECT run_key::text FROM ${s}.runs WHERE run_id = ANY ($1::text[]) AND ($2::text[] IS NULL OR status = ANY ($2::text[]))
+        ORDER BY run_id FOR UPDATE`,
+      deleteRuns: `WITH e AS (DELETE FROM ${s}.events WHERE run_key = ANY ($1::bigint[])),
+        d AS (DELETE FROM ${s}.ready WHERE run_key = ANY ($1::bigint[])),
+        r AS (DELETE FROM ${s}.runs WHERE run_key = ANY ($1::bigint[]) RETURNING 1)
         SELECT count(*)::integer AS n FROM r`,
-      quarantine: `WITH u AS (UPDATE ${s}.runs SET status = 'quarantined', quarantine_reason = $2, updated_at = $3 WHERE run_id = $1 RETURNING run_key)
-        DELETE FROM ${s}.ready WHERE run_key IN (SELECT run_key FROM u)`,
+      quarantine: `UPDATE ${s}.runs SET status = 'quarantined', quarantine_reason = $2, updated_at = $3 WHERE run_id = $1 RETURNING run_key::text`,
+      unready: `DELETE FROM ${s}.ready WHERE run_key = ANY ($1::bigint[])`,
     };
   }
 
@@ -130,12 +133,37 @@ export class RunQueries {
   }
 
   async deleteRuns(runIds: readonly string[], onlyStatus?: readonly string[]): Promise<number> {
-    const [row] = await namedQuery<{ n: number }>(this.#pool, this.#sql.deleteRuns, [[...runIds], onlyStatus ? [...onlyStatus] : null]);
-    return row?.n ?? 0;
+    return this.#inTransaction(async (client) => {
+      const keys = (await client.query<{ run_key: string }>({ name: statementName(this.#sql.lockRuns), text: this.#sql.lockRuns, values: [[...runIds], onlyStatus ? [...onlyStatus] : null] })).rows;
+      if (keys.length === 0) return 0;
+      const { rows } = await client.query<{ n: number }>({ name: statementName(this.#sql.deleteRuns), text: this.#sql.deleteRuns, values: [keys.map((k) => k.run_key)] });
+      return rows[0]?.n ?? 0;
+    });
   }
 
   async quarantine(runId: string, reason: string, at: number): Promise<void> {
-    await namedQuery(this.#pool, this.#sql.quarantine, [runId, reason, Math.round(at)]);
+    await this.#inTransaction(async (client) => {
+      const keys = (await client.query<{ run_key: string }>({ name: statementName(this.#sql.quarantine), text: this.#sql.quarantine, values: [runId, reason, Math.round(at)] })).rows;
+      if (keys.length > 0) await client.query({ name: statementName(this.#sql.unready), text: this.#sql.unready, values: [keys.map((k) => k.run_key)] });
+    });
+  }
+
+  /** `fn` in a transaction on one pooled connection, with Postgres errors in Lovage's words. */
+  async #inTransaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.#pool.connect().catch((e: unknown) => { throw storeError(e); });
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const out = await fn(client);
+      await client.query('COMMIT');
+      return out;
+    } catch (e) {
+      // A connection that cannot even roll back goes, not back to the pool.
+      await client.query('ROLLBACK').catch((r: unknown) => { broken = r instanceof Error ? r : new Error(String(r)); });
+      throw storeError(e);
+    } finally {
+      client.release(broken);
+    }
   }
 }
 
