@@ -3,8 +3,8 @@ import type { ClaimedNode, EventStore } from '../eventstore/store.ts';
 import type { InFlight } from './attempt.ts';
 
 /**
- * A worker's heartbeat: extends the leases of its running nodes and of its finished nodes whose
- * outcome is not recorded yet, in one store call. A running node whose lease is gone (another worker
+ * A worker's heartbeat: extends the leases of its running nodes, of its finished nodes whose outcome
+ * is not recorded yet, and of nodes claimed but not started yet (`unrecorded`), in one store call. A running node whose lease is gone (another worker
  * took it after an expiry, or its run was cancelled) is aborted: its outcome will be fenced. In the
  * threads pool, a lease lost to a cancel with `terminate` ends the task's thread too (`terminate` is
  * called for it, as the run's log says).

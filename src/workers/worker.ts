@@ -12,6 +12,9 @@ import { workerSettings, type WorkerOptions } from './worker-options.ts';
 
 export type { WorkerOptions } from './worker-options.ts';
 
+/** How often a stopping worker sends its releases again after a store error (10, 20, 40... ms apart). */
+const SHUTDOWN_RETRIES = 5;
+
 /** What a worker needs of its app. */
 export interface WorkerHost {
   readonly store: EventStore;
@@ -56,6 +59,11 @@ export class Worker {
   #attempts!: AttemptHost;
   /** Finished nodes whose outcome is not recorded yet: their leases are kept alive too. */
   readonly #unrecorded = new ChurnMap<string, ClaimedNode>();
+  /**
+   * Claimed nodes not started yet: their call came back before a call ahead of it did (calls are taken
+   * in order). Their leases are kept alive too, or a slow call (or a backoff) ahead would let them run out.
+   */
+  readonly #waiting = new ChurnMap<string, ClaimedNode>();
   #pending: Completion[] = [];
   /** Store calls that may be on their way at once: 2 on a server store (`EventStore.pipelined`), else 1. */
   #depth = 1;
@@ -148,7 +156,8 @@ export class Worker {
     this.#poke();
     await this.#loop;
     const deadline = Date.now() + this.#graceMs;
-    while (this.#inFlight.size > 0 && Date.now() < deadline) {
+    // Running tasks finish, and outcomes a failed store call left pending are sent again, within the grace time.
+    while ((this.#inFlight.size > 0 || this.#pending.length > 0) && Date.now() < deadline) {
       await this.#idle(Math.min(20, deadline - Date.now()));
       await this.#flush().catch((e: unknown) => this.#report(e));
     }
@@ -161,7 +170,17 @@ export class Worker {
       f.abort(new LovageError('LEASE_LOST', `worker ${this.name} is shutting down`));
       this.#pending.push({ type: 'Release', runId: f.node.runId, nodeId: f.node.nodeId, leaseToken: f.node.leaseToken, reason: `worker ${this.name} shut down`, at });
     }
-    await this.#flush().catch((e: unknown) => this.#report(e));
+    // The releases (and any outcome still pending) go out, through a store blip too (~0.3 s of retries);
+    // what a store down longer keeps from landing waits for its leases to run out.
+    for (let retry = 0; this.#pending.length > 0; retry++) {
+      try {
+        await this.#flush();
+      } catch (e) {
+        this.#report(e);
+        if (retry >= SHUTDOWN_RETRIES) break;
+        await sleep(10 * 2 ** retry);
+      }
+    }
     // Threads still running a released task are ended: their outcome would be dropped anyway.
     await this.#pool?.close();
     clearInterval(this.#heartbeat);
@@ -266,8 +285,16 @@ export class Worker {
       call = this.#flush(claim, outcomes); // outcomes and the next claim: one transaction
     }
     void call.then(
-      (claimed) => { flight.claimed = claimed; },
-      (e: unknown) => { flight.failed = true; flight.error = e; },
+      (claimed) => {
+        flight.claimed = claimed;
+        for (const node of claimed) this.#waiting.set(node.leaseToken, node);
+      },
+      (e: unknown) => {
+        flight.failed = true;
+        flight.error = e;
+        // Whatever woke it (`#readyAgain`, cleared when it left) must be claimed by another call.
+        if (claim) this.#readyAgain = true;
+      },
     ).then(() => {
       this.#reserved -= reserved;
       flight.settled = true;
@@ -325,6 +352,7 @@ export class Worker {
   }
 
   #execute(node: ClaimedNode): void {
+    this.#waiting.delete(node.leaseToken);
     const flight = new InFlight(node);
     this.#inFlight.set(node.leaseToken, flight);
     const def = this.#host.tasks.get(node.task);
@@ -381,7 +409,7 @@ export class Worker {
 
   async #extendLeases(): Promise<void> {
     try {
-      await extendLeases(this.#host.store, this.#inFlight.values(), this.#unrecorded.values(), this.#leaseMs, (runId, nodeId, reason) => this.abortRun(runId, reason, true, [nodeId]));
+      await extendLeases(this.#host.store, this.#inFlight.values(), [...this.#unrecorded.values(), ...this.#waiting.values()], this.#leaseMs, (runId, nodeId, reason) => this.abortRun(runId, reason, true, [nodeId]));
     } catch (e) {
       this.#report(e);
     }
