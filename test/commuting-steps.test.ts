@@ -51,22 +51,26 @@ describe('a chain begun on a state a claim\'s history replaced', () => {
   });
 });
 
+/** Runs Z (4 members) and X (3) submitted by another process; a coordinator `a` has claimed Z's four and X's first. */
+async function twoGroups() {
+  const now = 1_700_000_000_000;
+  const memory = new MemoryStore({ clock: () => now });
+  const { store, mode, call } = controlled(memory);
+  await new Coordinator(memory).submit('Z', compile(group(4)), now);
+  await new Coordinator(memory).submit('X', compile(group(3)), now);
+  const a = new Coordinator(store);
+  const { claimed } = await a.record([], claimOf(5));
+  expect(claimed.map((n) => `${n.runId}${n.nodeId}`)).toEqual(['Z0.0', 'Z0.1', 'Z0.2', 'Z0.3', 'X0.0']);
+  return { now, memory, store, mode, call, a, z: claimed.filter((n) => n.runId === 'Z'), x0: claimed.find((n) => n.runId === 'X')! };
+}
+
 // A serial record refused while chain-only flights' claims of its run come back out of order: the
 // rolled-back cached state keeps a claim's NodeStarted, is then "caught up" from its version and the
 // healthy run is quarantined.
 
 describe('rollback after a claim event applied to an optimistic state', () => {
   it('a healthy run is not quarantined', async () => {
-    const now = 1_700_000_000_000;
-    const memory = new MemoryStore({ clock: () => now });
-    const { store, mode, call } = controlled(memory);
-    await new Coordinator(memory).submit('Z', compile(group(4)), now);
-    await new Coordinator(memory).submit('X', compile(group(3)), now);
-    const a = new Coordinator(store);
-    const { claimed } = await a.record([], claimOf(5));
-    expect(claimed.map((n) => `${n.runId}${n.nodeId}`)).toEqual(['Z0.0', 'Z0.1', 'Z0.2', 'Z0.3', 'X0.0']);
-    const z = claimed.filter((n) => n.runId === 'Z');
-    const x0 = claimed.find((n) => n.runId === 'X')!;
+    const { now, memory, store, mode, call, a, z, x0 } = await twoGroups();
     await a.record([ok(z[0]!, now)]); // serial, named: Z's chain begins
     mode.manual = true;
     const s = a.record([ok(x0, now)]); // serial step on X (not cached: read), named append held
@@ -92,15 +96,7 @@ describe('rollback after a claim event applied to an optimistic state', () => {
 
 describe('the same with two processes, two calls on their way, replies in order', () => {
   it('a healthy run is not quarantined', async () => {
-    const now = 1_700_000_000_000;
-    const memory = new MemoryStore({ clock: () => now });
-    const { store, mode, call } = controlled(memory);
-    await new Coordinator(memory).submit('Z', compile(group(4)), now);
-    await new Coordinator(memory).submit('X', compile(group(3)), now);
-    const a = new Coordinator(store);
-    const { claimed } = await a.record([], claimOf(5));
-    const z = claimed.filter((n) => n.runId === 'Z');
-    const x0 = claimed.find((n) => n.runId === 'X')!;
+    const { now, memory, store, mode, call, a, z, x0 } = await twoGroups();
     await a.record([ok(z[0]!, now)]); // Z's chain begins
     mode.manual = true;
     const s = a.record([ok(x0, now)]); // serial step on X: read at v, append held

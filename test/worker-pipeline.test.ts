@@ -137,17 +137,7 @@ it.each([true, false])('(another worker claims: %s) a node claimed by the second
 
 it('a node claimed behind a failed call is not run twice at once by this worker', async () => {
   const memory = new MemoryStore();
-  const failures = { n: 0 };
-  const fail = () => { if (failures.n > 0) { failures.n--; throw new Error('store blip'); } };
-  const store = new Proxy(memory, {
-    get(target, key) {
-      if (key === 'pipelined') return true;
-      if (key === 'append') return async (...a: Parameters<EventStore['append']>) => { fail(); return target.append(...a); };
-      if (key === 'appendAndClaim') return async (...a: Parameters<EventStore['appendAndClaim']>) => { fail(); return target.appendAndClaim(...a); };
-      const value: unknown = Reflect.get(target, key, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  }) as EventStore;
+  const { store, failures } = flaky(memory, true);
   const submitter = new Coordinator(memory);
   await submitter.submit('R0', compile(group(2)), Date.now());
   await submitter.submit('N', compile(sig(9)), Date.now());
@@ -174,8 +164,7 @@ it('a node claimed behind a failed call is not run twice at once by this worker'
 
 it.each([false, true])('pipelined %s: one failed store call at shutdown; the running node is still released', async (pipelined) => {
   const memory = new MemoryStore();
-  const { store: base, failures } = flaky(memory);
-  const store = pipelined ? new Proxy(base, { get: (t, k) => (k === 'pipelined' ? true : Reflect.get(t, k, t)) }) as EventStore : base;
+  const { store, failures } = flaky(memory, pipelined);
   await new Coordinator(memory).submit('R', compile(sig(1)), Date.now());
   let started = false;
   const worker = new Worker({ store, coordinator: new Coordinator(store), tasks: new Map([['t', { fn: (() => { started = true; return new Promise(() => undefined); }) as never, maxLeaseExpiries: 3 }]]) }, { concurrency: 1, shutdownGraceMs: 30, pollMs: 20, onError: () => undefined });
