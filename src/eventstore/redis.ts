@@ -4,6 +4,7 @@ import { LovageError } from '../errors.ts';
 import { newToken } from './token.ts';
 import { checkPrefix, decodeClaim, decodeRun, encodeAppend, encodeClaim, encodeRunFilter, parseItem, storedEvents, throwRefusal } from './redis/codec.ts';
 import { checkEvictionPolicy, checkLayout, parseRedisUrl, serverTime } from './redis/server.ts';
+import { readStreamPaged } from './redis/read-stream.ts';
 import { runScript, scriptReloads, scripts, type Script, type ScriptArg } from './redis/scripts.ts';
 import { rateArgs, type RateLimit } from './rate/window.ts';
 import { pageSize, refuseTransaction, Signal, type AppendOptions, type AppendRequest, type DeleteOptions, type ClaimedNode, type ClaimRequest, type EventStore, type LeaseRef, type RunFilter, type RunRecord } from './store.ts';
@@ -29,10 +30,6 @@ export interface RedisStoreOptions {
 
 /** The listRuns scan budget per script call: a filter matching little never blocks Redis long. */
 const SCAN_BUDGET = 2000;
-/** Events a readStream script call returns at most. */
-const READ_PAGE = 10_000;
-/** How often readStream reads a run again from the start when it changed between two pages. */
-const READ_RETRIES = 3;
 
 /**
  * The distributed store on Redis (ioredis). Every atomic step is one Lua script (src/eventstore/redis/lua/,
@@ -203,45 +200,9 @@ export class RedisStore implements EventStore {
     if (wakesNow(requests)) this.#signal.emit();
   }
 
-  /**
-   * READ_PAGE events a script call, the next page asked for before this one is parsed: Redis reads it
-   * meanwhile, and no call holds Redis long (a 100k-event run: ~30% quicker than in one call). A run
-   * deleted, or deleted and submitted again, between two pages (its version went down, or its creation
-   * time changed) is read again from the start, so the log returned is one run's, as one call's would
-   * be; after READ_RETRIES such reads, CONCURRENCY.
-   */
-  async readStream(runId: string, fromVersion = 1): Promise<StoredEvent[]> {
-    const start = Math.max(1, Math.floor(fromVersion));
-    for (let attempt = 0; attempt <= READ_RETRIES; attempt++) {
-      const events = await this.#readPages(runId, start);
-      if (events) return events;
-    }
-    throw new LovageError('CONCURRENCY', `run ${runId} was deleted or replaced while its log was read, ${READ_RETRIES + 1} times; read it again`, { runId });
-  }
-
-  /** The pages of `readStream`, or undefined when the run changed under them (see there). */
-  async #readPages(runId: string, start: number): Promise<StoredEvent[] | undefined> {
-    const page = (first: number): Promise<unknown[]> => {
-      const call = this.#run(scripts.readStream, [...this.#head(), runId, first, READ_PAGE]) as Promise<unknown[]>;
-      call.catch(() => undefined); // awaited below, unless a page before it fails
-      return call;
-    };
-    const out: StoredEvent[] = [];
-    let from = start;
-    let seen: { version: number; created: string } | undefined;
-    for (let next = page(from); ;) {
-      const reply = await next;
-      const version = reply[0] as number;
-      const created = reply[1] as string;
-      if (seen && (version < seen.version || created !== seen.created)) return undefined;
-      seen = { version, created };
-      const count = reply.length - 2;
-      const more = count === READ_PAGE && from + count <= version;
-      if (more) next = page(from + count);
-      for (let i = 0; i < count; i++) out.push(parseItem(reply[i + 2] as string | null, runId, from + i));
-      if (!more) return out;
-      from += count;
-    }
+  /** See readStreamPaged (redis/read-stream.ts): pages of a run's log, read again if the run changed between two. */
+  readStream(runId: string, fromVersion = 1): Promise<StoredEvent[]> {
+    return readStreamPaged(runId, fromVersion, (first, size) => this.#run(scripts.readStream, [...this.#head(), runId, first, size]) as Promise<unknown[]>);
   }
 
   async readAll(afterPosition = 0, limit = 1000): Promise<StoredEvent[]> {
