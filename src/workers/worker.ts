@@ -172,13 +172,12 @@ export class Worker {
     }
     // The releases (and any outcome still pending) go out, through a store blip too (~0.3 s of retries);
     // what a store down longer keeps from landing waits for its leases to run out.
-    for (let retry = 0; this.#pending.length > 0; retry++) {
+    for (let retry = 0; this.#pending.length > 0 && retry <= SHUTDOWN_RETRIES; retry++) {
       try {
         await this.#flush();
       } catch (e) {
         this.#report(e);
-        if (retry >= SHUTDOWN_RETRIES) break;
-        await sleep(10 * 2 ** retry);
+        if (retry < SHUTDOWN_RETRIES) await sleep(10 * 2 ** retry);
       }
     }
     // Threads still running a released task are ended: their outcome would be dropped anyway.
