@@ -1,7 +1,7 @@
 // A worker on a pipelined store (two calls on their way) whose calls run, fail and answer in orders a
 // test sets: a wake-up behind a failed claim, leases of nodes claimed behind a slow or failed call, and
 // store errors at shutdown. Each case failed before the fix it names (found by a review).
-import { expect, it } from 'vitest';
+import { expect, it, vi } from 'vitest';
 import { compile } from '../src/canvas/compile.ts';
 import type { CanvasData } from '../src/canvas/types.ts';
 import { MemoryStore } from '../src/eventstore/memory.ts';
@@ -191,4 +191,21 @@ it('a completion whose store calls fail twice at shutdown is recorded', async ()
   finish(); // finishes well within the grace period
   await stopped;
   expect(types(await memory.readStream('R'))).toContain('NodeSucceeded');
+});
+
+it('an onError that throws is reported on stderr and does not stop the worker: the outcome it failed to record goes again', async () => {
+  const memory = new MemoryStore();
+  const { store, failures } = flaky(memory);
+  await new Coordinator(memory).submit('R', compile(sig(1)), Date.now());
+  const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  const worker = new Worker({ store, coordinator: new Coordinator(store), tasks: new Map([['t', { fn: (() => { failures.n = 1; return 2; }) as never, maxLeaseExpiries: 3 }]]) }, { concurrency: 1, pollMs: 20, onError: () => { throw new Error('onError bug'); } });
+  try {
+    worker.start();
+    for (let i = 0; i < 200 && (await memory.getRun('R'))?.status !== 'succeeded'; i++) await sleep(10);
+    expect((await memory.getRun('R'))?.status).toBe('succeeded');
+    expect(errors).toHaveBeenCalledWith(expect.stringContaining("onError threw: Error: onError bug"));
+  } finally {
+    await worker.stop();
+    errors.mockRestore();
+  }
 });

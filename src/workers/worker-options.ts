@@ -27,7 +27,8 @@ export interface WorkerOptions {
   readonly name?: string;
   /**
    * Called with errors the worker survives: a store that does not answer (it backs off and retries),
-   * a run quarantined because its log does not fold. Default: one line on stderr.
+   * a run quarantined because its log does not fold. Default: one line on stderr. If it throws, that
+   * goes to stderr too and the worker carries on.
    */
   readonly onError?: (error: unknown) => void;
   /**

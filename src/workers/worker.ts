@@ -403,7 +403,12 @@ export class Worker {
 
   #report(error: unknown): void {
     this.lastError = error;
-    this.#onError(error);
+    try {
+      this.#onError(error);
+    } catch (e) {
+      // An onError of the caller's that throws must not stop the loop (it would never claim again).
+      console.error(`lovage: worker ${this.name}'s onError threw: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+    }
   }
 
   async #extendLeases(): Promise<void> {
