@@ -209,3 +209,29 @@ it('an onError that throws is reported on stderr and does not stop the worker: t
     errors.mockRestore();
   }
 });
+
+it('stop() ends the backoff after store errors at once (not after up to 5 s)', async () => {
+  vi.useFakeTimers();
+  try {
+    const memory = new MemoryStore();
+    const down = new Proxy(memory, {
+      get(target, key) {
+        if (key === 'claim') return async () => { throw new Error('store down'); };
+        const value: unknown = Reflect.get(target, key, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }) as EventStore;
+    let errors = 0;
+    const worker = new Worker({ store: down, coordinator: new Coordinator(down), tasks: new Map() }, { concurrency: 1, pollMs: 20, onError: () => { errors++; } });
+    worker.start();
+    await vi.advanceTimersByTimeAsync(20_000); // failed claims: the backoff has grown to 5 s
+    expect(errors).toBeGreaterThan(5);
+    let stopped = false;
+    const stopping = worker.stop().then(() => { stopped = true; });
+    await vi.advanceTimersByTimeAsync(50);
+    expect(stopped).toBe(true);
+    await stopping;
+  } finally {
+    vi.useRealTimers();
+  }
+});

@@ -64,6 +64,8 @@ export class Worker {
    * in order). Their leases are kept alive too, or a slow call (or a backoff) ahead would let them run out.
    */
   readonly #waiting = new ChurnMap<string, ClaimedNode>();
+  /** Ends the backoff the loop is in, if any (the worker stops). */
+  #endBackOff: (() => void) | undefined;
   #pending: Completion[] = [];
   /** Store calls that may be on their way at once: 2 on a server store (`EventStore.pipelined`), else 1. */
   #depth = 1;
@@ -153,6 +155,7 @@ export class Worker {
     // Never started (its store never opened, or an inert worker in a pool thread): nothing to stop.
     if (!this.#loop) return;
     this.#running = false;
+    this.#endBackOff?.();
     this.#poke();
     await this.#loop;
     const deadline = Date.now() + this.#graceMs;
@@ -204,7 +207,7 @@ export class Worker {
         flights.shift();
         if (first.failed) {
           this.#report(first.error);
-          await sleep(backoffMs);
+          await this.#backOff(backoffMs);
           backoffMs = Math.min(5_000, backoffMs * 2);
           continue;
         }
@@ -300,6 +303,20 @@ export class Worker {
       this.#poke();
     });
     return flight;
+  }
+
+  /** The backoff after a failed store call: `ms`, or until the worker stops (`#endBackOff`). */
+  #backOff(ms: number): Promise<void> {
+    if (!this.#running) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#endBackOff = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#endBackOff = done;
+    });
   }
 
   /** Waits for a poke (no timer: a store call on its way always pokes when it comes back). */
