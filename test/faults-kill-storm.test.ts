@@ -4,6 +4,7 @@
 // expire and are taken by others inside the test. Only the recorded history is asserted, never timings.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { foldStored, initialState } from '../src/engine/state.ts';
 import { chord, group } from '../src/index.ts';
 import { checkContiguous, chordNodes, countByNode, explainRun, FaultHarness, ofType } from './support/fault-harness.ts';
 import { storeCases } from './support/fault-stores.ts';
@@ -40,14 +41,16 @@ for (const row of storeCases) {
       const seed = Number(process.env['LOVAGE_FAULT_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
       const random = prng(seed);
 
-      const members = Array.from({ length: MEMBERS }, (_, i) => tasks.tick.s(i));
+      const members = Array.from({ length: MEMBERS }, (_, i) => tasks.slowTick.s(i));
       const run = await chord(group(members), tasks.total.s()).applyAsync({ runId: `storm-${row.name}` });
       const t0 = Date.now();
       await Promise.all(Array.from({ length: WORKERS }, (_, i) => workers.start(`storm-${i}`, FLAGS)));
       const startedMs = Date.now() - t0;
 
       // The storm: at most one kill a second, each replaced at once by a new worker (not awaited:
-      // a worker still starting is never chosen, so kills land on workers that claim and hold leases).
+      // a worker still starting is never chosen). The victim is one that holds a lease now, by the
+      // run's log, when any does: on a quick machine the run's tail leaves some workers idle, and a
+      // kill of an idle one would prove nothing.
       const killed: string[] = [];
       const stormEnd = Date.now() + STORM_MS;
       let next = WORKERS;
@@ -56,7 +59,10 @@ for (const row of storeCases) {
         await sleep(1000);
         const live = workers.procs.filter((p) => p.alive() && p.started());
         if (live.length === 0) continue;
-        const victim = live[Math.floor(random() * live.length)]!;
+        const holding = new Set([...foldStored(initialState(run.id), await store.readStream(run.id)).nodes.values()].filter((n) => n.status === 'running').map((n) => n.worker));
+        const busy = live.filter((p) => holding.has(p.name));
+        const pool = busy.length > 0 ? busy : live;
+        const victim = pool[Math.floor(random() * pool.length)]!;
         await workers.kill(victim);
         killed.push(victim.name);
         void workers.start(`storm-${next++}`, FLAGS, false);
