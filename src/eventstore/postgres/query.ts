@@ -4,7 +4,7 @@ import { LovageError } from '../../errors.ts';
 const names = new Map<string, string>();
 
 /** A short stable name per statement text (a pool may be shared by stores of several schemas). */
-export function statementName(text: string): string {
+function statementName(text: string): string {
   let name = names.get(text);
   if (name === undefined) {
     let h = 0x811c9dc5;
@@ -13,6 +13,11 @@ export function statementName(text: string): string {
     names.set(text, name);
   }
   return name;
+}
+
+/** One statement as a named prepared statement (parsed once per connection), for a pool or a client. */
+export function prepared(text: string, values: unknown[]): pg.QueryConfig {
+  return { name: statementName(text), text, values };
 }
 
 /**
@@ -24,7 +29,7 @@ export function statementName(text: string): string {
  */
 export async function namedQuery<R extends pg.QueryResultRow>(pool: pg.Pool, text: string, values: unknown[]): Promise<R[]> {
   try {
-    return (await pool.query<R>({ name: statementName(text), text, values })).rows;
+    return (await pool.query<R>(prepared(text, values))).rows;
   } catch (e) {
     throw storeError(e);
   }

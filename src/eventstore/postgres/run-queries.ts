@@ -5,7 +5,7 @@ import type { StoredEvent, WorkflowEvent } from '../../engine/events.ts';
 import { LovageError } from '../../errors.ts';
 import { pageSize, type RunFilter, type RunRecord } from '../store.ts';
 import { EVENT_ROW_MAX } from './functions-sql.ts';
-import { namedQuery, statementName, storeError } from './query.ts';
+import { namedQuery, prepared, storeError } from './query.ts';
 import { quoteSchema } from './schema-name.ts';
 
 /** The store's tables, for kysely (`store.db.withSchema(store.schema).selectFrom('runs')`). Bigints read as strings. */
@@ -134,17 +134,17 @@ export class RunQueries {
 
   async deleteRuns(runIds: readonly string[], onlyStatus?: readonly string[]): Promise<number> {
     return this.#inTransaction(async (client) => {
-      const keys = (await client.query<{ run_key: string }>({ name: statementName(this.#sql.lockRuns), text: this.#sql.lockRuns, values: [[...runIds], onlyStatus ? [...onlyStatus] : null] })).rows;
+      const keys = (await client.query<{ run_key: string }>(prepared(this.#sql.lockRuns, [[...runIds], onlyStatus ? [...onlyStatus] : null]))).rows;
       if (keys.length === 0) return 0;
-      const { rows } = await client.query<{ n: number }>({ name: statementName(this.#sql.deleteRuns), text: this.#sql.deleteRuns, values: [keys.map((k) => k.run_key)] });
+      const { rows } = await client.query<{ n: number }>(prepared(this.#sql.deleteRuns, [keys.map((k) => k.run_key)]));
       return rows[0]?.n ?? 0;
     });
   }
 
   async quarantine(runId: string, reason: string, at: number): Promise<void> {
     await this.#inTransaction(async (client) => {
-      const keys = (await client.query<{ run_key: string }>({ name: statementName(this.#sql.quarantine), text: this.#sql.quarantine, values: [runId, reason, Math.round(at)] })).rows;
-      if (keys.length > 0) await client.query({ name: statementName(this.#sql.unready), text: this.#sql.unready, values: [keys.map((k) => k.run_key)] });
+      const keys = (await client.query<{ run_key: string }>(prepared(this.#sql.quarantine, [runId, reason, Math.round(at)]))).rows;
+      if (keys.length > 0) await client.query(prepared(this.#sql.unready, [keys.map((k) => k.run_key)]));
     });
   }
 

@@ -4,7 +4,7 @@ import { LovageError } from '../../errors.ts';
 import { parseItem } from './codec.ts';
 
 /** Events a read-stream script call returns at most. */
-export const READ_PAGE = 10_000;
+const READ_PAGE = 10_000;
 /** How often a run is read again from the start when it changed between two pages. */
 const READ_RETRIES = 3;
 
