@@ -197,6 +197,25 @@ describe.skipIf(!url)('postgres', () => {
       await expect(PostgresStore.open({ connectionString: url!, schema })).rejects.toMatchObject({ code: 'UNSUPPORTED' });
     });
 
+    /**
+     * Across version 4 a store does not migrate as it opens (workers of the earlier Lovage, still running,
+     * would quarantine new runs): it refuses, changing nothing, and names the command an operator runs
+     * once they are stopped.
+     */
+    async function upgradeWithWorkersStopped(schema: string, from: number): Promise<void> {
+      const refused = await PostgresStore.open({ connectionString: url!, schema }).then(async (s) => { await s.close(); return undefined; }, (e: unknown) => e);
+      expect(refused).toMatchObject({ code: 'UNSUPPORTED', message: expect.stringContaining(`is at version ${from}; version 4 needs every worker of the earlier Lovage stopped first`) });
+      expect((refused as Error).message).toContain('lovage migrate --store <url>');
+      const { rows } = await admin!.query(`SELECT max(version) AS v FROM "${schema}".lovage_migrations`);
+      expect(rows[0].v).toBe(from);
+      const pool = new pg.Pool({ connectionString: url!, max: 1 });
+      try {
+        expect(await migratePostgres(pool, schema)).toEqual({ schema, from, to: LATEST_VERSION });
+      } finally {
+        await pool.end();
+      }
+    }
+
     it('a schema left at version 1 by the previous Lovage upgrades: its queued and leased rows still work, countdowns wait', async () => {
       const schema = fresh();
       const clock = new ManualClock();
@@ -216,6 +235,7 @@ describe.skipIf(!url)('postgres', () => {
       } finally {
         await pool.end();
       }
+      await upgradeWithWorkersStopped(schema, 1);
       const store = await open({ schema, clock: clock.now });
       try {
         const { rows } = await admin!.query(`SELECT version FROM ${s}.lovage_migrations ORDER BY version`);
@@ -257,6 +277,7 @@ describe.skipIf(!url)('postgres', () => {
       } finally {
         await pool.end();
       }
+      await upgradeWithWorkersStopped(schema, 3);
       const store = await open({ schema, clock: clock.now });
       try {
         const before = await store.readStream('old');

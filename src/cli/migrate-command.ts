@@ -6,7 +6,9 @@ import { parseFlags, UsageError, type Io } from './args.ts';
 export const migrateUsage = `Usage: lovage migrate [--store <url>]
 
 Brings a store's schema up to this version of Lovage. Migrations are numbered and only go forward;
-each is applied once, under a lock, so running this while workers start is safe.
+each is applied once, under a lock, so running this while workers start is safe. From a Postgres
+schema below version 4, stop every worker of the earlier Lovage first (a store opening with
+migrate: true refuses to take that step; see docs/deploy.md).
 
   Postgres  postgres://user:password@host:port/database[?schema=name]  (schema default: lovage)
             creates the schema if needed, applies the missing versions in one transaction

@@ -114,7 +114,7 @@ export class PostgresStore implements EventStore {
     if (ownsPool) pool.on('error', () => undefined);
     const store = new PostgresStore(pool, ownsPool, schema, options);
     try {
-      await (options.migrate === false ? checkMigrated(pool, schema) : migrate(pool, schema));
+      await (options.migrate === false ? checkMigrated(pool, schema) : migrate(pool, schema, { onOpen: true }));
       await store.#clock?.sync();
     } catch (e) {
       await store.close();

@@ -18,7 +18,12 @@
 //   the run row). Later statements use `v_keys[g]`, the key of the batch's g-th run; a claim reads and
 //   updates the rows it locked by ctid (see lockStatement): no join on run ids, no plan that scans a table.
 // - The functions run with generic plans (`plan_cache_mode`): a custom plan of the claim statement
-//   costs ~2 ms to make, on every call.
+//   costs ~2 ms to make, on every call. And with `enable_seqscan = off` (schema version 5): a plan made
+//   while a table was small must not scan it whole once it is large; every statement has an index or
+//   row-id path.
+// - Rows locked by ctid are joined by ctid alone (a parameterised TID scan per row). Schema versions 4-7
+//   also filtered them with `ctid = ANY (<the batch's ctids>)`, a linear search of the array for every
+//   row: quadratic in the batch, ~10% of a 200-row claim (version 8 dropped it).
 
 /** The NOTIFY channel; the payload is `<schema>/<origin>` (origin: the appending store, or empty). */
 export const CHANNEL = 'lovage_ready';
@@ -65,8 +70,6 @@ export const APPEND_PARAMS = [
 /** The arguments of `claim_nodes`, in order. */
 export const CLAIM_PARAMS = ['p_queues text[]', 'p_limit integer', 'p_worker text', 'p_lease_ms bigint', 'p_tokens text[]', 'p_now bigint'] as const;
 
-const names = (params: readonly string[]) => params.map((p) => p.split(' ')[0]).join(', ');
-
 /**
  * `append_events(...APPEND_PARAMS)`: checks every run's expected version (CONCURRENCY: SQLSTATE
  * LV409, DETAIL = run id), writes the events and their projection; returns the rows' positions in input
@@ -74,8 +77,8 @@ const names = (params: readonly string[]) => params.map((p) => p.split(' ')[0]).
  */
 function appendEvents(s: string): string {
   return `
-CREATE FUNCTION ${s}.append_events(${APPEND_PARAMS.join(', ')})
-RETURNS float8[] LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
+CREATE OR REPLACE FUNCTION ${s}.append_events(${APPEND_PARAMS.join(', ')})
+RETURNS float8[] LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $fn$
 DECLARE
   v_keys bigint[];
   v_bad integer;
@@ -138,7 +141,7 @@ BEGIN
       status = CASE WHEN u.status = 'quarantined' OR p_status[t.g] IS NULL THEN u.status ELSE p_status[t.g] END,
       finished_version = CASE WHEN p_finish_set[t.g] THEN p_finished[t.g] ELSE u.finished_version END, updated_at = p_updated[t.g]
     FROM unnest(v_tids, v_tid_runs) AS t(tid, g)
-    WHERE u.ctid = t.tid AND u.ctid = ANY (v_tids);
+    WHERE u.ctid = t.tid;
   END IF;
   IF p_drop_run IS NOT NULL THEN
     DELETE FROM ${s}.ready d USING unnest(p_drop_run, p_drop_node) AS x(g, n) WHERE d.run_key = v_keys[x.g] AND d.node_id = x.n;
@@ -224,16 +227,15 @@ function claimStatement(s: string, kind: 'expired' | 'fresh', offset: string): s
         ${kind === 'expired' ? 'r.worker' : 'NULL::text'} AS old_worker, u.version AS run_version
       FROM unnest(v_rt, v_ut) WITH ORDINALITY AS p(rt, ut, k)
       JOIN ${s}.ready r ON r.ctid = p.rt JOIN ${s}.runs u ON u.ctid = p.ut
-      WHERE r.ctid = ANY (v_rt) AND u.ctid = ANY (v_ut)
     ), n AS MATERIALIZED (
       SELECT p.*, p.run_version + (sum(CASE WHEN p.old_worker IS NULL THEN 1 ELSE 2 END) OVER w)::integer AS v,
         p.k = min(p.k) OVER (PARTITION BY p.run_key) AS first, p.k = max(p.k) OVER (PARTITION BY p.run_key) AS last
       FROM picked p WINDOW w AS (PARTITION BY p.run_key ORDER BY p.k)
     ), runs_up AS (
-      UPDATE ${s}.runs u SET version = n.v, updated_at = v_now FROM n WHERE n.last AND u.ctid = n.ut AND u.ctid = ANY (v_ut)
+      UPDATE ${s}.runs u SET version = n.v, updated_at = v_now FROM n WHERE n.last AND u.ctid = n.ut
     ), ready_up AS (
       UPDATE ${s}.ready r SET lease_token = p_tokens[n.k], lease_expires = v_now + p_lease_ms, worker = p_worker, attempts = n.attempts + 1
-      FROM n WHERE r.ctid = n.rt AND r.ctid = ANY (v_rt)
+      FROM n WHERE r.ctid = n.rt
     ), started AS MATERIALIZED (
       -- The claim's events, one line each, every column of its node along. c: the event's index among
       -- its run's new ones; gi: its events row (a run's events in one row, or more of EVENT_ROW_MAX each).
@@ -289,8 +291,8 @@ function claimStatement(s: string, kind: 'expired' | 'fresh', offset: string): s
  */
 function claimNodes(s: string): string {
   return `
-CREATE FUNCTION ${s}.claim_nodes(${CLAIM_PARAMS.join(', ')})
-RETURNS TABLE (${CLAIMED}) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
+CREATE OR REPLACE FUNCTION ${s}.claim_nodes(${CLAIM_PARAMS.join(', ')})
+RETURNS TABLE (${CLAIMED}) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $fn$
 #variable_conflict use_column
 DECLARE
   v_now bigint := ${NOW};
@@ -338,20 +340,6 @@ END
 $fn$`;
 }
 
-/** `append_and_claim(...APPEND_PARAMS, ...CLAIM_PARAMS)`: `append_events` then `claim_nodes`, in one transaction and one round trip. */
-function appendAndClaim(s: string): string {
-  return `
-CREATE FUNCTION ${s}.append_and_claim(${APPEND_PARAMS.join(', ')}, ${CLAIM_PARAMS.join(', ')})
-RETURNS TABLE (${CLAIMED}) LANGUAGE plpgsql AS $fn$
-BEGIN
-  IF p_ev_run IS NOT NULL THEN
-    PERFORM ${s}.append_events(${names(APPEND_PARAMS)});
-  END IF;
-  RETURN QUERY SELECT * FROM ${s}.claim_nodes(${names(CLAIM_PARAMS)});
-END
-$fn$`;
-}
-
 /**
  * `extend_leases(runs, nodes, tokens, lease_ms, now)`: one boolean per lease, true while it is held
  * (each of a lease given twice). Schema version 7: the rows are locked first, skipping any another
@@ -387,9 +375,11 @@ $fn$`;
 }
 
 /**
- * The append and claim functions, as schema version 4 created them (still current: when one changes,
- * freeze this text for migration 4, as functions-sql-v1.ts is for version 1).
+ * `append_events` and `claim_nodes` as they are now (schema version 8 replaces version 4's: same
+ * signatures and results, so workers of the previous Lovage keep working while it is applied).
+ * `append_and_claim`, which calls them, is still version 4's (functions-sql-v4.ts). When one changes,
+ * freeze this text for migration 8, as functions-sql-v4.ts is for version 4.
  */
 export function hotFunctionsSql(s: string): string[] {
-  return [appendEvents(s), claimNodes(s), appendAndClaim(s)];
+  return [appendEvents(s), claimNodes(s)];
 }

@@ -3,7 +3,7 @@ import { LovageError } from '../../errors.ts';
 import { extendLeasesSql, hotFunctionsSql } from './functions-sql.ts';
 import { functionsSqlV1 } from './functions-sql-v1.ts';
 import { functionsSqlV2 } from './functions-sql-v2.ts';
-import { extendLeasesSqlV4 } from './functions-sql-v4.ts';
+import { extendLeasesSqlV4, hotFunctionsSqlV4 } from './functions-sql-v4.ts';
 import { rateLimitsSqlV3, rateTurnsSqlV6 } from './rate-sql.ts';
 import { quoteSchema } from './schema-name.ts';
 
@@ -11,6 +11,12 @@ import { quoteSchema } from './schema-name.ts';
 interface Migration {
   readonly version: number;
   readonly name: string;
+  /**
+   * Why workers of an earlier Lovage must be stopped before this version is applied (they would
+   * damage runs written after it). A store opened with `migrate: true` refuses to apply such a version
+   * to a schema that exists already: `lovage migrate` does, once they are stopped.
+   */
+  readonly stopWorkersFirst?: string;
   up(s: string): readonly string[];
 }
 
@@ -93,6 +99,7 @@ const migrations: readonly Migration[] = [
   {
     version: 4,
     name: 'cheaper hot path: events rows of many events, array arguments, one run lookup per batch',
+    stopWorkersFirst: 'its events rows hold many events each, which workers of an earlier Lovage read as a corrupt log: they would claim new runs\' nodes, run them, and quarantine those runs',
     up: (s) => [
       // A run row changes at every claim and append of the run: with half of each page free, the new
       // version stays on its page (a HOT update, no index entries) instead of moving with three.
@@ -109,7 +116,7 @@ const migrations: readonly Migration[] = [
       `DROP FUNCTION ${s}.append_events(json, json, json, json, json, json, text)`,
       `DROP FUNCTION ${s}.claim_nodes(text[], integer, text, bigint, text[], bigint)`,
       `DROP FUNCTION ${s}.extend_leases(text[], text[], text[], bigint, bigint)`,
-      ...hotFunctionsSql(s),
+      ...hotFunctionsSqlV4(s),
       extendLeasesSqlV4(s),
     ],
   },
@@ -139,6 +146,12 @@ const migrations: readonly Migration[] = [
     // Same signature and result: workers of the previous Lovage keep working while it is applied.
     up: (s) => [extendLeasesSql(s)],
   },
+  {
+    version: 8,
+    name: 'append_events and claim_nodes join the rows they locked by ctid alone (no quadratic filter)',
+    // Same signatures and results: workers of the previous Lovage keep working while it is applied.
+    up: (s) => hotFunctionsSql(s),
+  },
 ];
 
 /**
@@ -164,6 +177,12 @@ export interface MigrateOptions {
    * as an older Lovage left it, e.g. to test an upgrade. A store refuses to open on it until migrated.
    */
   readonly to?: number;
+  /**
+   * Applied by a store as it opens (`migrate: true`), not by an operator: versions that need the
+   * workers of an earlier Lovage stopped first (`stopWorkersFirst`) are refused on a schema that
+   * exists already (UNSUPPORTED, naming the command to run once they are stopped).
+   */
+  readonly onOpen?: boolean;
 }
 
 /**
@@ -190,6 +209,14 @@ export async function migrate(pool: pg.Pool, schema: string, options: MigrateOpt
       await client.query(`CREATE TABLE IF NOT EXISTS ${s}.lovage_migrations (
         version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
       const from = await currentVersion(client, s, schema);
+      const breaking = options.onOpen && from > 0 ? migrations.find((m) => m.version > from && m.version <= target && m.stopWorkersFirst) : undefined;
+      if (breaking) {
+        throw new LovageError(
+          'UNSUPPORTED',
+          `Postgres schema "${schema}" is at version ${from}; version ${breaking.version} needs every worker of the earlier Lovage stopped first (${breaking.stopWorkersFirst}). Stop them, then run \`lovage migrate --store <url>\``,
+          { schema, found: from, version: breaking.version },
+        );
+      }
       for (const m of migrations) {
         if (m.version <= from || m.version > target) continue;
         for (const statement of m.up(s)) await client.query(statement);
