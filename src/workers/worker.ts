@@ -1,5 +1,6 @@
 import { LovageError } from '../errors.ts';
 import type { ClaimedNode, ClaimRequest, EventStore } from '../eventstore/store.ts';
+import { Alarm } from './alarm.ts';
 import { completionOf, contextOf, InFlight, runAttempt, type AttemptHost, type Result } from './attempt.ts';
 import { ChurnMap } from './churn-map.ts';
 import type { Completion, Coordinator } from './coordinator.ts';
@@ -64,8 +65,6 @@ export class Worker {
    * in order). Their leases are kept alive too, or a slow call (or a backoff) ahead would let them run out.
    */
   readonly #waiting = new ChurnMap<string, ClaimedNode>();
-  /** Ends the backoff the loop is in, if any (the worker stops). */
-  #endBackOff: (() => void) | undefined;
   #pending: Completion[] = [];
   /** Store calls that may be on their way at once: 2 on a server store (`EventStore.pipelined`), else 1. */
   #depth = 1;
@@ -76,9 +75,8 @@ export class Worker {
   /** Whether the last record went out beside others (see Coordinator.record): then batches are split in two. */
   #overlaps = false;
   #running = false;
-  #wake: (() => void) | undefined;
-  /** A wake-up that came while the loop was busy: the next idle wait returns at once. */
-  #woken = false;
+  /** The loop's waits, and what ends them. */
+  readonly #alarm = new Alarm();
   /**
    * The store said nodes may be ready after the last claim left: that claim may not have seen them, so
    * an empty answer is followed by another claim, not an idle wait (a wake-up that came while a claim
@@ -115,7 +113,7 @@ export class Worker {
     this.#attempts = { name: this.name, store, leaseMs: this.#leaseMs, limiter: new RateLimiter(store), pool: this.#pool, hooks: this.#host.hooks, report: (e) => this.#report(e) };
     this.#unsubscribe = store.onReady(() => {
       this.#readyAgain = true;
-      this.#poke();
+      this.#alarm.poke();
     });
     this.#heartbeat = setInterval(() => void this.#extendLeases(), Math.max(10, Math.floor(this.#leaseMs / 3)));
     this.#heartbeat.unref();
@@ -155,13 +153,13 @@ export class Worker {
     // Never started (its store never opened, or an inert worker in a pool thread): nothing to stop.
     if (!this.#loop) return;
     this.#running = false;
-    this.#endBackOff?.();
-    this.#poke();
+    this.#alarm.endBackOff();
+    this.#alarm.poke();
     await this.#loop;
     const deadline = Date.now() + this.#graceMs;
     // Running tasks finish, and outcomes a failed store call left pending are sent again, within the grace time.
     while ((this.#inFlight.size > 0 || this.#pending.length > 0) && Date.now() < deadline) {
-      await this.#idle(Math.min(20, deadline - Date.now()));
+      await this.#alarm.idle(Math.min(20, deadline - Date.now()));
       await this.#flush().catch((e: unknown) => this.#report(e));
     }
     // Out of #inFlight before the abort, with no await in between: an aborted task's outcome is then
@@ -207,7 +205,7 @@ export class Worker {
         flights.shift();
         if (first.failed) {
           this.#report(first.error);
-          await this.#backOff(backoffMs);
+          if (this.#running) await this.#alarm.backOff(backoffMs);
           backoffMs = Math.min(5_000, backoffMs * 2);
           continue;
         }
@@ -224,7 +222,7 @@ export class Worker {
         }
         if (this.#pending.length > 0 || flights.length > 0 || !this.#running || (this.#readyAgain && this.#free() > 0)) continue;
         // Woken at once by a local append or a finished task; the poll finds other processes' work.
-        await this.#idle(this.#free() > 0 ? idleMs : this.#pollMs);
+        await this.#alarm.idle(this.#free() > 0 ? idleMs : this.#pollMs);
         idleMs = Math.min(this.#pollMs, idleMs * 2);
         continue;
       }
@@ -242,11 +240,11 @@ export class Worker {
       if (flights.length > 0) {
         // Woken by a store call coming back or a finished task; with room for another call, let quick
         // tasks settle first so that their outcomes go in one batch.
-        await this.#nudged();
+        await this.#alarm.nudged();
         if (flights.length < this.#depth && !flights[0]!.settled) await new Promise<void>((r) => setImmediate(r));
         continue;
       }
-      await this.#idle(this.#free() > 0 ? idleMs : this.#pollMs);
+      await this.#alarm.idle(this.#free() > 0 ? idleMs : this.#pollMs);
       idleMs = Math.min(this.#pollMs, idleMs * 2);
     }
   }
@@ -300,61 +298,9 @@ export class Worker {
     ).then(() => {
       this.#reserved -= reserved;
       flight.settled = true;
-      this.#poke();
+      this.#alarm.poke();
     });
     return flight;
-  }
-
-  /** The backoff after a failed store call: `ms`, or until the worker stops (`#endBackOff`). */
-  #backOff(ms: number): Promise<void> {
-    if (!this.#running) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.#endBackOff = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.#endBackOff = done;
-    });
-  }
-
-  /** Waits for a poke (no timer: a store call on its way always pokes when it comes back). */
-  #nudged(): Promise<void> {
-    if (this.#woken) {
-      this.#woken = false;
-      return Promise.resolve();
-    }
-    return new Promise<void>((resolve) => {
-      this.#wake = () => {
-        this.#wake = undefined;
-        this.#woken = false;
-        resolve();
-      };
-    });
-  }
-
-  #idle(ms: number): Promise<void> {
-    if (this.#woken) {
-      this.#woken = false;
-      return Promise.resolve();
-    }
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.#wake = undefined;
-        this.#woken = false;
-        resolve();
-      };
-      const timer = setTimeout(done, Math.max(0, ms));
-      this.#wake = done;
-    });
-  }
-
-  /** Wakes the loop now, or at its next idle wait if it is busy. */
-  #poke(): void {
-    if (this.#wake) this.#wake();
-    else this.#woken = true;
   }
 
   /** The store's clock; if the store does not answer, the local one (the record is kept either way). */
@@ -398,7 +344,7 @@ export class Worker {
     if (!this.#inFlight.delete(node.leaseToken)) return; // released at shutdown
     this.#unrecorded.set(node.leaseToken, node);
     this.#pending.push(completionOf(this.#attempts, def, node, result, at, started));
-    this.#poke();
+    this.#alarm.poke();
   }
 
   /** Records pending outcomes (and claims, when asked, in the same transaction). */
