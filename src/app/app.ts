@@ -162,7 +162,11 @@ export function createApp(options: AppOptions = {}): App {
         await coordinator.submit(runId, dag, await store.now(), submitOptions.transaction);
       } catch (e) {
         // Two submits with one key at once: the run id's uniqueness lets one write; the other gets its run.
-        const raced = key !== undefined && submitOptions.transaction === undefined && e instanceof LovageError && e.code === 'CONCURRENCY';
+        // In the caller's transaction (where the store rolled its append back to a savepoint, so the
+        // transaction goes on) only the run's own conflict counts: the key was submitted earlier in it,
+        // or by another transaction that committed meanwhile. A deadlock or serialization failure is thrown.
+        const raced = key !== undefined && e instanceof LovageError && e.code === 'CONCURRENCY'
+          && (submitOptions.transaction === undefined || e.details['runId'] === runId);
         if (!raced) throw e;
       }
       return runHandle(handleHost, runId);

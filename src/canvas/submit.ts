@@ -6,7 +6,9 @@ export interface ApplyOptions {
   /**
    * Submit inside the caller's own open transaction, so the run exists if and only if that
    * transaction commits (a store that cannot join it refuses with UNSUPPORTED). Postgres: a kysely
-   * `Transaction` or a `pg` client inside `BEGIN`.
+   * `Transaction` or a `pg` client inside `BEGIN` (anything else, a pool or a failed transaction
+   * included, is refused with VALIDATION); the submit runs in a savepoint, so one that fails leaves
+   * the transaction usable.
    */
   readonly transaction?: unknown;
   /** Run id to use instead of a generated one (letters, digits, `_`, `-`, `.`, `:`; at most 128). */

@@ -1,8 +1,9 @@
-import { CompiledQuery, Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { StoredEvent } from '../engine/events.ts';
 import { LovageError, preview } from '../errors.ts';
 import { buildAppend } from './postgres/append-input.ts';
+import { inCallerTransaction } from './postgres/caller-transaction.ts';
 import { toClaimed, type ClaimRow } from './postgres/claim-rows.ts';
 import { connectionError, redactUrl } from './postgres/connection.ts';
 import { DbClock } from './postgres/db-clock.ts';
@@ -10,7 +11,7 @@ import { APPEND_PARAMS, CLAIM_PARAMS } from './postgres/functions-sql.ts';
 import { ReadyListener } from './postgres/listener.ts';
 import { checkMigrated, migrate } from './postgres/migrations.ts';
 import { RunQueries, type Tables } from './postgres/run-queries.ts';
-import { namedQuery, storeError } from './postgres/query.ts';
+import { namedQuery } from './postgres/query.ts';
 import { setRateLimitPg, takeTokenPg } from './postgres/rate-sql.ts';
 import type { RateLimit } from './rate/window.ts';
 import { quoteSchema } from './postgres/schema-name.ts';
@@ -138,7 +139,7 @@ export class PostgresStore implements EventStore {
     // Inside the caller's transaction, every process (this one too) wakes when it commits: no local emit.
     const notify = params.wakes ? `${this.schema}/${tx === undefined ? this.#origin : ''}` : null;
     const values = [...params.args, notify];
-    const rows = tx === undefined ? await this.#query<{ positions: number[] }>(this.#sql.append, values) : await this.#inTransaction<{ positions: number[] }>(tx, this.#sql.append, values);
+    const rows = tx === undefined ? await this.#query<{ positions: number[] }>(this.#sql.append, values) : await inCallerTransaction<{ positions: number[] }>(tx, this.#sql.append, values);
     if (params.wakes && tx === undefined) this.#listener.emit();
     this.#listener.emitWhenDue(requests);
     // Each events row's position; its events follow at position + 1, + 2, ... (rows in group, then event order).
@@ -257,25 +258,6 @@ export class PostgresStore implements EventStore {
 
   #query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
     return namedQuery<R>(this.pool, text, values);
-  }
-
-  /** One statement in the caller's open transaction: a kysely Transaction, or a pg client after BEGIN. */
-  async #inTransaction<R>(tx: unknown, text: string, values: unknown[]): Promise<R[]> {
-    const t = tx as { isTransaction?: unknown; executeQuery?: unknown; query?: unknown };
-    try {
-      if (typeof t === 'object' && t !== null && typeof t.executeQuery === 'function' && t.isTransaction === true) {
-        return (await (tx as Kysely<unknown>).executeQuery<R>(CompiledQuery.raw(text, values))).rows;
-      }
-      if (typeof t === 'object' && t !== null && typeof t.query === 'function' && !(tx instanceof pg.Pool) && t.executeQuery === undefined) {
-        return (await (tx as pg.ClientBase).query(text, values)).rows as R[];
-      }
-    } catch (e) {
-      throw storeError(e);
-    }
-    throw new LovageError(
-      'VALIDATION',
-      `transaction must be a kysely Transaction (inside db.transaction().execute(trx => ...)) or a pg client after BEGIN, got ${preview(tx)}; a pool or a Kysely instance is not a transaction`,
-    );
   }
 }
 

@@ -1,0 +1,158 @@
+// Submitting inside the caller's own transaction (Postgres): idempotency keys there, a failed submit
+// that leaves the caller's transaction usable, and what is refused because it is not an open
+// transaction. The basics (commit keeps the run, rollback drops it) are in stores-postgres.test.ts.
+// Each test works in a schema of its own, dropped afterwards. Skips without a server (see services.ts).
+import { Kysely, PostgresDialect } from 'kysely';
+import { createRequire } from 'node:module';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createApp } from '../src/index.ts';
+import { PostgresStore } from '../src/eventstore/postgres.ts';
+import { postgresUrl, uniqueName } from './support/services.ts';
+
+const url = await postgresUrl();
+const admin = url ? new pg.Pool({ connectionString: url, max: 2 }) : undefined;
+const schemas = new Set<string>();
+afterAll(async () => {
+  for (const s of schemas) await admin!.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
+  await admin?.end();
+});
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** An app on a store in a fresh schema (dropped after the file), with one task `add`. */
+async function setup() {
+  const schema = uniqueName('lovage_tx');
+  schemas.add(schema);
+  const store = await PostgresStore.open({ connectionString: url!, schema, max: 2 });
+  const app = createApp({ store });
+  const add = app.task('add', (a: number, b: number) => a + b);
+  return { store, app, add };
+}
+
+/** A pg client of its own, connected. */
+async function client(): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: url! });
+  await c.connect();
+  return c;
+}
+
+describe.skipIf(!url)("postgres: submitting in the caller's transaction", () => {
+  it('idempotencyKey: a concurrent second submit with the key waits for the first transaction, gets its run, writes nothing; its own transaction goes on', async () => {
+    const { store, app, add } = await setup();
+    const a = await client();
+    const b = await client();
+    try {
+      await a.query('BEGIN');
+      await b.query('BEGIN');
+      const first = await add.s(1, 2).applyAsync({ transaction: a, idempotencyKey: 'order-42' });
+      const second = add.s(5, 5).applyAsync({ transaction: b, idempotencyKey: 'order-42' }).then((h) => h.id, (e: unknown) => e);
+      await sleep(200); // b waits on a's uncommitted run row
+      await a.query('COMMIT');
+      expect(await second).toBe(first.id);
+      expect((await b.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]); // b's transaction is still usable
+      await b.query('COMMIT');
+      expect(await store.getRun(first.id)).toMatchObject({ version: 2 });
+      expect((await store.readStream(first.id)).map((e) => e.version)).toEqual([1, 2]);
+    } finally {
+      await a.end();
+      await b.end();
+      await app.close();
+    }
+  });
+
+  it('idempotencyKey: the key submitted twice in one transaction (pg client, kysely) gives one run, and the transaction commits it', async () => {
+    const { store, app, add } = await setup();
+    const c = await client();
+    const db = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url!, max: 1 }) }) });
+    try {
+      await c.query('BEGIN');
+      const one = await add.s(1, 2).applyAsync({ transaction: c, idempotencyKey: 'twice' });
+      const two = await add.s(1, 2).applyAsync({ transaction: c, idempotencyKey: 'twice' });
+      expect(two.id).toBe(one.id);
+      await c.query('COMMIT');
+      expect((await store.readStream(one.id)).map((e) => e.version)).toEqual([1, 2]);
+
+      const [k1, k2] = await db.transaction().execute(async (trx) => [
+        (await add.s(3, 4).applyAsync({ transaction: trx, idempotencyKey: 'twice-kysely' })).id,
+        (await add.s(3, 4).applyAsync({ transaction: trx, idempotencyKey: 'twice-kysely' })).id,
+      ]);
+      expect(k2).toBe(k1);
+      expect((await store.readStream(k1!)).map((e) => e.version)).toEqual([1, 2]);
+    } finally {
+      await c.end();
+      await db.destroy();
+      await app.close();
+    }
+  });
+
+  it('a submit refused inside the transaction (a run id taken) writes nothing of its own and leaves the transaction usable', async () => {
+    const { store, app, add } = await setup();
+    const c = await client();
+    try {
+      await c.query('BEGIN');
+      await add.s(1, 2).applyAsync({ transaction: c, runId: 'taken' });
+      await expect(add.s(7, 7).applyAsync({ transaction: c, runId: 'taken' })).rejects.toMatchObject({ code: 'CONCURRENCY' });
+      expect((await c.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+      await c.query('COMMIT');
+      const events = await store.readStream('taken');
+      expect(events.map((e) => e.version)).toEqual([1, 2]);
+      expect(JSON.stringify(events)).toContain('[1,2]');
+      expect(JSON.stringify(events)).not.toContain('[7,7]');
+    } finally {
+      await c.end();
+      await app.close();
+    }
+  });
+
+  it('submits on one client at once take turns: one refused rolls back only itself', async () => {
+    const { store, app, add } = await setup();
+    const c = await client();
+    try {
+      await c.query('BEGIN');
+      const outcomes = await Promise.allSettled([
+        add.s(1, 1).applyAsync({ transaction: c, runId: 'p1' }),
+        add.s(2, 2).applyAsync({ transaction: c, runId: 'p1' }),
+        add.s(3, 3).applyAsync({ transaction: c, runId: 'p2' }),
+      ]);
+      expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect((outcomes[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'CONCURRENCY' });
+      await c.query('COMMIT');
+      expect((await store.readStream('p1')).map((e) => e.version)).toEqual([1, 2]);
+      expect((await store.readStream('p2')).map((e) => e.version)).toEqual([1, 2]);
+    } finally {
+      await c.end();
+      await app.close();
+    }
+  });
+
+  it('what is not an open transaction is refused (VALIDATION, naming what was given and what is allowed), never committed on its own', async () => {
+    const { store, app, add } = await setup();
+    // A pool not made by this copy of `pg`: pg-pool itself (a second copy of pg in node_modules is alike).
+    const PgPool = createRequire(import.meta.url)('pg-pool') as new (options: object) => { end(): Promise<void> };
+    const otherPool = new PgPool({ connectionString: url! });
+    const c = await client();
+    const refusal = async (tx: unknown) => {
+      const r = await add.s(1, 2).applyAsync({ transaction: tx }).then((h) => h.id, (e: unknown) => e);
+      if (typeof r === 'string') return `committed: ${(await store.getRun(r))?.status}`;
+      const e = r as { code?: string; message?: string };
+      expect(e.message).toContain('allowed is a kysely Transaction');
+      return `${e.code}: ${e.message?.split('; allowed')[0]}`;
+    };
+    try {
+      const db = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: store.pool }) });
+      expect(await refusal(db)).toBe('VALIDATION: transaction is a Kysely instance, not a Transaction: a statement on it commits on its own');
+      expect(await refusal(store.pool)).toBe('VALIDATION: transaction is a pool (pg.Pool or alike), not a transaction: each statement on it commits on its own');
+      expect(await refusal(otherPool)).toBe('VALIDATION: transaction is a pool (pg.Pool or alike), not a transaction: each statement on it commits on its own');
+      expect(await refusal(c)).toBe('VALIDATION: transaction is a pg client outside a transaction (no BEGIN): the submit would commit on its own');
+      await c.query('BEGIN');
+      await c.query('SELECT 1/0').catch(() => undefined);
+      expect(await refusal(c)).toBe('VALIDATION: transaction is a pg client in a failed transaction (a statement in it failed, it can only roll back)');
+      await c.query('ROLLBACK');
+      expect(await store.listRuns()).toEqual([]);
+    } finally {
+      await otherPool.end();
+      await c.end();
+      await app.close();
+    }
+  });
+});
