@@ -1,4 +1,5 @@
 import { LovageError } from '../errors.ts';
+import { redactUrl } from '../eventstore/redact-url.ts';
 import { defaultStoreUrl, openStore } from '../eventstore/url.ts';
 import { parseFlags, UsageError, type Io } from './args.ts';
 
@@ -41,7 +42,7 @@ export async function runMigrate(argv: readonly string[], io: Io): Promise<numbe
     const { migratePostgres, parsePostgresUrl } = await import('../eventstore/postgres.ts');
     const { connectionString, schema = 'lovage' } = parsePostgresUrl(url);
     const { default: pg } = await import('pg');
-    const { connectionError, redactUrl } = await import('../eventstore/postgres/connection.ts');
+    const { connectionError } = await import('../eventstore/postgres/connection.ts');
     const pool = new pg.Pool({ connectionString, max: 1, connectionTimeoutMillis: 10_000, application_name: 'lovage-migrate' });
     pool.on('error', () => undefined);
     try {
@@ -62,5 +63,5 @@ export async function runMigrate(argv: readonly string[], io: Io): Promise<numbe
     io.out('memory: has nothing to migrate');
     return 0;
   }
-  throw new LovageError('UNSUPPORTED', `lovage migrate: store URL "${url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')}" has no migrations here; allowed are postgres://..., sqlite:<path>`);
+  throw new LovageError('UNSUPPORTED', `lovage migrate: store URL "${redactUrl(url)}" has no migrations here; allowed are postgres://..., sqlite:<path>`);
 }

@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import type { App } from '../app/app.ts';
 import { exportedApp, noAppExported } from '../app/load-app.ts';
 import { LovageError } from '../errors.ts';
+import { redactUrl as redact } from '../eventstore/redact-url.ts';
 import { defaultStoreUrl } from '../eventstore/url.ts';
 import type { WorkerOptions } from '../workers/worker.ts';
 import { intFlag, parseFlags, UsageError, type Io } from './args.ts';
@@ -129,10 +130,6 @@ async function loadApp(path: string, store: string | undefined): Promise<App> {
   return app;
 }
 
-/** Hides credentials in a URL (`postgres://user:secret@host` → `postgres://***@host`). */
-function redact(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
-}
 
 /**
  * Runs `lovage worker` until SIGTERM/SIGINT; resolves to the exit code.

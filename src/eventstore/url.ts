@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { LovageError } from '../errors.ts';
 import { MemoryStore } from './memory.ts';
+import { redactUrl } from './redact-url.ts';
 import { SqliteStore } from './sqlite.ts';
 import type { EventStore } from './store.ts';
 
@@ -37,10 +38,8 @@ export async function openStore(url: string): Promise<EventStore> {
     const { openRedisUrl } = await import('./redis.ts');
     return openRedisUrl(url);
   }
-  throw new LovageError('VALIDATION', `store URL "${url}" is not recognised; ${ALLOWED}`);
+  throw new LovageError('VALIDATION', `store URL "${redactUrl(url)}" is not recognised; ${ALLOWED}`);
 }
 
-/** A URL with its password hidden, for messages. */
-export function redact(url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
-}
+/** A URL with its password hidden, for messages (see {@link redactUrl}). */
+export const redact: (url: string) => string = redactUrl;

@@ -1,4 +1,7 @@
 import { LovageError } from '../../errors.ts';
+import { redactUrl } from '../redact-url.ts';
+
+export { redactUrl } from '../redact-url.ts';
 
 /** What a `postgres://` store URL says: the connection string for `pg`, and Lovage's own parameters. */
 export interface PostgresUrl {
@@ -50,11 +53,6 @@ export function parsePostgresUrl(url: string): PostgresUrl {
     ...(flag !== null ? { migrate: flag === 'true' || flag === '1' } : {}),
     ...(max !== undefined ? { max } : {}),
   };
-}
-
-/** A URL with its password hidden, for messages. */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }
 
 const NETWORK = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EAI_AGAIN']);

@@ -1,6 +1,7 @@
 // What the Redis store asks of the server itself: its clock, its eviction policy, its URL.
 import type { Redis } from 'ioredis';
 import { LovageError } from '../../errors.ts';
+import { redactUrl as redact } from '../redact-url.ts';
 
 /** Redis `TIME`, epoch ms. */
 export async function serverTime(client: Redis): Promise<number> {
@@ -59,11 +60,6 @@ export async function checkLayout(client: Redis, prefix: string): Promise<void> 
       : `Redis key ${key} holds ${JSON.stringify(found)}, not a layout this Lovage knows (${REDIS_LAYOUT}); is the prefix shared with something else?`,
     { key, found, known: REDIS_LAYOUT },
   );
-}
-
-/** A URL with its password hidden, for messages. */
-function redact(url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }
 
 /**
