@@ -9,7 +9,8 @@ import { connectionError, redactUrl } from './postgres/connection.ts';
 import { DbClock } from './postgres/db-clock.ts';
 import { APPEND_PARAMS, CLAIM_PARAMS } from './postgres/functions-sql.ts';
 import { ReadyListener } from './postgres/listener.ts';
-import { checkMigrated, migrate } from './postgres/migrations.ts';
+import { migratePostgres } from './postgres/migrate-checked.ts';
+import { checkMigrated } from './postgres/migrations.ts';
 import { RunQueries, type Tables } from './postgres/run-queries.ts';
 import { namedQuery } from './postgres/query.ts';
 import { setRateLimitPg, takeTokenPg } from './postgres/rate-sql.ts';
@@ -19,7 +20,8 @@ import { newToken } from './token.ts';
 import type { AppendOptions, AppendRequest, DeleteOptions, ClaimedNode, ClaimRequest, EventStore, LeaseRef, RunFilter, RunRecord } from './store.ts';
 
 export { parsePostgresUrl, type PostgresUrl } from './postgres/connection.ts';
-export { migrate as migratePostgres, LATEST_VERSION, type MigrateOptions, type MigrationResult } from './postgres/migrations.ts';
+export { migratePostgres } from './postgres/migrate-checked.ts';
+export { LATEST_VERSION, type MigrateOptions, type MigrationResult } from './postgres/migrations.ts';
 export { quoteSchema } from './postgres/schema-name.ts';
 
 /** Options of {@link PostgresStore.open}. */
@@ -115,7 +117,7 @@ export class PostgresStore implements EventStore {
     if (ownsPool) pool.on('error', () => undefined);
     const store = new PostgresStore(pool, ownsPool, schema, options);
     try {
-      await (options.migrate === false ? checkMigrated(pool, schema) : migrate(pool, schema, { onOpen: true }));
+      await (options.migrate === false ? checkMigrated(pool, schema) : migratePostgres(pool, schema, { onOpen: true }));
       await store.#clock?.sync();
     } catch (e) {
       await store.close();
