@@ -43,8 +43,29 @@ export interface RunsApi {
   export(runId: string): Promise<string>;
   /** Imports an export (refused whole, naming the line, if damaged); `runId` imports under another id. */
   import(text: string, options?: { runId?: string }): Promise<string>;
-  /** Deletes finished runs created more than `olderThan` ago (default statuses: succeeded, failed, cancelled). */
+  /**
+   * Deletes finished runs created more than `olderThan` ago (default statuses: succeeded, failed,
+   * cancelled; `status` may name only {@link PRUNABLE_STATUSES}: running runs are never pruned).
+   */
   prune(options: { olderThan: string | number; status?: readonly RunRecord['status'][] }): Promise<number>;
+}
+
+/**
+ * The statuses `prune` may delete: finished ones. Running runs are never pruned.
+ *
+ * @example
+ * PRUNABLE_STATUSES.includes('running') // false
+ */
+export const PRUNABLE_STATUSES: readonly RunRecord['status'][] = Object.freeze(['succeeded', 'failed', 'cancelled', 'quarantined']);
+
+/** Throws a VALIDATION error naming the first status prune may not delete (see {@link PRUNABLE_STATUSES}). */
+function assertPrunable(status: unknown): asserts status is readonly RunRecord['status'][] {
+  if (!Array.isArray(status)) throw new LovageError('VALIDATION', `prune status ${JSON.stringify(status)} is invalid; allowed is an array of ${PRUNABLE_STATUSES.join(', ')}`);
+  for (const s of status) {
+    if (!(PRUNABLE_STATUSES as readonly unknown[]).includes(s)) {
+      throw new LovageError('VALIDATION', `prune status ${JSON.stringify(s)} is invalid: prune deletes finished runs only; allowed are ${PRUNABLE_STATUSES.join(', ')}`);
+    }
+  }
 }
 
 /** The runs API over a store and its coordinator. */
@@ -106,8 +127,9 @@ export function runsApi(
     },
     async prune(options) {
       const olderThan = parseDuration(options.olderThan, 'olderThan');
-      const { store } = await open();
       const status = options.status ?? ['succeeded', 'failed', 'cancelled'];
+      assertPrunable(status);
+      const { store } = await open();
       const createdTo = (await store.now()) - olderThan;
       let pruned = 0;
       let after: RunRecord | undefined;

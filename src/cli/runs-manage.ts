@@ -1,6 +1,7 @@
 // `lovage runs resume | retry | cancel | export | import | prune`: commands that change the store.
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { App } from '../app/app.ts';
+import { PRUNABLE_STATUSES } from '../app/runs.ts';
 import type { WorkflowEvent } from '../engine/events.ts';
 import type { RunRecord } from '../eventstore/store.ts';
 import { UsageError } from './args.ts';
@@ -187,8 +188,6 @@ ${commonUsage}`,
   },
 };
 
-const PRUNABLE: readonly RunRecord['status'][] = ['succeeded', 'failed', 'cancelled', 'quarantined'];
-
 /** `lovage runs prune`. */
 export const pruneCommand: RunsSubcommand = {
   summary: 'delete finished runs older than a given age',
@@ -209,7 +208,7 @@ ${commonUsage}`,
     if (v['older-than'] === undefined) throw new UsageError('lovage runs prune: --older-than <age> is required, e.g. --older-than 30d');
     const olderThan = durationFlag('--older-than', v['older-than']);
     const status = statusFlag('--status', v.status) ?? ['succeeded', 'failed', 'cancelled'];
-    for (const s of status) if (!PRUNABLE.includes(s)) throw new UsageError(`--status ${s}: prune deletes finished runs only; allowed are ${PRUNABLE.join(', ')}`);
+    for (const s of status) if (!PRUNABLE_STATUSES.includes(s)) throw new UsageError(`--status ${s}: prune deletes finished runs only; allowed are ${PRUNABLE_STATUSES.join(', ')}`);
     const app = await ctx.open(v.store);
     const store = await app.store();
     const before = (await store.now()) - olderThan;

@@ -1,0 +1,27 @@
+// The runs API's refusals and hooks: what prune may delete, what inspect's `at` may be, and the end
+// of a run part of which was cancelled.
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { createApp, type App } from '../src/index.ts';
+import { everyStore } from './support/every-store.ts';
+
+const { dir, cleanup } = await everyStore('runsapi');
+afterAll(cleanup);
+const apps: App[] = [];
+afterEach(async () => { for (const a of apps.splice(0)) await a.close(); });
+const open = (store: string) => { const app = createApp({ store }); apps.push(app); return app; };
+const sqlite = (name: string) => `sqlite:${dir}/${name}-${Math.random().toString(36).slice(2)}.db`;
+
+describe('prune', () => {
+  it('never deletes running runs, whatever status is passed; unknown statuses are refused too', async () => {
+    const app = open(sqlite('prune'));
+    app.task('t', (x: number) => x);
+    const running = await app.submit({ kind: 'signature', task: 't', args: [1], immutable: false, options: { queue: 'nobody' } });
+    await new Promise((r) => setTimeout(r, 5));
+    const pruned = await app.runs.prune({ olderThan: 0, status: ['running'] }).catch((e: Error) => e);
+    expect(pruned).toMatchObject({ code: 'VALIDATION', message: expect.stringMatching(/status "running".*finished runs only; allowed are succeeded, failed, cancelled, quarantined/) });
+    expect(await running.status()).toBe('running');
+    const unknown = await app.runs.prune({ olderThan: 0, status: ['done' as 'failed'] }).catch((e: Error) => e);
+    expect(unknown).toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('status "done"') });
+    expect(await app.runs.prune({ olderThan: 0, status: ['succeeded', 'quarantined'] })).toBe(0);
+  });
+});
