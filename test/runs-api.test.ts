@@ -25,3 +25,22 @@ describe('prune', () => {
     expect(await app.runs.prune({ olderThan: 0, status: ['succeeded', 'quarantined'] })).toBe(0);
   });
 });
+
+describe('inspect { at }', () => {
+  it('refuses a version past the end and a string that is not an ISO time', async () => {
+    const app = open('memory:');
+    const a = app.task('a', (x: number) => x + 1);
+    app.worker();
+    const run = await a.delay(1);
+    await run.get({ timeoutMs: 5000 });
+    const n = (await app.runs.history(run.id)).length;
+    expect((await app.inspect(run.id, { at: n })).version).toBe(n);
+    await expect(app.inspect(run.id, { at: n + 1 })).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining(`allowed are an event version 0..${n}`) });
+    for (const at of ['3', '2026', 'Nov 22 2026', '2026-11-22junk']) {
+      await expect(app.inspect(run.id, { at })).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining(`at ${JSON.stringify(at)} is invalid`) });
+    }
+    await expect(app.inspect(run.id, { at: new Date(Number.NaN) })).rejects.toMatchObject({ code: 'VALIDATION' });
+    expect((await app.inspect(run.id, { at: '2000-01-01' })).version).toBe(0);
+    expect((await app.inspect(run.id, { at: new Date(Date.now() + 60_000).toISOString() })).version).toBe(n);
+  });
+});

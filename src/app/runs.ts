@@ -7,6 +7,7 @@ import { LovageError } from '../errors.ts';
 import type { EventStore, RunFilter, RunRecord } from '../eventstore/store.ts';
 import type { Coordinator } from '../workers/coordinator.ts';
 import { assertRunId, parseDuration } from './duration.ts';
+import { isoTime } from './iso-time.ts';
 import { exportRun, parseExport } from './run-export.ts';
 
 /** Inspecting, replaying, resuming, verifying, exporting and pruning runs: the history as a product. */
@@ -16,8 +17,8 @@ export interface RunsApi {
   /** A run's events, in order. */
   history(runId: string): Promise<StoredEvent[]>;
   /**
-   * The run's state as it was at event version `at` (a number) or at a time (ISO string or Date);
-   * now when `at` is omitted.
+   * The run's state as it was at event version `at` (an integer 0..the run's event count) or at a
+   * time (an ISO 8601 string or a Date); now when `at` is omitted. Anything else is refused (VALIDATION).
    */
   inspect(runId: string, options?: { at?: number | string | Date }): Promise<RunState>;
   /**
@@ -87,12 +88,13 @@ export function runsApi(
       const stored = await events(runId);
       const at = options.at;
       let upTo = stored.length;
+      const allowed = `allowed are an event version 0..${stored.length} or an ISO time such as 2026-11-22T10:00:00Z`;
       if (typeof at === 'number') {
-        if (!Number.isInteger(at) || at < 0) throw new LovageError('VALIDATION', `at ${at} is invalid; allowed are an event version 0..${stored.length} or an ISO time`);
-        upTo = Math.min(at, stored.length);
+        if (!Number.isInteger(at) || at < 0 || at > stored.length) throw new LovageError('VALIDATION', `at ${at} is invalid: run ${runId} has ${stored.length} events; ${allowed}`);
+        upTo = at;
       } else if (at !== undefined) {
-        const t = at instanceof Date ? at.getTime() : Date.parse(at);
-        if (Number.isNaN(t)) throw new LovageError('VALIDATION', `at ${JSON.stringify(at)} is invalid; allowed are an event version or an ISO time such as 2026-11-22T10:00:00Z`);
+        const t = at instanceof Date ? at.getTime() : typeof at === 'string' ? isoTime(at) : undefined;
+        if (t === undefined || Number.isNaN(t)) throw new LovageError('VALIDATION', `at ${JSON.stringify(at)} is invalid; ${allowed}`);
         // The history up to the first event after t (clocks of several processes need not agree to the ms).
         const after = stored.findIndex((s) => s.event.at > t);
         upTo = after === -1 ? stored.length : after;

@@ -2,6 +2,7 @@
 // values its flags take (statuses, times, cursors, node arguments).
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseDuration } from '../app/duration.ts';
+import { isoTime } from '../app/iso-time.ts';
 import type { Json } from '../canvas/json.ts';
 import type { RunRecord } from '../eventstore/store.ts';
 import { LovageError } from '../errors.ts';
@@ -86,8 +87,8 @@ export function statusFlag(flag: string, value: string | undefined): RunRecord['
 export function timeFlag(flag: string, value: string | undefined, now: number): number | undefined {
   if (value === undefined) return undefined;
   if (/^\d+(\.\d+)?(ms|s|m|h|d|w)$/.test(value.trim())) return now - parseDuration(value);
-  const t = /^\d{4}-\d{2}-\d{2}/.test(value) ? Date.parse(value) : Number.NaN;
-  if (Number.isNaN(t)) throw new UsageError(`${flag} ${JSON.stringify(value)} is invalid; allowed are an ISO time (2026-11-22, 2026-11-22T10:00:00Z) or an age such as 30m, 2h, 7d`);
+  const t = isoTime(value);
+  if (t === undefined) throw new UsageError(`${flag} ${JSON.stringify(value)} is invalid; allowed are an ISO time (2026-11-22, 2026-11-22T10:00:00Z) or an age such as 30m, 2h, 7d`);
   return t;
 }
 
@@ -169,6 +170,6 @@ export function nodeArgsFlag(values: readonly string[] | undefined): Record<stri
 export function atFlag(value: string | undefined): number | string {
   if (value === undefined || value === '') throw new UsageError('lovage runs replay: --at <version | ISO time> is required, e.g. --at 7 or --at 2026-11-22T10:00:00Z');
   if (/^\d+$/.test(value)) return Number(value);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(Date.parse(value))) throw new UsageError(`--at ${JSON.stringify(value)} is invalid; allowed are an event version (an integer ≥ 0) or an ISO time such as 2026-11-22T10:00:00.000Z`);
+  if (isoTime(value) === undefined) throw new UsageError(`--at ${JSON.stringify(value)} is invalid; allowed are an event version (an integer ≥ 0) or an ISO time such as 2026-11-22T10:00:00.000Z`);
   return value;
 }
