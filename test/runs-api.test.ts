@@ -1,7 +1,7 @@
 // The runs API's refusals and hooks: what prune may delete, what inspect's `at` may be, and the end
 // of a run part of which was cancelled.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { createApp, type App } from '../src/index.ts';
+import { chord, createApp, type App } from '../src/index.ts';
 import { everyStore } from './support/every-store.ts';
 
 const { dir, cleanup } = await everyStore('runsapi');
@@ -42,5 +42,27 @@ describe('inspect { at }', () => {
     await expect(app.inspect(run.id, { at: new Date(Number.NaN) })).rejects.toMatchObject({ code: 'VALIDATION' });
     expect((await app.inspect(run.id, { at: '2000-01-01' })).version).toBe(0);
     expect((await app.inspect(run.id, { at: new Date(Date.now() + 60_000).toISOString() })).version).toBe(n);
+  });
+});
+
+describe('cancel of part of a run', () => {
+  it('runFinished fires when the run then ends cancelled on a completion', async () => {
+    const app = open('memory:');
+    const finished: string[] = [];
+    app.on('runFinished', ({ runId }) => { finished.push(runId); });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => { release = r; });
+    const started: number[] = [];
+    const m = app.task('m', async (i: number) => { started.push(i); await gate; return i; });
+    const sum = app.task('sum', (xs: number[]) => xs.reduce((p, q) => p + q, 0));
+    app.worker({ concurrency: 4 });
+    const run = await chord([m.s(0), m.s(1)], sum.s()).applyAsync();
+    while (started.length < 2) await new Promise((r) => setTimeout(r, 5));
+    await app.runs.cancel(run.id, 'drop member 0', { nodes: ['0.header.0'] });
+    expect(await run.status()).toBe('running'); // member 1 still runs
+    release();
+    await expect(run.get({ timeoutMs: 5000 })).rejects.toMatchObject({ code: 'CANCELLED' });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(finished).toEqual([run.id]);
   });
 });

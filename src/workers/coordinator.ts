@@ -4,7 +4,7 @@ import type { StoredEvent, WorkflowEvent } from '../engine/events.ts';
 import { applyInPlace, applyStored, initialState, type RunState } from '../engine/state.ts';
 import { applyUndoable, beginUndo, rollback, type Undo } from '../engine/undo.ts';
 import { LovageError } from '../errors.ts';
-import type { AppendRequest, ClaimedNode, ClaimRequest, EventStore } from '../eventstore/store.ts';
+import { endsRun, type AppendRequest, type ClaimedNode, type ClaimRequest, type EventStore } from '../eventstore/store.ts';
 import { aheadOf, Chains, commutingLeases, type Chain } from './chain.ts';
 import { RunCache } from './run-cache.ts';
 import { Turns } from './turns.ts';
@@ -510,8 +510,9 @@ function byRunOf(completions: readonly Completion[]): Map<string, Completion[]> 
   return byRun;
 }
 
+/** Whether the events end the run: succeeded, failed, or cancelled (a completion ends a run part of which was cancelled so). */
 function endsRunEvent(events: readonly WorkflowEvent[]): boolean {
-  return events.some((e) => e.type === 'WorkflowSucceeded' || e.type === 'WorkflowFailed');
+  return events.some(endsRun);
 }
 
 /** Decides each item in turn, applying the events in place (undoably); returns them all. */
