@@ -87,12 +87,17 @@ export class MemoryStore implements EventStore {
       // A run's end clears its name too (nothing commutes after it).
       if (!claim && r.events.length > 0) last.set(r.runId, r.events.some(endsRun) ? '' : (r.id ?? ''));
     }
-    // Check the projection's uniqueness before changing anything, so the batch stays all-or-nothing.
-    const readyKeys = new Set<string>();
-    for (const r of requests) for (const e of r.events) if (e.type === 'NodeReady') {
-      const k = key(r.runId, e.nodeId);
-      if (this.#ready.has(k) || readyKeys.has(k)) throw new LovageError('CONCURRENCY', `node ${e.nodeId} of run ${r.runId} is already in the ready queue`, { runId: r.runId });
-      readyKeys.add(k);
+    // Check the projection's uniqueness before changing anything, so the batch stays all-or-nothing. The
+    // events apply in order, as in the SQL stores: a NodeReady for a node whose row an earlier event of the
+    // batch dropped (a resumed run's log, imported) is taken.
+    const inQueue = new Map<string, boolean>();
+    for (const r of requests) for (const e of r.events) {
+      if (e.type === 'NodeReady') {
+        const k = key(r.runId, e.nodeId);
+        if (inQueue.get(k) ?? this.#ready.has(k)) throw new LovageError('CONCURRENCY', `node ${e.nodeId} of run ${r.runId} is already in the ready queue`, { runId: r.runId });
+        inQueue.set(k, true);
+      } else if (e.type === 'NodeSucceeded' || e.type === 'NodeFailed') inQueue.set(key(r.runId, e.nodeId), false);
+      else if (e.type === 'WorkflowCancelled' || e.type === 'NodesAborted') for (const id of e.nodeIds) inQueue.set(key(r.runId, id), false);
     }
     let woke = false;
     const out = requests.map((r) => {

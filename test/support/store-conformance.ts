@@ -4,7 +4,7 @@ import { compile } from '../../src/canvas/compile.ts';
 import type { CanvasData } from '../../src/canvas/types.ts';
 import { decide } from '../../src/engine/decide.ts';
 import type { WorkflowEvent } from '../../src/engine/events.ts';
-import { initialState } from '../../src/engine/state.ts';
+import { fold, initialState } from '../../src/engine/state.ts';
 import { LovageError } from '../../src/errors.ts';
 import { NOT_LIMITED } from '../../src/eventstore/rate/window.ts';
 import type { AppendRequest, EventStore } from '../../src/eventstore/store.ts';
@@ -110,6 +110,29 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       await store.append([{ runId: 'r1', expectedVersion: 0, events }]);
       await expect(store.append([{ runId: 'r1', expectedVersion: 2, events: [events[1]!] }])).rejects.toBeInstanceOf(Error);
       expect(await store.readStream('r1')).toHaveLength(2);
+    });
+
+    it('applies a batch\'s events in order: a NodeReady for a node an earlier event of the batch took out of the ready queue is taken', async () => {
+      // A resumed run's log, as an import appends it: node 0 ready, failed (its row dropped), then ready again.
+      const at = clock.t;
+      const error = { name: 'Error', message: 'boom' };
+      const before: WorkflowEvent[] = [
+        ...submitted(sig('t', [1]), at),
+        { type: 'NodeStarted', at, nodeId: '0', attempt: 1, worker: 'w', leaseToken: 'tok', leaseExpiresAt: at + 1000 },
+        { type: 'NodeFailed', at, nodeId: '0', attempt: 1, error },
+        { type: 'WorkflowFailed', at, nodeId: '0', task: 't', error },
+      ];
+      const resumed = decide(fold(initialState('r'), before), { type: 'Resume', at });
+      expect(resumed.map((e) => e.type)).toEqual(['WorkflowResumed', 'NodeReady']);
+      // In one request, and split over two requests of one batch.
+      await store.append([{ runId: 'one', expectedVersion: 0, events: [...before, ...resumed] }]);
+      await store.append([{ runId: 'two', expectedVersion: 0, events: before }, { runId: 'two', expectedVersion: before.length, events: resumed }]);
+      const claimed = await store.claim({ queues: ['default'], limit: 10, worker: 'w2', leaseMs: 1000 });
+      expect(claimed.map((c) => [c.runId, c.nodeId, c.attempt]).sort()).toEqual([['one', '0', 1], ['two', '0', 1]]);
+      // Without a drop in between, a second NodeReady of the batch is still refused, writing nothing.
+      const twice = [...submitted(sig('t'), at), submitted(sig('t'), at)[1]!];
+      await expect(store.append([{ runId: 'three', expectedVersion: 0, events: twice }])).rejects.toBeInstanceOf(Error);
+      expect(await store.getRun('three')).toBeUndefined();
     });
 
     it('commuting appends land at the current version past claims, only right after the append they name and while their leases hold', async () => {

@@ -81,11 +81,19 @@ local function append(i)
     local fin = ARGV[q.at + 7]
     if q.events > 0 and any_la then last[q.runId] = (fin == '' or fin == '0') and q.id or '' end
     versions[q.runId] = current + q.events
+    -- The ops apply in order, as the SQL stores apply events: a NodeReady (R) for a node whose row an
+    -- earlier op of the batch dropped (D: a resumed run's log, imported) is taken. readied[key]: whether
+    -- the row is there after the ops so far (nil: as loaded).
     for _, k in ipairs(q.at_ops) do
-      if ARGV[k] == 'R' then
+      local op = ARGV[k]
+      if op == 'R' then
         local key = q.runId .. NUL .. ARGV[k + 2]
-        if readied[key] or rows[key] then return { 0, 'ready', q.runId, q.expected, ARGV[k + 2] } end
+        local there = readied[key]
+        if there == nil then there = rows[key] and true or false end
+        if there then return { 0, 'ready', q.runId, q.expected, ARGV[k + 2] } end
         readied[key] = true
+      elseif op == 'D' then
+        readied[q.runId .. NUL .. ARGV[k + 2]] = false
       end
     end
     total = total + q.events
