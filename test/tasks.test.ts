@@ -384,5 +384,15 @@ for (const [name, url] of stores) {
       expect(() => app.task('y', () => 1, { autoretryFor: [42 as never] })).toThrow(/autoretryFor\[0\]/);
       expect(await app.runs.list()).toEqual([]);
     });
+
+    it("a task mutating its input changes neither a sibling's input nor the recorded result", async () => {
+      const make = app.task('make', () => [1, 2, 3]);
+      const pop = app.task('pop', (xs: number[]) => xs.pop()!);
+      const len = app.task('len', (xs: number[]) => xs.length);
+      app.worker({ concurrency: 1, pollMs: 5 });
+      const run = await chain(make.s(), group(pop.s(), len.s())).applyAsync();
+      expect(await run.get({ timeoutMs: 5000 })).toEqual([3, 3]);
+      expect(ofType(await events(run.id), 'NodeSucceeded').find((e) => e.nodeId === '0')).toMatchObject({ result: [1, 2, 3] });
+    });
   });
 }

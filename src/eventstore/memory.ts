@@ -26,6 +26,13 @@ interface ReadyRow {
 const key = (runId: string, nodeId: string): string => `${runId}\u0000${nodeId}`;
 
 /**
+ * A copy that shares nothing with `value`, as the other stores' serialisation gives: the log and the
+ * ready queue never hold a caller's objects, and no reader gets theirs (a task changing its input
+ * would change a sibling's input, its retry's, and the recorded event).
+ */
+const copy = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
+
+/**
  * The reference store: everything in memory, one process. Same semantics as every other store.
  *
  * @example
@@ -100,15 +107,16 @@ export class MemoryStore implements EventStore {
       else if (e.type === 'WorkflowCancelled' || e.type === 'NodesAborted') for (const id of e.nodeIds) inQueue.set(key(r.runId, id), false);
     }
     let woke = false;
+    // The store keeps copies; the caller gets its own events back (as from the SQL stores).
     const out = requests.map((r) => {
       const stored: StoredEvent[] = [];
       for (const event of r.events) {
         const stream = this.#streams.get(r.runId) ?? [];
         this.#streams.set(r.runId, stream);
-        const s: StoredEvent = { runId: r.runId, version: stream.length + 1, position: this.#events.length + 1, event };
+        const s: StoredEvent = { runId: r.runId, version: stream.length + 1, position: this.#events.length + 1, event: copy(event) };
         stream.push(s);
         this.#events.push(s);
-        stored.push(s);
+        stored.push({ ...s, event });
         woke = this.#project(s) || woke;
       }
       return stored;
@@ -177,7 +185,7 @@ export class MemoryStore implements EventStore {
   }
 
   async readStream(runId: string, fromVersion = 1): Promise<StoredEvent[]> {
-    return (this.#streams.get(runId) ?? []).slice(Math.max(0, fromVersion - 1));
+    return copy((this.#streams.get(runId) ?? []).slice(Math.max(0, fromVersion - 1)));
   }
 
   async readAll(afterPosition = 0, limit = 1000): Promise<StoredEvent[]> {
@@ -186,7 +194,7 @@ export class MemoryStore implements EventStore {
       const e = this.#events[i];
       if (e) out.push(e);
     }
-    return out;
+    return copy(out);
   }
 
   async claim(request: ClaimRequest): Promise<ClaimedNode[]> {
@@ -211,7 +219,7 @@ export class MemoryStore implements EventStore {
         ...(row.leaseToken !== undefined && row.worker !== undefined ? { expiredWorker: row.worker } : {}),
       });
       const [stored] = this.#append([{ runId: row.runId, expectedVersion: this.#runs.get(row.runId)!.version, events }], true);
-      claimed.push({ runId: row.runId, nodeId: row.nodeId, task: row.task, args: row.args, attempt: row.attempts, leaseToken, leaseExpiresAt, ...(row.options ? { options: row.options } : {}), events: stored! });
+      claimed.push({ runId: row.runId, nodeId: row.nodeId, task: row.task, args: copy(row.args), attempt: row.attempts, leaseToken, leaseExpiresAt, ...(row.options ? { options: copy(row.options) } : {}), events: stored! });
     }
     return claimed;
   }
@@ -233,7 +241,8 @@ export class MemoryStore implements EventStore {
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
-    return this.#runs.get(runId);
+    const run = this.#runs.get(runId);
+    return run && { ...run };
   }
 
   async listRuns(filter: RunFilter = {}): Promise<RunRecord[]> {
@@ -241,7 +250,7 @@ export class MemoryStore implements EventStore {
     for (const run of this.#runs.values()) {
       const first = this.#streams.get(run.runId)?.[0]?.event;
       const tasks = new Set(first?.type === 'WorkflowSubmitted' ? first.dag.nodes.map((n) => n.task) : []);
-      if (matchesRun(run, tasks, first ? JSON.stringify(first) : '', filter)) out.push(run);
+      if (matchesRun(run, tasks, first ? JSON.stringify(first) : '', filter)) out.push({ ...run });
     }
     return out.sort(newestFirst).slice(0, pageSize(filter.limit));
   }

@@ -135,6 +135,25 @@ export function storeConformance(name: string, open: (clock: ManualClock) => Pro
       expect(await store.getRun('three')).toBeUndefined();
     });
 
+    it('keeps copies: changing what was appended, read or claimed changes neither the log nor the ready queue', async () => {
+      const value = { xs: [1, 2] };
+      const events = submitted({ kind: 'signature', task: 't', args: [value], immutable: false, options: {} }, clock.t);
+      const before = JSON.parse(JSON.stringify(events)) as WorkflowEvent[];
+      await store.append([{ runId: 'r1', expectedVersion: 0, events }]);
+      value.xs.push(3);
+      const read = await store.readStream('r1');
+      expect(read.map((s) => s.event)).toEqual(before);
+      (read[1]!.event as unknown as { args: { xs: number[] }[] }).args[0]!.xs.push(4);
+      ((await store.readAll())[1]!.event as unknown as { args: { xs: number[] }[] }).args[0]!.xs.push(5);
+      const [claimed] = await store.claim({ queues: ['default'], limit: 1, worker: 'w', leaseMs: 1000 });
+      expect(claimed!.args).toEqual([{ xs: [1, 2] }]);
+      (claimed!.args[0] as { xs: number[] }).xs.push(6);
+      expect((await store.readStream('r1', 1)).slice(0, 2).map((s) => s.event)).toEqual(before);
+      clock.t += 2000; // the lease runs out: the next claim hands the row's arguments out again
+      const [again] = await store.claim({ queues: ['default'], limit: 1, worker: 'w2', leaseMs: 1000 });
+      expect(again!.args).toEqual([{ xs: [1, 2] }]);
+    });
+
     it('commuting appends land at the current version past claims, only right after the append they name and while their leases hold', async () => {
       const claim1 = { queues: ['default'], limit: 1, worker: 'W', leaseMs: 1000 };
       const done = (nodeId: string, result: number): WorkflowEvent => ({ type: 'NodeSucceeded', at: clock.t, nodeId, attempt: 1, result });
