@@ -2,7 +2,7 @@
 // exports that are refused, naming the line, before anything is written.
 import { createHash } from 'node:crypto';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { chain, createApp, type App } from '../src/index.ts';
+import { chain, createApp, taskContext, type App } from '../src/index.ts';
 import { everyStore } from './support/every-store.ts';
 
 const { stores, dir, cleanup } = await everyStore('runimport');
@@ -11,6 +11,20 @@ const apps: App[] = [];
 afterEach(async () => { for (const a of apps.splice(0)) await a.close(); });
 const open = (store: string) => { const app = createApp({ store }); apps.push(app); return app; };
 const sqlite = (name: string) => `sqlite:${dir}/${name}-${Math.random().toString(36).slice(2)}.db`;
+
+/** An export file as a hostile or careless user would write it: valid header, count and checksum. */
+const exportOf = (lines: string[], runId = 'r') => {
+  const h = createHash('sha256');
+  for (const l of lines) h.update(l).update('\n');
+  return `${JSON.stringify({ format: 'lovage-run', formatVersion: 1, runId, events: lines.length })}\n${lines.join('\n')}${lines.length ? '\n' : ''}${JSON.stringify({ checksum: `sha256:${h.digest('hex')}` })}\n`;
+};
+const lineOf = (event: unknown, version: number) => JSON.stringify({ version, event });
+const eventsOf = (text: string) => text.trimEnd().split('\n').slice(1, -1).map((l) => JSON.parse(l).event);
+const oneNodeDag = { nodes: [{ id: '0', task: 'a', args: [1], immutable: false, input: null, queue: 'default', priority: 0 }], result: { ref: '0' } };
+const submitted = lineOf({ type: 'WorkflowSubmitted', at: 1000, dag: oneNodeDag }, 1);
+const ready = { type: 'NodeReady', at: 1000, nodeId: '0', task: 'a', args: [1], queue: 'default', priority: 0 };
+/** The message of the import's refusal, or `imported` (then the run must not exist either way). */
+const refusal = (app: App, text: string, runId: string) => app.runs.import(text, { runId }).then(() => 'imported', (e: Error & { code?: string }) => `${e.code}: ${e.message}`);
 
 for (const [name, url] of stores) {
   describe(`export/import of a resumed run on ${name}`, () => {
@@ -31,3 +45,67 @@ for (const [name, url] of stores) {
     });
   });
 }
+
+describe('import of edited exports', () => {
+  it('refuses a log whose run ended while a node is still ready (else a worker runs the task of a finished run)', async () => {
+    const app = open(sqlite('ended'));
+    const ranFor: string[] = [];
+    const a = app.task('a', (x: number) => x + 1);
+    const b = app.task('b', (x: number) => (ranFor.push(taskContext().runId), x * 10), { queue: 'later' });
+    app.worker({ queues: ['default'] });
+    const run = await chain(a.s(1), b.s()).applyAsync();
+    const store = await app.store();
+    for (let i = 0; i < 500 && (await store.readStream(run.id)).length < 5; i++) await new Promise((r) => setTimeout(r, 5));
+    const events = eventsOf(await app.runs.export(run.id)); // ..., NodeSucceeded 0, NodeReady 1 (b waits on queue "later")
+    expect(events.at(-1)).toMatchObject({ type: 'NodeReady', nodeId: '1' });
+    const forged = exportOf([...events, { type: 'WorkflowSucceeded', at: events.at(-1).at, result: 42 }].map((e, i) => lineOf(e, i + 1)));
+    expect(await refusal(app, forged, 'forged')).toBe('VALIDATION: export line 7: the run ends (WorkflowSucceeded) while node 1 is still ready; a run ends only when no node is ready or running (else a worker would run a node of a finished run)');
+    app.worker({ queues: ['later'] });
+    await new Promise((r) => setTimeout(r, 300));
+    expect({ ranForForged: ranFor.filter((id) => id === 'forged'), run: await store.getRun('forged') }).toEqual({ ranForForged: [], run: undefined });
+  });
+
+  it('refuses non-finite numbers (1e400) instead of storing a log that differs from the file', async () => {
+    const app = open(sqlite('inf'));
+    const text = exportOf([submitted, '{"version":2,"event":{"type":"NodeReady","at":1000,"nodeId":"0","task":"a","args":[1e400],"queue":"default","priority":0}}']);
+    expect(await refusal(app, text, 'inf')).toMatch(/^VALIDATION: export line 3: event\.args\[0\]: Infinity \(not a finite number\) cannot be stored/);
+    expect(await (await app.store()).getRun('inf')).toBeUndefined();
+  });
+
+  it('refuses an export with no events instead of returning the id of a run that does not exist', async () => {
+    const app = open(sqlite('empty'));
+    expect(await refusal(app, exportOf([], 'nothing'), 'nothing')).toBe('VALIDATION: export line 2: the export holds no events; a run has at least its WorkflowSubmitted');
+    expect(await (await app.store()).getRun('nothing')).toBeUndefined();
+  });
+
+  it('refuses malformed event fields with the line and the field, as VALIDATION (not a raw store error, not a stuck run)', async () => {
+    const app = open(sqlite('fields'));
+    const cases: [event: Record<string, unknown>, message: string][] = [
+      [{ type: 'NodeReady', at: 1000, nodeId: '0', task: 'a', queue: 'default', priority: 0 }, 'NodeReady field args is missing; allowed is an array'],
+      [{ ...ready, queue: 5, priority: 'x' }, 'NodeReady field queue is 5; allowed is a queue name (1-100 of A-Z a-z 0-9 _ . : -)'],
+      [{ ...ready, priority: 'x' }, 'NodeReady field priority is "x"; allowed is a priority (an integer from -1000000 to 1000000)'],
+      [{ ...ready, task: '' }, 'NodeReady field task is ""; allowed is a task name'],
+      [{ ...ready, availableAt: 'soon' }, 'NodeReady field availableAt is "soon"; allowed is a time'],
+      [{ ...ready, at: undefined }, 'NodeReady field at is missing; allowed is a time'],
+    ];
+    for (const [event, message] of cases) {
+      expect(await refusal(app, exportOf([submitted, lineOf(event, 2)]), 'bad')).toContain(`VALIDATION: export line 3: ${message}`);
+    }
+    const badDag = lineOf({ type: 'WorkflowSubmitted', at: 1000, dag: { ...oneNodeDag, nodes: [{ ...oneNodeDag.nodes[0], queue: 7 }] } }, 1);
+    expect(await refusal(app, exportOf([badDag]), 'bad')).toContain('VALIDATION: export line 2: WorkflowSubmitted field dag is');
+    const started = { type: 'NodeStarted', at: 1000, nodeId: '0', attempt: 1, worker: 'w', leaseToken: 't' };
+    expect(await refusal(app, exportOf([submitted, lineOf(ready, 2), lineOf(started, 3)]), 'bad')).toContain('VALIDATION: export line 4: NodeStarted field leaseExpiresAt is missing');
+    expect(await (await app.store()).getRun('bad')).toBeUndefined();
+  });
+
+  it('reads a file whose line endings became CRLF', async () => {
+    const app = open(sqlite('crlf'));
+    const a = app.task('a', (x: number) => x + 1);
+    app.worker();
+    const run = await a.delay(1);
+    await run.get({ timeoutMs: 5000 });
+    const text = await app.runs.export(run.id);
+    const copy = await app.runs.import(text.replace(/\n/g, '\r\n'), { runId: 'crlf' });
+    expect(await app.runs.export(copy)).toBe(text.replace(`"runId":"${run.id}"`, '"runId":"crlf"'));
+  });
+});

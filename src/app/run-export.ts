@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { StoredEvent, WorkflowEvent } from '../engine/events.ts';
+import { assertJson } from '../canvas/json.ts';
+import { eventFieldError } from '../engine/event-fields.ts';
+import type { EventType, StoredEvent, WorkflowEvent } from '../engine/events.ts';
 import { eventTypes } from '../engine/events.ts';
-import { applyInPlace, initialState } from '../engine/state.ts';
+import { applyInPlace, initialState, type RunState } from '../engine/state.ts';
 import { LovageError } from '../errors.ts';
 
 /** The format of an exported run, written in its first line. */
@@ -20,11 +22,12 @@ export function exportRun(runId: string, events: readonly StoredEvent[]): string
 }
 
 /**
- * Reads an export back: every line checked (JSON, versions in order, known event types, count,
- * checksum), then the events folded, so a damaged file is refused with the line that is wrong.
+ * Reads an export back: every line checked (JSON, versions in order, known event types, each event's
+ * fields, count, checksum), then the events folded, so a damaged file is refused with the line that is
+ * wrong. Lines may end in CRLF (a file passed through Windows tools): the \r is not part of the line.
  */
 export function parseExport(text: string): { runId: string; events: WorkflowEvent[] } {
-  const lines = text.split('\n');
+  const lines = text.split(/\r?\n/);
   if (lines[lines.length - 1] === '') lines.pop();
   const bad = (line: number, why: string): never => {
     throw new LovageError('VALIDATION', `export line ${line}: ${why}`, { line });
@@ -49,6 +52,7 @@ export function parseExport(text: string): { runId: string; events: WorkflowEven
   const n = count as number;
   if (lines.length < n + 2) bad(lines.length + 1, `the file ends after ${Math.max(0, lines.length - 1)} of ${n} events and no checksum (truncated)`);
   if (lines.length > n + 2) bad(n + 3, `more lines than the ${n} events and checksum the header announces`);
+  if (n === 0) bad(2, 'the export holds no events; a run has at least its WorkflowSubmitted');
   const events: WorkflowEvent[] = [];
   for (let i = 0; i < n; i++) {
     const line = i + 2;
@@ -56,7 +60,14 @@ export function parseExport(text: string): { runId: string; events: WorkflowEven
     if (entry['version'] !== i + 1) bad(line, `event version ${JSON.stringify(entry['version'])}, expected ${i + 1}`);
     const event = entry['event'] as { type?: unknown; at?: unknown } | undefined;
     if (typeof event !== 'object' || event === null || !eventTypes.has(event.type as string)) bad(line, `unknown event ${JSON.stringify(event?.type)}`);
-    if (typeof event!.at !== 'number') bad(line, 'the event has no time');
+    try {
+      // JSON.parse reads 1e400 as Infinity, which no store keeps (it would be stored as null).
+      assertJson(event, 'event');
+    } catch (e) {
+      bad(line, (e as Error).message);
+    }
+    const wrong = eventFieldError(event as { type: EventType } & Record<string, unknown>);
+    if (wrong !== undefined) bad(line, wrong);
     events.push(event as WorkflowEvent);
   }
   const trailer = json(n + 2);
@@ -69,8 +80,16 @@ export function parseExport(text: string): { runId: string; events: WorkflowEven
     } catch (e) {
       bad(i + 2, e instanceof Error ? e.message : String(e));
     }
+    const active = state.status !== 'running' && state.active > 0 ? activeNode(state) : undefined;
+    if (active) bad(i + 2, `the run ends (${event.type}) while node ${active.id} is still ${active.status}; a run ends only when no node is ready or running (else a worker would run a node of a finished run)`);
   });
   return { runId: runId as string, events };
+}
+
+/** A node ready or running, if the run has one. */
+function activeNode(state: RunState): { id: string; status: string } | undefined {
+  for (const [id, node] of state.nodes) if (node.status === 'ready' || node.status === 'running') return { id, status: node.status };
+  return undefined;
 }
 
 function digest(lines: readonly string[]): string {

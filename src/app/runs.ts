@@ -42,7 +42,10 @@ export interface RunsApi {
   verify(runId: string): Promise<VerifyReport>;
   /** The run's history as a portable JSON Lines text (format version and checksum included). */
   export(runId: string): Promise<string>;
-  /** Imports an export (refused whole, naming the line, if damaged); `runId` imports under another id. */
+  /**
+   * Imports an export: refused whole (VALIDATION, naming the line) if damaged or edited into a log the
+   * workers cannot go on from (see parseExport); `runId` imports under another id.
+   */
   import(text: string, options?: { runId?: string }): Promise<string>;
   /**
    * Deletes finished runs created more than `olderThan` ago (default statuses: succeeded, failed,

@@ -35,7 +35,8 @@ export interface CompileOptions {
 
 /** What a task name may be. */
 export const TASK_NAME = /^[A-Za-z0-9_.:\-/]{1,200}$/;
-const QUEUE_NAME = /^[A-Za-z0-9_.:\-]{1,100}$/;
+/** What a queue name may be. */
+export const QUEUE_NAME = /^[A-Za-z0-9_.:\-]{1,100}$/;
 
 /**
  * Compiles a canvas into a DAG: pure and deterministic, node ids name each node's place.

@@ -163,8 +163,9 @@ export const importCommand: RunsSubcommand = {
   usage: `Usage: lovage runs import <file> [--as <id>] [options]
 
 Imports a run exported by \`lovage runs export\` (- reads stdin). The whole file is checked first
-(JSON, versions, event types, count, checksum, and that the log folds); a damaged file is refused,
-naming the line, and nothing is written. The store is created if it does not exist.
+(JSON, versions, event types and fields, count, checksum, that the log folds and that the run does not
+end while a node is ready or running); a damaged or edited file is refused, naming the line, and
+nothing is written. CRLF line endings are read as LF. The store is created if it does not exist.
 
 Options:
       --as <id>          import under this run id (1-128 of A-Z a-z 0-9 _ . : -) instead of the exported one
