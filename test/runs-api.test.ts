@@ -66,3 +66,24 @@ describe('cancel of part of a run', () => {
     expect(finished).toEqual([run.id]);
   });
 });
+
+describe('prune of a run with a node in flight', () => {
+  for (const store of ['memory:', 'sqlite']) {
+    it(`the node's late outcome is dropped, not reported as a quarantine (${store})`, async () => {
+      const app = open(store === 'sqlite' ? sqlite('inflight') : store);
+      const errors: unknown[] = [];
+      let release!: () => void;
+      const gate = new Promise<void>((r) => { release = r; });
+      let started = false;
+      const slow = app.task('slow', async () => { started = true; await gate; return 1; });
+      app.worker({ onError: (e) => errors.push(e), pollMs: 10 });
+      const run = await slow.delay();
+      while (!started) await new Promise((r) => setTimeout(r, 5));
+      await app.runs.cancel(run.id, 'not needed'); // the task runs on; its outcome will be fenced
+      expect(await app.runs.prune({ olderThan: 0, status: ['cancelled'] })).toBe(1);
+      release();
+      await new Promise((r) => setTimeout(r, 200));
+      expect({ errors, run: await (await app.store()).getRun(run.id) }).toEqual({ errors: [], run: undefined });
+    });
+  }
+});

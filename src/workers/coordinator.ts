@@ -397,11 +397,15 @@ export class Coordinator {
         try {
           const got = states.get(runId)!;
           let state = got instanceof Promise ? await got : got;
+          // The run is gone (pruned or deleted while its node ran): its outcome has no log to go to.
+          // Nothing else makes a run read empty here: its nodes are claimed only once it exists.
+          if (state.version === 0) continue;
           let undo = beginUndo(state);
           let events = decideAll(undo, items);
           // Deciding nothing proves nothing about a cached state: it may be stale. Check with the log.
           if (events.length === 0 && !stale.has(runId)) {
             state = await this.load(runId);
+            if (state.version === 0) continue;
             undo = beginUndo(state);
             events = decideAll(undo, items);
           }
