@@ -98,6 +98,14 @@ describe('import of edited exports', () => {
     expect(await (await app.store()).getRun('bad')).toBeUndefined();
   });
 
+  it('imports a run with no nodes (an empty group)', async () => {
+    const app = open(sqlite('nodes0'));
+    app.worker();
+    const run = await app.submit({ kind: 'group', members: [] });
+    expect(await run.get({ timeoutMs: 5000 })).toEqual([]);
+    expect(await app.runs.import(await app.runs.export(run.id), { runId: 'none' })).toBe('none');
+  });
+
   it('reads a file whose line endings became CRLF', async () => {
     const app = open(sqlite('crlf'));
     const a = app.task('a', (x: number) => x + 1);

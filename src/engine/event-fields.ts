@@ -32,7 +32,7 @@ const outcome = kind('"succeeded" or "failed"', (v) => v === 'succeeded' || v ==
 const argsById = kind('an object of argument arrays by node id', (v) => object.ok(v) && Object.values(v as object).every(Array.isArray));
 const dag = kind('a DAG ({ nodes, result }, each node with id, task, args, immutable, input, queue and priority)', (v) => {
   const d = v as Record<string, unknown>;
-  if (!object.ok(v) || !Array.isArray(d['nodes']) || d['nodes'].length === 0 || !object.ok(d['result'])) return false;
+  if (!object.ok(v) || !Array.isArray(d['nodes']) || !object.ok(d['result'])) return false;
   return d['nodes'].every((n: Record<string, unknown>) => object.ok(n) && nodeId.ok(n['id']) && task.ok(n['task']) && array.ok(n['args'])
     && bool.ok(n['immutable']) && (n['input'] === null || object.ok(n['input'])) && queue.ok(n['queue']) && priority.ok(n['priority']));
 });
