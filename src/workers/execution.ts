@@ -104,10 +104,49 @@ export function planFailure(
   return { error: thrown, retryAt: now + retryDelay(policy, attempt, random) };
 }
 
-/** A thrown value as recorded in the log. */
+/**
+ * A thrown value as recorded in the log: always strings, never throws. A thrown value may be anything
+ * (an error whose message is a BigInt, a Symbol name, a cyclic or null-prototype object, a getter that
+ * throws); its record must still serialize, or the run could never end.
+ */
 export function errorInfo(e: unknown): TaskErrorInfo {
-  if (e instanceof Error) return { name: e.name, message: e.message, ...(e.stack !== undefined ? { stack: e.stack } : {}) };
-  let message: string;
-  try { message = JSON.stringify(e) ?? String(e); } catch { message = String(e); }
-  return { name: 'NonError', message: `a non-Error value was thrown: ${message}` };
+  try {
+    if (e instanceof Error) {
+      const stack = describeStack(e);
+      return { name: describeThrown(e.name, 'Error'), message: describeThrown(e.message, ''), ...(stack !== undefined ? { stack } : {}) };
+    }
+    return { name: 'NonError', message: `a non-Error value was thrown: ${typeof e === 'string' ? JSON.stringify(e) : describeThrown(e, 'undefined')}` };
+  } catch {
+    return { name: 'NonError', message: 'a value was thrown that cannot be described (reading it threw)' };
+  }
+}
+
+/**
+ * A part of a thrown value as text, never throwing: a string as is, JSON where it can be made, else
+ * `String()` or the object's tag. `absent` stands for `undefined`.
+ */
+export function describeThrown(value: unknown, absent: string): string {
+  if (typeof value === 'string') return value;
+  if (value === undefined) return absent;
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'symbol') return String(value);
+  if (typeof value === 'function') {
+    const name = safe(() => value.name);
+    return `[function ${typeof name === 'string' && name !== '' ? name : 'anonymous'}]`;
+  }
+  return safe(() => JSON.stringify(value)) ?? safe(() => String(value)) ?? safe(() => Object.prototype.toString.call(value)) ?? '[object]';
+}
+
+/** An error's stack when it is a string; `undefined` when absent or reading it throws (V8 formats it on first read from the name: a Symbol name throws). */
+export function describeStack(e: Error): string | undefined {
+  const stack = safe(() => e.stack);
+  return typeof stack === 'string' ? stack : undefined;
+}
+
+function safe<T>(f: () => T): T | undefined {
+  try {
+    return f();
+  } catch {
+    return undefined;
+  }
 }

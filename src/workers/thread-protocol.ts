@@ -3,7 +3,7 @@
 import type { Json } from '../canvas/json.ts';
 import { LovageError, type ErrorCode } from '../errors.ts';
 import type { TaskContext } from './context.ts';
-import { MaxRetriesExceededError, NonRetryableError, RetryRequest, SoftTimeLimitExceeded, TaskExpiredError, TimeLimitExceeded, WorkerLostError, type TaskDefinition } from './execution.ts';
+import { describeStack, describeThrown, MaxRetriesExceededError, NonRetryableError, RetryRequest, SoftTimeLimitExceeded, TaskExpiredError, TimeLimitExceeded, WorkerLostError, type TaskDefinition } from './execution.ts';
 
 /**
  * The app's internals a pool thread needs, under a registry symbol (`Symbol.for`, so that it is the
@@ -60,19 +60,32 @@ export type FromThread =
   | { readonly type: 'done'; readonly id: number; readonly ok: true; readonly value: Json }
   | { readonly type: 'done'; readonly id: number; readonly ok: false; readonly thrown: Thrown };
 
-/** A thrown value as data: an error's name, message, stack (and a LovageError's code), a retry request, or a value. */
+/**
+ * A thrown value as data: an error's name, message, stack (and a LovageError's code), a retry request,
+ * or a value. Never throws, whatever was thrown (a getter that throws, a revoked proxy).
+ */
 export function encodeThrown(e: unknown, depth = 0): Thrown {
+  try {
+    return encode(e, depth);
+  } catch {
+    return { value: 'a value was thrown that cannot be described (reading it threw)' };
+  }
+}
+
+function encode(e: unknown, depth: number): Thrown {
   if (e instanceof RetryRequest || (e instanceof Error && e.name === 'Retry' && 'countdownMs' in e && 'error' in e)) {
     const r = e as RetryRequest;
     return { retry: { ...(r.countdownMs !== undefined ? { countdownMs: r.countdownMs } : {}), ...(r.error !== undefined ? { error: encodeThrown(r.error, depth + 1) } : {}) } };
   }
   if (e instanceof Error) {
     const code = (e as { code?: unknown }).code;
+    const stack = describeStack(e);
+    // Strings only: a Symbol name, say, cannot cross to the worker (postMessage would throw).
     return {
       error: {
-        name: e.name,
-        message: e.message,
-        ...(e.stack !== undefined ? { stack: e.stack } : {}),
+        name: describeThrown(e.name, 'Error'),
+        message: describeThrown(e.message, ''),
+        ...(stack !== undefined ? { stack } : {}),
         ...(typeof code === 'string' ? { code } : {}),
         ...(e.cause !== undefined && depth < 3 ? { cause: encodeThrown(e.cause, depth + 1) } : {}),
       },
@@ -80,9 +93,9 @@ export function encodeThrown(e: unknown, depth = 0): Thrown {
   }
   try {
     const json = JSON.stringify(e);
-    return { value: json === undefined ? String(e) : (JSON.parse(json) as Json) };
+    return { value: json === undefined ? describeThrown(e, 'undefined') : (JSON.parse(json) as Json) };
   } catch {
-    return { value: String(e) };
+    return { value: describeThrown(e, 'undefined') };
   }
 }
 
