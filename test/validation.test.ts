@@ -2,8 +2,9 @@
 // allowed (DESIGN.md, Guarantees). Each refusal checks the code, the path, the allowed forms, and that
 // the store holds no events afterwards.
 import { afterEach, describe, expect, it } from 'vitest';
-import { chain, chord, createApp, group, LovageError, type App, type AppOptions, type CanvasData, type ErrorCode } from '../src/index.ts';
+import { chain, chord, createApp, group, type App, type AppOptions, type CanvasData } from '../src/index.ts';
 import { openStore } from '../src/eventstore/url.ts';
+import { expectRefused, refusal } from './support/refusal.ts';
 
 const apps: App[] = [];
 afterEach(async () => {
@@ -18,26 +19,6 @@ function setup(options: AppOptions = {}) {
   const xsum = app.task('xsum', (xs: number[]) => xs.reduce((a, b) => a + b, 0));
   const echo = app.task('echo', (x: unknown) => x);
   return { app, add, xsum, echo };
-}
-
-/** The LovageError `f` throws or rejects with; fails the test when it succeeds or throws anything else. */
-async function refusal(f: () => unknown): Promise<LovageError> {
-  try {
-    await f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(LovageError);
-    return e as LovageError;
-  }
-  throw new Error('expected a LovageError, but the call succeeded');
-}
-
-/** Runs `f`, expects a refusal with `code` whose message holds every fragment, and an empty log. */
-async function expectRefused(app: App, f: () => unknown, code: ErrorCode, ...fragments: string[]): Promise<LovageError> {
-  const error = await refusal(f);
-  expect(error.code).toBe(code);
-  for (const fragment of fragments) expect(error.message).toContain(fragment);
-  expect(await (await app.store()).readAll()).toEqual([]);
-  return error;
 }
 
 const raw = (task: string, args: unknown[] = []): Extract<CanvasData, { kind: 'signature' }> => ({ kind: 'signature', task, args, immutable: false, options: {} });

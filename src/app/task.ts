@@ -1,4 +1,5 @@
 import type { ErrorMatcher, RetryOptions } from '../canvas/options.ts';
+import { LovageError, preview } from '../errors.ts';
 import type { RateLimit } from './rate-limit.ts';
 import type { AnyCanvas, Canvas, CanvasData, SignatureOptions } from '../canvas/types.ts';
 import { submittable, type ApplyOptions, type CallbackOptions, type RunHandle, type Submittable, type Submitter } from '../canvas/submit.ts';
@@ -87,11 +88,12 @@ export function makeTask<A extends unknown[], R>(name: string, submitter: Submit
     name,
     s: ((...args: unknown[]) => sig(args, false)) as unknown as Task<A, R>['s'],
     si: (...args) => sig(args, true) as never,
-    map: (items) => bind({ kind: 'map', task: name, argLists: items.map((i) => [i]), options: {} }) as never,
-    starmap: (argLists) => bind({ kind: 'map', task: name, argLists: argLists.map((a) => [...a]), options: {} }) as never,
-    chunks: (argLists, size) => bind({ kind: 'chunks', task: name, argLists: argLists.map((a) => [...a]), size, options: {} }) as never,
+    map: (items) => bind({ kind: 'map', task: name, argLists: dense(items, `task ${name}: map(items)`, 'map([1, 2, 3])').map((i) => [i]), options: {} }) as never,
+    starmap: (argLists) => bind({ kind: 'map', task: name, argLists: argumentLists(argLists, `task ${name}: starmap(argLists)`, 'starmap([[1, 2], [3, 4]])'), options: {} }) as never,
+    chunks: (argLists, size) => bind({ kind: 'chunks', task: name, argLists: argumentLists(argLists, `task ${name}: chunks(argLists, size)`, 'chunks([[1, 2], [3, 4]], 10)'), size, options: {} }) as never,
     delay: (...args) => sig(args, false).applyAsync() as Promise<RunHandle<R>>,
     applyAsync: (args, options = {}) => {
+      dense(args, `task ${name}: applyAsync(args, options)`, 'applyAsync([1, 2], { countdown: 10 }), or applyAsync([]) for no arguments');
       const { runId, transaction, idempotencyKey, link, linkError, ...sigOptions } = options;
       const submit = {
         ...(runId !== undefined ? { runId } : {}), ...(transaction !== undefined ? { transaction } : {}), ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
@@ -101,4 +103,26 @@ export function makeTask<A extends unknown[], R>(name: string, submitter: Submit
     },
   };
   return Object.freeze(task);
+}
+
+/**
+ * `value` when it is an array without holes; else a VALIDATION error naming what was passed and the
+ * index of the first hole (a hole would be kept as a missing member, stored as `null`).
+ */
+function dense<T>(value: readonly T[], what: string, example: string): readonly T[] {
+  if (!Array.isArray(value)) throw new LovageError('VALIDATION', `${what}: expected an array, got ${describe(value)}; for example ${example}`);
+  for (let i = 0; i < value.length; i++) {
+    if (!(i in value)) throw new LovageError('VALIDATION', `${what}: index ${i} is a hole (a sparse array); holes are refused, give every item (null is allowed)`);
+  }
+  return value;
+}
+
+/** Copies of `lists`, each checked to be a dense array (one call's arguments). */
+function argumentLists(lists: readonly (readonly unknown[])[], what: string, example: string): unknown[][] {
+  return dense(lists, what, example).map((args, i) => [...dense(args, `${what}[${i}]`, example)]);
+}
+
+function describe(value: unknown): string {
+  if (value === undefined || value === null) return String(value);
+  return `${typeof value === 'object' ? 'an object' : `a ${typeof value}`} ${preview(value)}`;
 }

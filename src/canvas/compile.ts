@@ -90,11 +90,17 @@ export function compile(canvas: CanvasData, options: CompileOptions = {}): Dag {
 
   const at = (prefix: string, part: string | number): string => (prefix === '' ? String(part) : `${prefix}.${part}`);
 
+  // Array methods skip holes: a hole would be a missing member, its result stored as null.
+  const dense = (path: string, items: readonly unknown[], what: string): void => {
+    for (let i = 0; i < items.length; i++) if (!(i in items)) fail('VALIDATION', at(path, i), `${what} has a hole at index ${i} (a sparse array); holes are refused, give every item`);
+  };
+
   // A chain's steps, nested chains spliced flat; a nested chain with callbacks stays whole (they need its place).
   const flattenChain = (c: CanvasData, path: string, depth: number): CanvasData[] => {
     if (depth > limits.maxDepth) fail('LIMIT', path, `nesting is deeper than maxDepth = ${limits.maxDepth}`);
     if (c?.kind !== 'chain') return [c];
     if (!Array.isArray(c.steps)) fail('VALIDATION', path, 'chain steps must be an array');
+    dense(path, c.steps, 'chain steps');
     return c.steps.flatMap((step) => (hasCallbacks(step) ? [step] : flattenChain(step, path, depth + 1)));
   };
   // The value of a group-like part: its members' results, ordered after `prev` even when it has none.
@@ -144,6 +150,7 @@ export function compile(canvas: CanvasData, options: CompileOptions = {}): Dag {
       }
       case 'group':
         if (!Array.isArray(c.members)) fail('VALIDATION', path, 'group members must be an array');
+        dense(path, c.members, 'group members');
         width(path, c.members.length, 'group');
         value = list(c.members.map((m, i) => visit(m, at(path, i), prev, depth + 1, ctx)), prev);
         break;
@@ -152,12 +159,14 @@ export function compile(canvas: CanvasData, options: CompileOptions = {}): Dag {
         break;
       case 'map': {
         if (!Array.isArray(c.argLists)) fail('VALIDATION', path, 'map items must be an array');
+        dense(path, c.argLists, 'map items');
         width(path, c.argLists.length, 'map');
         value = list(c.argLists.map((args, i) => addNode(at(path, i), c.task, args, true, c.options, prev, ctx)), prev);
         break;
       }
       case 'chunks': {
         if (!Array.isArray(c.argLists)) fail('VALIDATION', path, 'chunks argument lists must be an array');
+        dense(path, c.argLists, 'chunks argument lists');
         if (!Number.isInteger(c.size) || c.size < 1) fail('VALIDATION', path, `chunk size ${String(c.size)} is invalid; allowed are integers ≥ 1`);
         width(path, c.argLists.length, 'chunks');
         const chunks: Expr[] = [];
@@ -180,6 +189,7 @@ export function compile(canvas: CanvasData, options: CompileOptions = {}): Dag {
     if (!MODES.includes(mode)) fail('VALIDATION', path, `onMemberFailure ${JSON.stringify(mode)} is invalid; allowed are "waitAll" (the default), "failFast" and "collect"`);
     if (c.header?.kind !== 'group') fail('VALIDATION', path, 'chord header must be a group');
     if (!Array.isArray(c.header.members)) fail('VALIDATION', at(path, 'header'), 'group members must be an array');
+    dense(at(path, 'header'), c.header.members, 'chord header members');
     width(path, c.header.members.length, 'chord header');
     const start = nodes.length;
     const headerPath = at(path, 'header');

@@ -1,0 +1,79 @@
+// Careless calls and sparse arrays are refused with a VALIDATION error naming what was passed and what
+// is allowed, before anything is written: never a raw TypeError, never silently accepted.
+/* eslint-disable no-sparse-arrays */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createApp, group, type App, type CanvasData } from '../src/index.ts';
+import { expectRefused } from './support/refusal.ts';
+
+const apps: App[] = [];
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((a) => a.close()));
+});
+
+function setup(store = 'memory:') {
+  const app = createApp({ store });
+  apps.push(app);
+  const echo = app.task('echo', (...xs: unknown[]) => xs);
+  const one = app.task('one', (x: unknown) => x);
+  return { app, echo, one };
+}
+
+const sig = (...args: unknown[]): CanvasData => ({ kind: 'signature', task: 'echo', args, immutable: false, options: {} });
+
+describe('sparse arrays: holes are refused, naming the index', () => {
+  it('map, starmap and chunks over a sparse array', async () => {
+    const { app, echo, one } = setup();
+    await expectRefused(app, () => one.map([1, , 3]).applyAsync(), 'VALIDATION', 'task one: map(items): index 1 is a hole (a sparse array); holes are refused');
+    await expectRefused(app, () => echo.starmap([[1], , [3]] as never).applyAsync(), 'VALIDATION', 'task echo: starmap(argLists): index 1 is a hole');
+    await expectRefused(app, () => echo.starmap([[1, , 3]]).applyAsync(), 'VALIDATION', 'task echo: starmap(argLists)[0]: index 1 is a hole');
+    await expectRefused(app, () => echo.chunks([[1], [2], , [4]] as never, 2).applyAsync(), 'VALIDATION', 'task echo: chunks(argLists, size): index 2 is a hole');
+    await expectRefused(app, () => echo.applyAsync([1, , 3]), 'VALIDATION', 'task echo: applyAsync(args, options): index 1 is a hole');
+  });
+
+  for (const [what, canvas, path, message] of [
+    ['map items', { kind: 'map', task: 'echo', argLists: [[1], , [3]], options: {} }, '0.1', 'map items has a hole at index 1'],
+    ['chunks argument lists', { kind: 'chunks', task: 'echo', argLists: [[1], , [3]], size: 2, options: {} }, '0.1', 'chunks argument lists has a hole at index 1'],
+    ['group members', { kind: 'group', members: [sig(1), , sig(3)] }, '0.1', 'group members has a hole at index 1'],
+    ['chord header members', { kind: 'chord', header: { kind: 'group', members: [, sig(2)] }, body: sig() }, '0.header.0', 'chord header members has a hole at index 0'],
+    ['chain steps', { kind: 'chain', steps: [sig(1), , sig()] }, '1', 'chain steps has a hole at index 1'],
+  ] as [string, CanvasData, string, string][]) {
+    it(`raw canvas data: ${what} (SQLite, as another process would read it back)`, async () => {
+      const { app } = setup('sqlite::memory:');
+      const error = await expectRefused(app, () => app.submit(canvas), 'VALIDATION', `canvas at ${path}: ${message}`, 'holes are refused');
+      expect(error.details['path']).toBe(path);
+    });
+  }
+
+  it('group() given a sparse array refuses the hole too', async () => {
+    const { app, echo } = setup();
+    await expectRefused(app, () => group([echo.s(1), , echo.s(3)] as never).applyAsync(), 'VALIDATION', 'canvas at 0.1');
+  });
+});
+
+describe('careless calls', () => {
+  it('applyAsync without an argument array, or with a string', async () => {
+    const { app, echo } = setup();
+    const applyAsync = echo.applyAsync as (args?: unknown) => Promise<unknown>;
+    await expectRefused(app, () => applyAsync(), 'VALIDATION', 'task echo: applyAsync(args, options): expected an array, got undefined', 'applyAsync([]) for no arguments');
+    // Not spread into characters (echo('a', 'b')).
+    await expectRefused(app, () => applyAsync('ab'), 'VALIDATION', 'expected an array, got a string "ab"');
+    await expectRefused(app, () => applyAsync({ 0: 1, length: 1 }), 'VALIDATION', 'expected an array, got an object');
+  });
+
+  it('map, starmap and chunks of something that is not an array of arrays', async () => {
+    const { app, echo } = setup();
+    await expectRefused(app, () => echo.map(undefined as never).applyAsync(), 'VALIDATION', 'task echo: map(items): expected an array, got undefined; for example map([1, 2, 3])');
+    await expectRefused(app, () => echo.map('abc' as never).applyAsync(), 'VALIDATION', 'map(items): expected an array, got a string "abc"');
+    await expectRefused(app, () => echo.starmap([1] as never).applyAsync(), 'VALIDATION', 'task echo: starmap(argLists)[0]: expected an array, got a number 1; for example starmap([[1, 2], [3, 4]])');
+    await expectRefused(app, () => echo.starmap(null as never).applyAsync(), 'VALIDATION', 'starmap(argLists): expected an array, got null');
+    await expectRefused(app, () => echo.chunks([[1], 'x'] as never, 2).applyAsync(), 'VALIDATION', 'chunks(argLists, size)[1]: expected an array, got a string "x"');
+  });
+
+  it('the well-formed calls still work', async () => {
+    const { app, echo, one } = setup();
+    app.worker({ pollMs: 5 });
+    expect(await (await echo.applyAsync([])).get({ timeoutMs: 3000 })).toEqual([]);
+    expect(await (await one.map([1, null]).applyAsync()).get({ timeoutMs: 3000 })).toEqual([1, null]);
+    expect(await (await echo.chunks([[1, 2], [3, 4], [5, 6]], 2).applyAsync()).get({ timeoutMs: 3000 })).toEqual([[[1, 2], [3, 4]], [[5, 6]]]);
+  });
+});
