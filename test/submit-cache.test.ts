@@ -1,10 +1,11 @@
 // Which submitted runs an app keeps in its coordinator's cache: a run it submits is cached only while
 // the app runs a worker. A process that only submits (a web server) never sees its runs finish, so it
 // would keep every one (about 2 KB a node, up to the cache's million nodes).
+// The cached DAG holds the run's own copy of the arguments, never the caller's objects.
 import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../src/eventstore/memory.ts';
 import type { EventStore } from '../src/eventstore/store.ts';
-import { createApp } from '../src/index.ts';
+import { chain, createApp } from '../src/index.ts';
 import { Coordinator } from '../src/workers/coordinator.ts';
 import { compile } from '../src/canvas/compile.ts';
 
@@ -59,4 +60,41 @@ describe('the submit cache', () => {
       await app.close();
     }
   });
+});
+
+describe('the cached DAG is the run\'s own: the log is the source of truth', () => {
+  it('compile copies arguments: objects are not the caller\'s, -0 is 0 as on every serializing store', () => {
+    const arg = { n: [1] };
+    const args = [arg, -0];
+    const { nodes } = compile({ kind: 'signature', task: 't', args, immutable: false, options: {} });
+    expect(nodes[0]!.args).toEqual([{ n: [1] }, 0]);
+    expect(Object.is(nodes[0]!.args[1], 0)).toBe(true);
+    expect(nodes[0]!.args).not.toBe(args);
+    expect(nodes[0]!.args[0]).not.toBe(arg);
+    const flat = [1, 'x'];
+    expect(compile({ kind: 'signature', task: 't', args: flat, immutable: false, options: {} }).nodes[0]!.args).not.toBe(flat);
+  });
+
+  for (const store of ['sqlite::memory:', 'memory:']) {
+    it(`changing an argument after submit changes neither what a later step receives nor the log (${store})`, async () => {
+      const app = createApp({ store });
+      try {
+        const echo = app.task('echo', (...xs: unknown[]) => xs);
+        app.worker({ pollMs: 5 });
+        const arg = { n: 1 };
+        const raw = [arg];
+        const run = await chain(echo.s(0).set({ countdown: 100 }), echo.s(arg) as never).applyAsync();
+        const step = (args: unknown[], options = {}) => ({ kind: 'signature', task: 'echo', args, immutable: false, options }) as const;
+        const rawRun = await app.submit({ kind: 'chain', steps: [step([0], { countdown: 100 }), step(raw)] });
+        arg.n = 2; // after the submits returned, while the first steps wait
+        raw.push({ n: 3 });
+        expect(await run.get({ timeoutMs: 3000 })).toEqual([[0], { n: 1 }]);
+        expect(await rawRun.get({ timeoutMs: 3000 })).toEqual([[0], { n: 1 }]);
+        expect((await app.runs.verify(run.id)).differences).toEqual([]);
+        expect((await app.runs.verify(rawRun.id)).differences).toEqual([]);
+      } finally {
+        await app.close();
+      }
+    });
+  }
 });

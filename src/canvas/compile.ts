@@ -62,7 +62,8 @@ export function compile(canvas: CanvasData, options: CompileOptions = {}): Dag {
     if (!known) fail('VALIDATION', path, `unknown task "${name}"; register it with app.task("${name}", fn) before submitting`);
     if (!Array.isArray(args)) fail('VALIDATION', path, 'args must be an array');
     assertJson(args, `canvas at ${path} (task ${name}) args`);
-    const size = Buffer.byteLength(JSON.stringify(args), 'utf8');
+    const text = JSON.stringify(args);
+    const size = Buffer.byteLength(text, 'utf8');
     if (size > limits.maxArgsBytes) fail('LIMIT', path, `arguments of task ${name} are ${size} bytes; the limit is maxArgsBytes = ${limits.maxArgsBytes}`);
     const queue = opts?.queue ?? known!.queue;
     if (typeof queue !== 'string' || !QUEUE_NAME.test(queue)) fail('VALIDATION', path, `queue ${JSON.stringify(queue)} is invalid; allowed are 1-100 of A-Z a-z 0-9 _ . : -`);
@@ -78,7 +79,7 @@ export function compile(canvas: CanvasData, options: CompileOptions = {}): Dag {
     if (ids.has(path)) fail('VALIDATION', path, 'duplicate node id');
     ids.add(path);
     nodes.push({
-      id: path, task: name, args: args as Json[], immutable, input, queue, priority, ...(exec ? { options: exec } : {}),
+      id: path, task: name, args: ownCopy(args as Json[], text), immutable, input, queue, priority, ...(exec ? { options: exec } : {}),
       ...(ctx.scope !== undefined ? { scope: ctx.scope } : {}), ...(ctx.failFast !== undefined ? { failFast: ctx.failFast } : {}),
     });
     return { ref: path };
@@ -220,6 +221,17 @@ interface Ctx {
 }
 
 const MODES: readonly unknown[] = ['waitAll', 'failFast', 'collect'];
+
+/**
+ * The DAG's own copy of a node's arguments (`text` is their JSON): a caller who changes an argument
+ * object after submitting must not change what a later step receives, nor what the log says it
+ * receives. Arguments of primitives only (the common case) are copied without a parse. `-0` becomes
+ * `0`, as on every store that serializes.
+ */
+function ownCopy(args: readonly Json[], text: string): Json[] {
+  for (const a of args) if ((typeof a === 'object' && a !== null) || Object.is(a, -0)) return JSON.parse(text) as Json[];
+  return args.slice();
+}
 
 /** Whether a canvas carries callbacks (then a chain keeps its place instead of splicing into its parent). */
 export function hasCallbacks(c: unknown): boolean {
