@@ -89,6 +89,47 @@ describe('Signal.emitWhenDue', () => {
   });
 });
 
+describe('due times beyond the longest timer (2^31-1 ms, ~24.8 days; a countdown may be 366 days)', () => {
+  it('Signal: a due time 30 days away emits once, when due, not every millisecond', () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    try {
+      const signal = new Signal();
+      let emits = 0;
+      signal.on(() => emits++);
+      const at = Date.now();
+      const day = 86_400_000;
+      signal.emitWhenDue([{ runId: 'r', expectedVersion: 1, events: [{ type: 'NodeReady', at, nodeId: 'a', task: 't', args: [], queue: 'default', priority: 0, availableAt: at + 30 * day }] }]);
+      vi.advanceTimersByTime(1000);
+      expect(emits).toBe(0);
+      vi.advanceTimersByTime(30 * day - 1000 - 10);
+      expect(emits).toBe(0); // re-armed past the cap, nothing emitted
+      vi.advanceTimersByTime(20);
+      expect(emits).toBe(1);
+      vi.advanceTimersByTime(60 * day);
+      expect(emits).toBe(1);
+      signal.close();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('an idle worker does not spin while a node waits for a 30-day countdown', async () => {
+    const { store, claims } = counting(new MemoryStore());
+    const app = createApp({ store });
+    const echo = app.task('echo', (x: unknown) => x);
+    app.worker({ pollMs: 100 });
+    try {
+      await echo.applyAsync([1], { countdown: '30d' });
+      await sleep(20);
+      const before = claims();
+      await sleep(300);
+      expect(claims() - before).toBeLessThanOrEqual(5); // the 100 ms poll; ~240 when the due timer fired every 1 ms
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 const all = await everyStore('idle');
 afterAll(() => all.cleanup());
 

@@ -299,6 +299,8 @@ export function newestFirst(a: RunRecord, b: RunRecord): number {
 
 /** At most this many due times are kept (the earliest); later ones are found by the workers' polls. */
 const DUE_MAX = 1000;
+/** Node's longest timer: a longer delay fires after 1 ms (a countdown or eta may be 366 days away). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A small set of local listeners, for `onReady`; also emits when held-back nodes fall due. */
 export class Signal {
@@ -363,7 +365,8 @@ export class Signal {
     clearTimeout(this.#dueTimer);
     const next = this.#due[0];
     if (next === undefined) return;
-    this.#dueTimer = setTimeout(() => this.#fire(), Math.max(0, next - Date.now()) + 1);
+    // Capped: past the cap the timer fires early, finds nothing due, and arms again.
+    this.#dueTimer = setTimeout(() => this.#fire(), Math.min(MAX_TIMER_MS, Math.max(0, next - Date.now()) + 1));
     this.#dueTimer.unref();
   }
   #fire(): void {
@@ -371,8 +374,10 @@ export class Signal {
     const now = Date.now();
     let n = 0;
     while (n < this.#due.length && this.#due[n]! <= now) n++;
-    this.#due.splice(0, n);
-    this.emit();
+    if (n > 0) {
+      this.#due.splice(0, n);
+      this.emit();
+    }
     this.#arm();
   }
 }
