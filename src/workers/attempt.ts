@@ -7,7 +7,7 @@ import { LovageError } from '../errors.ts';
 import type { ClaimedNode, EventStore } from '../eventstore/store.ts';
 import { contextStorage, type TaskContext } from './context.ts';
 import type { Completion } from './coordinator.ts';
-import { errorInfo, limitsFor, planFailure, RetryRequest, SoftTimeLimitExceeded, TaskExpiredError, TimeLimitExceeded, WorkerLostError, type TaskDefinition } from './execution.ts';
+import { errorInfo, limitsFor, planFailure, RetryRequest, SoftTimeLimitExceeded, TaskExpiredError, TimeLimitExceeded, timerAfter, WorkerLostError, type TaskDefinition } from './execution.ts';
 import type { HookEmitter } from './hooks.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import type { ThreadPool, ThreadRun } from './threads.ts';
@@ -177,20 +177,20 @@ async function limited(host: AttemptHost, def: TaskDefinition, node: ClaimedNode
   const arm = () => {
     if (settled) return;
     if (limits.soft !== undefined) {
-      timers.push(setTimeout(() => {
+      timerAfter(limits.soft, () => {
         softFired = true;
         flight.abort(new SoftTimeLimitExceeded(`task ${node.task} ran past its soft time limit of ${limits.soft} ms`));
-      }, limits.soft));
+      }, timers);
     }
     if (limits.hard !== undefined) {
-      timers.push(setTimeout(() => {
+      timerAfter(limits.hard, () => {
         // The async pool cannot stop the task's code: its outcome is decided now and whatever it
         // returns later is dropped. The threads pool terminates the task's thread.
         const error = new TimeLimitExceeded(`task ${node.task} ran past its time limit of ${limits.hard} ms${flight.thread ? '; its thread was terminated' : ''}`);
         flight.abort(error);
         flight.thread?.terminate(error);
         hardLimit({ ok: false, thrown: error });
-      }, limits.hard));
+      }, timers);
     }
   };
   let run: Promise<Result>;

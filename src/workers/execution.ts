@@ -2,6 +2,7 @@ import type { ExecOptions, RetryPolicy } from '../canvas/dag.ts';
 import { defaultRetry, retryDelay, type ErrorMatcher } from '../canvas/options.ts';
 import type { TaskErrorInfo } from '../engine/events.ts';
 import type { RateLimit } from '../eventstore/rate/window.ts';
+import { MAX_TIMER_MS } from '../eventstore/store.ts';
 
 /**
  * Thrown by a task, never retried, whatever its retry policy says.
@@ -67,6 +68,16 @@ export function limitsFor(def: TaskDefinition | undefined, options: ExecOptions 
   const soft = options?.softTimeLimitMs ?? def?.softTimeLimitMs;
   const hard = options?.timeLimitMs ?? def?.timeLimitMs;
   return { ...(soft !== undefined ? { soft } : {}), ...(hard !== undefined ? { hard } : {}) };
+}
+
+/**
+ * `setTimeout` for any delay: past Node's longest timer (2^31-1 ms, ~24.8 days; a time limit may be
+ * 366 days) a timer fires after 1 ms, so the wait is taken in steps. Every step's timer is pushed
+ * onto `timers`; clearing them all cancels it.
+ */
+export function timerAfter(ms: number, fn: () => void, timers: NodeJS.Timeout[]): void {
+  const step = Math.min(ms, MAX_TIMER_MS);
+  timers.push(setTimeout(() => (ms > step ? timerAfter(ms - step, fn, timers) : fn()), step));
 }
 
 function matches(list: readonly (ErrorMatcher)[] | undefined, error: unknown): boolean {
