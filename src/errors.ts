@@ -31,11 +31,18 @@ export class LovageError extends Error {
   }
 }
 
-/** Short, safe rendering of a value for error messages (never the whole payload). */
+/**
+ * Short, safe rendering of a value for error messages (never the whole payload). Values JSON has no
+ * text for are named: `NaN`, `Infinity`, `Invalid Date`, `undefined`.
+ *
+ * @example
+ * preview(Number.NaN) // 'NaN'
+ */
 export function preview(value: unknown, max = 60): string {
   let text: string;
   try {
-    text = typeof value === 'bigint' ? `${value}n` : typeof value === 'function' ? `[function ${value.name || 'anonymous'}]` : typeof value === 'symbol' ? value.toString() : JSON.stringify(value) ?? String(value);
+    text = typeof value === 'bigint' ? `${value}n` : typeof value === 'function' ? `[function ${value.name || 'anonymous'}]` : typeof value === 'symbol' || typeof value === 'number' ? String(value)
+      : value instanceof Date ? (Number.isNaN(value.getTime()) ? 'Invalid Date' : value.toISOString()) : JSON.stringify(value) ?? String(value);
   } catch {
     text = Object.prototype.toString.call(value);
   }

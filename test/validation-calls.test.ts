@@ -77,3 +77,41 @@ describe('careless calls', () => {
     expect(await (await echo.chunks([[1, 2], [3, 4], [5, 6]], 2).applyAsync()).get({ timeoutMs: 3000 })).toEqual([[[1, 2], [3, 4]], [[5, 6]]]);
   });
 });
+
+describe('times and durations', () => {
+  const DAY = 86_400_000;
+
+  it('eta and expires times are bounded like countdown: at most 366 days ahead', async () => {
+    const { app, echo } = setup();
+    for (const eta of [1e300, Date.now() + 367 * DAY, new Date(Date.now() + 400 * DAY)]) {
+      await expectRefused(app, () => echo.applyAsync([1], { eta }), 'VALIDATION', 'task echo eta:', 'is more than 366 days ahead', 'at most 366 days from now');
+    }
+    await expectRefused(app, () => echo.applyAsync([1], { expires: new Date(Date.now() + 400 * DAY) }), 'VALIDATION', 'task echo expires:', 'more than 366 days ahead');
+    const inAYear = await echo.applyAsync([1], { eta: Date.now() + 365 * DAY, expires: new Date(Date.now() + 366 * DAY - 1000) });
+    expect(await inAYear.status()).toBe('running');
+  });
+
+  it('a time string must be ISO 8601: loose forms Date.parse reads are refused', async () => {
+    const { app, echo } = setup();
+    for (const eta of ['5', '2001', 'Tue 1', '1/2/2030', 'tomorrow', '2030-01-31 12:00']) {
+      await expectRefused(app, () => echo.applyAsync([1], { eta }), 'VALIDATION', `eta: ${JSON.stringify(eta)} is not a time; allowed are epoch ms, a Date or an ISO 8601 string (2030-01-31 or 2030-01-31T12:00:00Z)`);
+    }
+    // '5' is not a duration either, so as expires it is a time: refused too (Date.parse made it the year 2001: expired at once).
+    await expectRefused(app, () => echo.applyAsync([1], { expires: '5' }), 'VALIDATION', 'expires: "5" is not a time');
+    const tomorrow = new Date(Date.now() + DAY);
+    for (const eta of [tomorrow.toISOString(), tomorrow.toISOString().slice(0, 10), tomorrow.toISOString().replace('Z', '+02:00')]) {
+      await app.submit({ kind: 'signature', task: 'echo', args: [eta], immutable: false, options: { eta } });
+    }
+  });
+
+  it('messages name NaN, Infinity and an invalid Date instead of printing null', async () => {
+    const { app, echo } = setup();
+    await expectRefused(app, () => echo.applyAsync([1], { countdown: Number.NaN }), 'VALIDATION', 'task echo countdown NaN is invalid; allowed are a number followed by ms');
+    await expectRefused(app, () => echo.applyAsync([1], { timeLimit: Number.POSITIVE_INFINITY }), 'VALIDATION', 'timeLimit Infinity is invalid');
+    await expectRefused(app, () => echo.applyAsync([1], { eta: new Date('nope') }), 'VALIDATION', 'eta: Invalid Date is not a time');
+    await expectRefused(app, () => echo.applyAsync([1], { eta: Number.NaN }), 'VALIDATION', 'eta: NaN is not a time');
+    await expectRefused(app, () => echo.applyAsync([1], { expires: -Infinity }), 'VALIDATION', 'expires -Infinity is invalid');
+    await expectRefused(app, () => app.runs.prune({ olderThan: Number.POSITIVE_INFINITY }), 'VALIDATION', 'olderThan Infinity is invalid');
+    await expectRefused(app, () => echo.applyAsync([1], { retry: { backoff: Number.NaN as never } }), 'VALIDATION', 'backoff: NaN is invalid');
+  });
+});

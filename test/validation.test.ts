@@ -3,6 +3,7 @@
 // the store holds no events afterwards.
 import { afterEach, describe, expect, it } from 'vitest';
 import { chain, chord, createApp, group, type App, type AppOptions, type CanvasData } from '../src/index.ts';
+import { preview } from '../src/errors.ts';
 import { openStore } from '../src/eventstore/url.ts';
 import { expectRefused, refusal } from './support/refusal.ts';
 
@@ -132,7 +133,7 @@ describe('limits', () => {
 describe('run ids', () => {
   it.each([['bad id!'], [''], ['x'.repeat(129)], ['a/b'], ['run\n1']])('%j is refused', async (runId) => {
     const { app, add } = setup();
-    await expectRefused(app, () => add.applyAsync([1, 2], { runId }), 'VALIDATION', `run id ${JSON.stringify(runId)} is invalid`, 'allowed are 1-128 of A-Z a-z 0-9 _ . : -');
+    await expectRefused(app, () => add.applyAsync([1, 2], { runId }), 'VALIDATION', `run id ${preview(runId)} is invalid`, 'allowed are 1-128 of A-Z a-z 0-9 _ . : -');
     await expectRefused(app, () => app.submit(raw('add', [1, 2]), { runId }), 'VALIDATION', 'run id');
   });
 

@@ -2,7 +2,7 @@ import { nanoid } from 'nanoid';
 import { compile, defaultLimits, TASK_NAME, type CompileLimits } from '../canvas/compile.ts';
 import type { ApplyOptions, RunHandle, Submitter } from '../canvas/submit.ts';
 import type { CanvasData } from '../canvas/types.ts';
-import { LovageError } from '../errors.ts';
+import { LovageError, preview } from '../errors.ts';
 import type { EventStore } from '../eventstore/store.ts';
 import { defaultStoreUrl, openStore } from '../eventstore/url.ts';
 import { Coordinator } from '../workers/coordinator.ts';
@@ -142,7 +142,7 @@ export function createApp(options: AppOptions = {}): App {
   const app: App = {
     storeUrl: typeof options.store === 'string' ? options.store : undefined,
     task(name, fn, opts = {}) {
-      if (typeof name !== 'string' || !TASK_NAME.test(name)) throw new LovageError('VALIDATION', `task name ${JSON.stringify(name)} is invalid; allowed are 1-200 of A-Z a-z 0-9 _ . : - /`);
+      if (typeof name !== 'string' || !TASK_NAME.test(name)) throw new LovageError('VALIDATION', `task name ${preview(name)} is invalid; allowed are 1-200 of A-Z a-z 0-9 _ . : - /`);
       if (typeof fn !== 'function') throw new LovageError('VALIDATION', `task ${name}: expected a function, got ${typeof fn}`);
       if (tasks.has(name)) throw new LovageError('VALIDATION', `task ${name} is registered already; task names are unique per app`);
       tasks.set(name, taskDefinition(name, fn as (...args: never[]) => unknown, opts));
@@ -155,7 +155,8 @@ export function createApp(options: AppOptions = {}): App {
       if (key !== undefined && submitOptions.runId !== undefined) throw new LovageError('VALIDATION', 'give a run id or an idempotency key, not both (the key decides the run id)');
       const runId = key !== undefined ? idempotentRunId(key) : (submitOptions.runId ?? nanoid());
       assertRunId(runId);
-      const dag = compile(canvas, { limits, resolveTask: (name) => taskOptions.get(name) });
+      // The local clock bounds eta and expires (366 days ahead): a bound that needs no store round trip.
+      const dag = compile(canvas, { limits, resolveTask: (name) => taskOptions.get(name), now: Date.now() });
       const { store, coordinator } = await open();
       if (key !== undefined && (await store.getRun(runId))) return runHandle(handleHost, runId);
       try {
@@ -192,7 +193,7 @@ export function createApp(options: AppOptions = {}): App {
     },
     on: (name, fn) => hooks.on(name, fn),
     async setRateLimit(task, limit) {
-      if (typeof task !== 'string' || !TASK_NAME.test(task)) throw new LovageError('VALIDATION', `task name ${JSON.stringify(task)} is invalid; allowed are 1-200 of A-Z a-z 0-9 _ . : - /`);
+      if (typeof task !== 'string' || !TASK_NAME.test(task)) throw new LovageError('VALIDATION', `task name ${preview(task)} is invalid; allowed are 1-200 of A-Z a-z 0-9 _ . : - /`);
       const parsed = limit === null ? null : parseRateLimit(limit, `rate limit of task ${task}`);
       await (await open()).store.setRateLimit(task, parsed);
     },
@@ -244,7 +245,7 @@ function compileRoutes(routes: AppOptions['routes']): (task: string) => { queue?
   if (routes === undefined) return () => undefined;
   if (typeof routes !== 'object' || routes === null || Array.isArray(routes)) throw new LovageError('VALIDATION', 'routes must be an object like { "emails.*": { queue: "mail" } }');
   const table = Object.entries(routes).map(([pattern, target]) => {
-    if (!/^[A-Za-z0-9_.:\-/*]{1,200}$/.test(pattern)) throw new LovageError('VALIDATION', `route ${JSON.stringify(pattern)} is invalid; allowed are task names with * wildcards`);
+    if (!/^[A-Za-z0-9_.:\-/*]{1,200}$/.test(pattern)) throw new LovageError('VALIDATION', `route ${preview(pattern)} is invalid; allowed are task names with * wildcards`);
     if (typeof target !== 'object' || target === null) throw new LovageError('VALIDATION', `route ${pattern}: expected { queue?, priority? }`);
     for (const k of Object.keys(target)) if (k !== 'queue' && k !== 'priority') throw new LovageError('VALIDATION', `route ${pattern}: unknown option "${k}"; allowed are queue, priority`);
     const re = new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`);

@@ -1,4 +1,4 @@
-import { LovageError } from '../errors.ts';
+import { LovageError, preview } from '../errors.ts';
 import type { Dag, DagNode, DagScope, Expr } from './dag.ts';
 import { assertJson, type Json } from './json.ts';
 import { nodeOptions } from './options.ts';
@@ -31,6 +31,11 @@ export interface CompileOptions {
   readonly limits?: Partial<CompileLimits>;
   /** Refuses unknown task names when given; without it every name routes to `default`. */
   readonly resolveTask?: TaskResolver;
+  /**
+   * The submit's time (epoch ms): an `eta` or `expires` time more than 366 days after it is refused,
+   * as a countdown is. It comes in as input, so compile stays pure; without it those are not bounded.
+   */
+  readonly now?: number;
 }
 
 /** What a task name may be. */
@@ -56,7 +61,7 @@ export function compile(canvas: CanvasData, options: CompileOptions = {}): Dag {
   };
 
   const addNode = (path: string, task: unknown, args: unknown, immutable: boolean, opts: SignatureOptions | undefined, input: Expr | null, ctx: Ctx): Expr => {
-    if (typeof task !== 'string' || !TASK_NAME.test(task)) fail('VALIDATION', path, `task name ${JSON.stringify(task)} is invalid; allowed are 1-200 of A-Z a-z 0-9 _ . : - /`);
+    if (typeof task !== 'string' || !TASK_NAME.test(task)) fail('VALIDATION', path, `task name ${preview(task)} is invalid; allowed are 1-200 of A-Z a-z 0-9 _ . : - /`);
     const name = task as string;
     const known = options.resolveTask ? options.resolveTask(name) : { queue: 'default', priority: 0 };
     if (!known) fail('VALIDATION', path, `unknown task "${name}"; register it with app.task("${name}", fn) before submitting`);
@@ -66,12 +71,12 @@ export function compile(canvas: CanvasData, options: CompileOptions = {}): Dag {
     const size = Buffer.byteLength(text, 'utf8');
     if (size > limits.maxArgsBytes) fail('LIMIT', path, `arguments of task ${name} are ${size} bytes; the limit is maxArgsBytes = ${limits.maxArgsBytes}`);
     const queue = opts?.queue ?? known!.queue;
-    if (typeof queue !== 'string' || !QUEUE_NAME.test(queue)) fail('VALIDATION', path, `queue ${JSON.stringify(queue)} is invalid; allowed are 1-100 of A-Z a-z 0-9 _ . : -`);
+    if (typeof queue !== 'string' || !QUEUE_NAME.test(queue)) fail('VALIDATION', path, `queue ${preview(queue)} is invalid; allowed are 1-100 of A-Z a-z 0-9 _ . : -`);
     const priority = opts?.priority ?? known!.priority;
     if (!Number.isInteger(priority) || Math.abs(priority) > 1_000_000) fail('VALIDATION', path, `priority ${String(priority)} is invalid; allowed are integers from -1000000 to 1000000`);
     let exec: ReturnType<typeof nodeOptions>;
     try {
-      exec = nodeOptions(opts as Readonly<Record<string, unknown>> | undefined, `task ${name}`);
+      exec = nodeOptions(opts as Readonly<Record<string, unknown>> | undefined, `task ${name}`, options.now);
     } catch (e) {
       fail('VALIDATION', path, (e as Error).message);
     }
@@ -179,7 +184,7 @@ export function compile(canvas: CanvasData, options: CompileOptions = {}): Dag {
         break;
       }
       default:
-        return fail('VALIDATION', path, `unknown canvas kind ${JSON.stringify((c as { kind?: unknown }).kind)}; allowed are signature, chain, group, chord, map, chunks`);
+        return fail('VALIDATION', path, `unknown canvas kind ${preview((c as { kind?: unknown }).kind)}; allowed are signature, chain, group, chord, map, chunks`);
     }
     return callbacks(c, path, value, start, depth, ctx);
   };
@@ -187,7 +192,7 @@ export function compile(canvas: CanvasData, options: CompileOptions = {}): Dag {
   /** A chord's header value: members in the chord's scope (`failFast`: marked), or one scope each (`collect`). */
   const chordHeader = (c: ChordData, path: string, prev: Expr | null, depth: number, ctx: Ctx): Expr => {
     const mode = c.onMemberFailure ?? 'waitAll';
-    if (!MODES.includes(mode)) fail('VALIDATION', path, `onMemberFailure ${JSON.stringify(mode)} is invalid; allowed are "waitAll" (the default), "failFast" and "collect"`);
+    if (!MODES.includes(mode)) fail('VALIDATION', path, `onMemberFailure ${preview(mode)} is invalid; allowed are "waitAll" (the default), "failFast" and "collect"`);
     if (c.header?.kind !== 'group') fail('VALIDATION', path, 'chord header must be a group');
     if (!Array.isArray(c.header.members)) fail('VALIDATION', at(path, 'header'), 'group members must be an array');
     dense(at(path, 'header'), c.header.members, 'chord header members');

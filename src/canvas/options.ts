@@ -1,5 +1,5 @@
 import { parseDuration } from '../app/duration.ts';
-import { LovageError } from '../errors.ts';
+import { LovageError, preview } from '../errors.ts';
 import type { NodeOptions, RetryPolicy } from './dag.ts';
 
 /** An error class or an error's `name`, for `autoretryFor` / `dontRetryFor`. */
@@ -65,10 +65,21 @@ function duration(value: unknown, what: string, min = 0): number {
   return Math.round(ms);
 }
 
-function time(value: unknown, what: string): number {
-  const t = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : value;
-  if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) bad(what, `${JSON.stringify(value)} is not a time; allowed are epoch ms, a Date or an ISO 8601 string`);
-  return t as number;
+// ISO 8601 as Date.parse reads it the same everywhere: a date, or a date and time with an optional
+// offset. Date.parse also reads loose forms ('5' is the year 2001, 'Tue 1' a date), refused here.
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})?)?$/;
+const TIME_RULE = 'allowed are epoch ms, a Date or an ISO 8601 string (2030-01-31 or 2030-01-31T12:00:00Z)';
+
+/** Epoch ms of an absolute time; with `now`, at most 366 days after it (as countdown and expires). */
+function time(value: unknown, what: string, now: number | undefined): number {
+  let t: number;
+  if (value instanceof Date) t = value.getTime();
+  else if (typeof value === 'string') t = ISO_TIME.test(value) ? Date.parse(value) : Number.NaN;
+  else if (typeof value === 'number') t = value;
+  else t = Number.NaN;
+  if (!Number.isFinite(t) || t < 0) bad(what, `${preview(value)} is not a time; ${TIME_RULE}`);
+  if (now !== undefined && t > now + YEAR) bad(what, `${preview(value)} is more than 366 days ahead; ${TIME_RULE}, at most 366 days from now`);
+  return t;
 }
 
 /** Error names of matchers (classes by their `name`). */
@@ -77,7 +88,7 @@ export function matcherNames(list: unknown, what: string): string[] {
   return (list as unknown[]).map((m, i) => {
     if (typeof m === 'string' && m.length > 0 && m.length <= 200) return m;
     if (typeof m === 'function' && typeof m.name === 'string' && m.name !== '') return m.name;
-    return bad(`${what}[${i}]`, `${JSON.stringify(m)} is neither an error name nor an Error class`);
+    return bad(`${what}[${i}]`, `${preview(m)} is neither an error name nor an Error class`);
   });
 }
 
@@ -98,7 +109,7 @@ export function retryFields(options: unknown, what: string): Partial<RetryPolicy
     out.max = o['max'] as number;
   }
   if (o['backoff'] !== undefined) {
-    if (o['backoff'] !== 'fixed' && o['backoff'] !== 'exponential') bad(`${what}.backoff`, `${JSON.stringify(o['backoff'])} is invalid; allowed are "fixed" and "exponential"`);
+    if (o['backoff'] !== 'fixed' && o['backoff'] !== 'exponential') bad(`${what}.backoff`, `${preview(o['backoff'])} is invalid; allowed are "fixed" and "exponential"`);
     out.backoff = o['backoff'] as RetryPolicy['backoff'];
   }
   if (o['factor'] !== undefined) {
@@ -125,9 +136,10 @@ export function retryDelay(policy: RetryPolicy, retry: number, random: () => num
 
 /**
  * The normalised per-call options of a node, or `undefined` when there are none. Keys other than
- * queue, priority and {@link ExecutionOptions}' are refused.
+ * queue, priority and {@link ExecutionOptions}' are refused. With `now` (epoch ms), an `eta` or an
+ * `expires` time more than 366 days after it is refused.
  */
-export function nodeOptions(options: Readonly<Record<string, unknown>> | undefined, what: string): NodeOptions | undefined {
+export function nodeOptions(options: Readonly<Record<string, unknown>> | undefined, what: string, now?: number): NodeOptions | undefined {
   if (options === undefined) return undefined;
   if (typeof options !== 'object' || options === null || Array.isArray(options)) bad(what, 'options must be an object');
   for (const k of Object.keys(options)) {
@@ -138,18 +150,18 @@ export function nodeOptions(options: Readonly<Record<string, unknown>> | undefin
   const out: Record<string, unknown> = {};
   if (options['retry'] !== undefined) out['retry'] = retryFields(options['retry'], `${what} retry`);
   if (options['countdown'] !== undefined) out['countdownMs'] = duration(options['countdown'], `${what} countdown`);
-  if (options['eta'] !== undefined) out['eta'] = time(options['eta'], `${what} eta`);
+  if (options['eta'] !== undefined) out['eta'] = time(options['eta'], `${what} eta`, now);
   const expires = options['expires'];
   if (expires !== undefined) {
     if (expires instanceof Date || (typeof expires === 'string' && !DURATION.test(expires))) {
-      out['expiresAt'] = time(expires, `${what} expires`);
+      out['expiresAt'] = time(expires, `${what} expires`, now);
     } else {
       out['expiresMs'] = duration(expires, `${what} expires`);
     }
   }
   const onExpire = options['onExpire'];
   if (onExpire !== undefined) {
-    if (onExpire !== 'fail' && onExpire !== 'skip') bad(what, `onExpire must be 'fail' or 'skip', got ${JSON.stringify(onExpire) ?? String(onExpire)}`);
+    if (onExpire !== 'fail' && onExpire !== 'skip') bad(what, `onExpire must be 'fail' or 'skip', got ${preview(onExpire)}`);
     if (expires === undefined) bad(what, `onExpire needs expires (the time after which the node is not run)`);
     if (onExpire === 'skip') out['expireSkip'] = true;
   }
