@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { chain, chord, createApp, group, type App, type AppOptions, type CanvasData } from '../src/index.ts';
 import { preview } from '../src/errors.ts';
 import { openStore } from '../src/eventstore/url.ts';
+import { compile } from '../src/canvas/compile.ts';
 import { expectRefused, refusal } from './support/refusal.ts';
 
 const apps: App[] = [];
@@ -282,7 +283,7 @@ describe('run handles', () => {
   });
 });
 
-describe('hostile nesting is refused with a LovageError, not a stack overflow', () => {
+describe('hostile nesting: refused with a LovageError or run, never a stack overflow', () => {
   it('a chain nested 100,000 deep, and arguments nested 100,000 deep', async () => {
     const app = createApp({ store: 'memory:' });
     app.task('t', (x: unknown) => x);
@@ -295,4 +296,24 @@ describe('hostile nesting is refused with a LovageError, not a stack overflow', 
     expect(await (await app.store()).readAll()).toEqual([]);
     await app.close();
   });
+
+  it('a chain of 10,000 empty groups (maps, collect chords) is accepted and runs: the expression stays flat', async () => {
+    const { app, echo } = setup();
+    app.worker({ pollMs: 5 });
+    const many = <T,>(make: () => T): T[] => Array.from({ length: 10_000 }, make);
+    const steps: CanvasData[][] = [
+      many(() => group()),
+      many(() => echo.map([])),
+      many(() => group(group())),
+      many(() => chord([], echo.s(), { onMemberFailure: 'collect' })),
+    ];
+    const results = [[], [], [[]], []];
+    for (const [i, middle] of steps.entries()) {
+      const canvas: CanvasData = { kind: 'chain', steps: [echo.si(1), ...middle, echo.s()] };
+      const depth = (v: unknown): number => (typeof v === 'object' && v !== null ? 1 + Math.max(0, ...Object.values(v).map(depth)) : 0);
+      const dag = compile(canvas);
+      expect(depth(dag.result) + Math.max(...dag.nodes.map((n) => depth(n.input)))).toBeLessThan(20);
+      expect(await (await app.submit(canvas)).get({ timeoutMs: 10_000 })).toEqual(results[i]);
+    }
+  }, 30_000);
 });

@@ -110,7 +110,7 @@ export function compile(canvas: CanvasData, options: CompileOptions = {}): Dag {
     return c.steps.flatMap((step) => (hasCallbacks(step) ? [step] : flattenChain(step, path, depth + 1)));
   };
   // The value of a group-like part: its members' results, ordered after `prev` even when it has none.
-  const list = (members: Expr[], prev: Expr | null): Expr => (members.length === 0 && prev !== null ? { list: members, after: prev } : { list: members });
+  const list = (members: Expr[], prev: Expr | null): Expr => (members.length === 0 && prev !== null ? { list: members, after: flatAfter(prev) } : { list: members });
   const parentOf = (ctx: Ctx) => (ctx.scope !== undefined ? { parent: ctx.scope } : {});
 
   /**
@@ -210,7 +210,7 @@ export function compile(canvas: CanvasData, options: CompileOptions = {}): Dag {
       return { scope, value: visit(m, scope, prev, depth + 1, { scope }) };
     });
     // The members' results are read whatever way they end, so `after` keeps the wait for the steps before.
-    const header: Expr = prev !== null ? { collect: members, after: prev } : { collect: members };
+    const header: Expr = prev !== null ? { collect: members, after: flatAfter(prev) } : { collect: members };
     return callbacks(c.header, headerPath, header, start, depth + 1, ctx, members.map((m) => m.scope));
   };
 
@@ -226,6 +226,33 @@ interface Ctx {
 }
 
 const MODES: readonly unknown[] = ['waitAll', 'failFast', 'collect'];
+
+/**
+ * What an `after` waits for, kept flat: the dependencies of `prev` (its refs, `failure`s and `collect`
+ * members, in first-seen order), not its shape. Each empty group, map or chunks in a chain waits for
+ * the value before it; kept whole, a chain of 10,000 of them nested 10,000 deep (and every walk of the
+ * expression overflowed the stack). Flat, an expression nests no deeper than the canvas does.
+ */
+function flatAfter(prev: Expr): Expr {
+  if ('ref' in prev || 'failure' in prev || ('list' in prev && prev.after === undefined && prev.list.every((e) => 'ref' in e))) return prev;
+  const leaves: Expr[] = [];
+  const refs = new Set<string>();
+  const stack: Expr[] = [prev];
+  while (stack.length > 0) {
+    const e = stack.pop()!;
+    if ('ref' in e) {
+      if (!refs.has(e.ref)) leaves.push(e);
+      refs.add(e.ref);
+    } else if ('failure' in e) {
+      leaves.push(e);
+    } else {
+      if ('collect' in e) leaves.push({ collect: e.collect });
+      if (e.after) stack.push(e.after);
+      if ('list' in e) for (let i = e.list.length - 1; i >= 0; i--) stack.push(e.list[i]!);
+    }
+  }
+  return { list: leaves };
+}
 
 /**
  * The DAG's own copy of a node's arguments (`text` is their JSON): a caller who changes an argument
