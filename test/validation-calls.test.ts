@@ -115,3 +115,43 @@ describe('times and durations', () => {
     await expectRefused(app, () => echo.applyAsync([1], { retry: { backoff: Number.NaN as never } }), 'VALIDATION', 'backoff: NaN is invalid');
   });
 });
+
+describe('createApp({ limits })', () => {
+  const names = 'allowed are maxDepth, maxGroupWidth, maxNodes, maxArgsBytes';
+  for (const [limits, message] of [
+    [{ maxArgsBytes: Number.NaN }, 'limits.maxArgsBytes NaN is invalid; allowed are integers from 1 to Number.MAX_SAFE_INTEGER (default 1048576'],
+    [{ maxNodes: -1 }, 'limits.maxNodes -1 is invalid'],
+    [{ maxGroupWidth: 0 }, 'limits.maxGroupWidth 0 is invalid'],
+    [{ maxGroupWidth: 2.5 }, 'limits.maxGroupWidth 2.5 is invalid'],
+    [{ maxNodes: Number.POSITIVE_INFINITY }, 'limits.maxNodes Infinity is invalid'],
+    [{ maxArgsBytes: '1000' }, 'limits.maxArgsBytes "1000" is invalid'],
+    [{ maxDepth: 257 }, 'limits.maxDepth 257 is invalid; allowed are integers from 1 to 256 (default 16'],
+    [{ maxArgBytes: 10 }, `limits.maxArgBytes is not a limit; ${names}`],
+    ['big', `limits "big" are invalid; allowed is an object with any of maxDepth, maxGroupWidth, maxNodes, maxArgsBytes`],
+    [null, 'limits null are invalid'],
+  ] as [unknown, string][]) {
+    it(`${JSON.stringify(limits, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v)) ?? String(limits)} is refused at createApp, naming the limit`, () => {
+      expect(() => createApp({ store: 'memory:', limits: limits as never })).toThrow(expect.objectContaining({ code: 'VALIDATION', message: expect.stringContaining(message) }));
+    });
+  }
+
+  it('a limit given as undefined keeps its default, like one left out (it is not turned off)', async () => {
+    const app = createApp({ store: 'memory:', limits: { maxArgsBytes: undefined } as never });
+    apps.push(app);
+    const echo = app.task('echo', (x: unknown) => x);
+    await expectRefused(app, () => echo.applyAsync(['x'.repeat(2_000_000)]), 'LIMIT', 'the limit is maxArgsBytes = 1048576');
+  });
+
+  it('maxDepth 256: a group nested 255 deep compiles and runs without overflowing the stack', async () => {
+    const app = createApp({ store: 'memory:', limits: { maxDepth: 256 } });
+    apps.push(app);
+    app.task('echo', (x: unknown) => x);
+    app.worker({ pollMs: 5 });
+    let canvas: CanvasData = { kind: 'signature', task: 'echo', args: [1], immutable: false, options: {} };
+    for (let i = 0; i < 254; i++) canvas = { kind: 'group', members: [canvas] };
+    let expected: unknown = 1;
+    for (let i = 0; i < 254; i++) expected = [expected];
+    expect(await (await app.submit(canvas)).get({ timeoutMs: 5000 })).toEqual(expected);
+    await expect(app.submit({ kind: 'group', members: [{ kind: 'group', members: [canvas] }] })).rejects.toMatchObject({ code: 'LIMIT' });
+  });
+});

@@ -1,5 +1,5 @@
 import { nanoid } from 'nanoid';
-import { compile, defaultLimits, TASK_NAME, type CompileLimits } from '../canvas/compile.ts';
+import { compile, resolveLimits, TASK_NAME, type CompileLimits } from '../canvas/compile.ts';
 import type { ApplyOptions, RunHandle, Submitter } from '../canvas/submit.ts';
 import type { CanvasData } from '../canvas/types.ts';
 import { LovageError, preview } from '../errors.ts';
@@ -23,7 +23,10 @@ import { APP_INTERNALS, inPoolThread, type AppInternals } from '../workers/threa
 export interface AppOptions {
   /** A store URL (`sqlite:./lovage.db`, `sqlite::memory:`, `memory:`, `postgres://…`, `redis://…`) or a store object. Default: `LOVAGE_STORE`, else `sqlite:./.lovage/lovage.db`. */
   readonly store?: string | EventStore;
-  /** Limits checked at submit (see `defaultLimits`). */
+  /**
+   * Limits checked at submit (see `defaultLimits`): integers of at least 1 (`maxDepth` at most 256).
+   * A limit left out or given as `undefined` keeps its default; any other value is refused here.
+   */
   readonly limits?: Partial<CompileLimits>;
   /**
    * Delete succeeded runs (their whole history) this long after they were created (`7d`, `12h`,
@@ -103,7 +106,7 @@ export function createApp(options: AppOptions = {}): App {
   const hooks = new Hooks((e) => console.error(`lovage: ${e instanceof Error ? e.message : String(e)}`));
   const taskOptions = new Map<string, { queue: string; priority: number }>();
   const route = compileRoutes(options.routes);
-  const limits = { ...defaultLimits, ...options.limits };
+  const limits = resolveLimits(options.limits);
   const workers = new Set<Worker>();
   const resultExpires = options.resultExpires === undefined ? undefined : parseDuration(options.resultExpires, 'resultExpires');
   let pruner: NodeJS.Timeout | undefined;

@@ -1,28 +1,11 @@
 import { LovageError, preview } from '../errors.ts';
 import type { Dag, DagNode, DagScope, Expr } from './dag.ts';
 import { assertJson, type Json } from './json.ts';
+import { resolveLimits, type CompileLimits } from './limits.ts';
 import { nodeOptions } from './options.ts';
 import type { CallbackData, CanvasData, ChordData, SignatureOptions } from './types.ts';
 
-/** Limits checked while compiling; every one is configurable on the app. */
-export interface CompileLimits {
-  /** Deepest nesting of chain/group/chord/map (default 16). */
-  readonly maxDepth: number;
-  /** Most members of one group, map, starmap or chunks (default 100,000). */
-  readonly maxGroupWidth: number;
-  /** Most nodes in one run (default 250,000). */
-  readonly maxNodes: number;
-  /** Largest JSON size of one node's arguments, in bytes (default 1 MiB). */
-  readonly maxArgsBytes: number;
-}
-
-/** The defaults of {@link CompileLimits}. */
-export const defaultLimits: CompileLimits = Object.freeze({
-  maxDepth: 16,
-  maxGroupWidth: 100_000,
-  maxNodes: 250_000,
-  maxArgsBytes: 1024 * 1024,
-});
+export { defaultLimits, resolveLimits, type CompileLimits } from './limits.ts';
 
 /** What compile needs to know of a task: its default queue and priority; `undefined` if unknown. */
 export type TaskResolver = (name: string) => { readonly queue: string; readonly priority: number } | undefined;
@@ -51,7 +34,7 @@ export const QUEUE_NAME = /^[A-Za-z0-9_.:\-]{1,100}$/;
  * compile(chain(add.s(1, 2), mul.s(10))).nodes.map((n) => n.id) // ['0', '1']
  */
 export function compile(canvas: CanvasData, options: CompileOptions = {}): Dag {
-  const limits = { ...defaultLimits, ...options.limits };
+  const limits = resolveLimits(options.limits);
   const nodes: DagNode[] = [];
   const scopes: DagScope[] = [];
   const ids = new Set<string>();
