@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compile } from '../src/canvas/compile.ts';
 import type { CanvasData } from '../src/canvas/types.ts';
-import { createApp } from '../src/index.ts';
+import { chain, createApp, group } from '../src/index.ts';
 import type { WorkflowEvent } from '../src/engine/events.ts';
 import { canvasArb } from './support/canvas-arb.ts';
 import { semantics } from './support/semantics.ts';
@@ -28,6 +28,21 @@ describe('compile', () => {
     const dag = compile({ kind: 'chain', steps: [s([1]), { kind: 'chord', header: { kind: 'group', members: [s([2]), { kind: 'chain', steps: [s([3]), s([4])] }] }, body: s([5]) }] });
     expect(dag.nodes.map((n) => n.id)).toEqual(['0', '1.header.0', '1.header.1.0', '1.header.1.1', '1.body']);
     expect(dag.result).toEqual({ ref: '1.body' });
+  });
+});
+
+describe('documented differences from Celery (docs/celery-differences.md)', () => {
+  it('a one-member group in a chain is not unrolled: the next step gets [2], where Celery passes 2', async () => {
+    const app = createApp({ store: 'memory:' });
+    try {
+      const add = app.task('add', (x: number, y: number) => x + y);
+      const echo = app.task('echo', (x: unknown) => x);
+      app.worker({ pollMs: 5 });
+      expect(await (await chain(group(add.s(1, 1)), echo.s()).applyAsync()).get({ timeoutMs: 3000 })).toEqual([2]);
+      expect(await (await chain(add.s(1, 1), group(echo.s()), echo.s()).applyAsync()).get({ timeoutMs: 3000 })).toEqual([2]);
+    } finally {
+      await app.close();
+    }
   });
 });
 
