@@ -1,6 +1,6 @@
 // W1 with a producer and CPU per task: `npx tsx bench/cpu-per-task.ts redis|postgres a|b [n]`.
 // A producer app pre-fills the queue (a: n single-task runs, appended 1,000 a batch; b: one group of
-// n), then a worker app that submitted none of them burns it down (concurrency 100, batches of 100).
+// n), then a worker app that submitted none of them burns it down (the bench's settings, workerFor in harness.ts).
 // Prints tasks/s, the worker process's CPU per task (process.cpuUsage) and the server's (Redis
 // `INFO cpu`; every postgres process's /proc times, so run it on a Postgres nothing else uses), then
 // the worker's store calls a task by method, the nodes claimed, commuting requests and refusals.
@@ -13,7 +13,7 @@ import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
 import { createApp } from '../src/app/app.ts';
 import { group } from '../src/canvas/combinators.ts';
-import { prefillSingleRuns, sampleAllocations, WORKER } from './harness.ts';
+import { prefillSingleRuns, sampleAllocations, workerFor } from './harness.ts';
 import { REDIS } from './peer-common.ts';
 import { openBenchStore } from './stores.ts';
 
@@ -103,7 +103,7 @@ try {
   const cpu0 = process.cpuUsage();
   const server0 = serverCpuMs();
   const t0 = performance.now();
-  worker.worker(WORKER);
+  worker.worker(workerFor(kind));
   const last = ids[ids.length - 1]!;
   while ((await store.getRun(last))?.finishedVersion === undefined) await new Promise((r) => setTimeout(r, 2));
   const ms = performance.now() - t0;

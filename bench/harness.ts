@@ -49,8 +49,22 @@ export interface Workload {
   run(ctx: BenchContext): Promise<void>;
 }
 
-/** Worker settings used by every Lovage workload (the peer claims batches of 100 too). */
-export const WORKER = { concurrency: 100, batchSize: 100 } as const;
+/**
+ * The worker settings of every Lovage workload on `kind`: concurrency 100 and batches of 100 (the
+ * BullMQ peer runs concurrency 100); on Postgres concurrency 400 and batches of 200, so that a second
+ * call goes out beside the first with a whole batch (a call costs Postgres ~0.3-1 ms besides its tasks,
+ * see EventStore.costlyCalls; graphile-worker's settings fetch 500 jobs a query). The environment's
+ * LOVAGE_BENCH_WORKER=<concurrency>/<batch> overrides it, e.g. 100/100 to compare.
+ */
+export function workerFor(kind: StoreKind = storeKind): { concurrency: number; batchSize: number } {
+  const given = process.env['LOVAGE_BENCH_WORKER'];
+  if (given) {
+    const m = /^(\d+)\/(\d+)$/.exec(given);
+    if (!m) throw new Error(`LOVAGE_BENCH_WORKER must be <concurrency>/<batch>, e.g. 100/100; got ${given}`);
+    return { concurrency: Number(m[1]), batchSize: Number(m[2]) };
+  }
+  return kind === 'postgres' ? { concurrency: 400, batchSize: 200 } : { concurrency: 100, batchSize: 100 };
+}
 
 /** A temporary directory, removed (with the database, its WAL and SHM) when `fn` settles. */
 export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {

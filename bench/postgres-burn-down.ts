@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { createApp } from '../src/app/app.ts';
 import { group } from '../src/canvas/combinators.ts';
 import { PostgresStore } from '../src/eventstore/postgres.ts';
-import { count, ms, prefillSingleRuns, WORKER } from './harness.ts';
+import { count, ms, prefillSingleRuns, workerFor } from './harness.ts';
 import { rawPostgres } from './scale.ts';
 
 const BUDGET = 25_000;
@@ -74,7 +74,7 @@ async function singles(n: number, peerRate: number): Promise<void> {
     ids.push(...(await store.listRuns({ limit: 1 })).map((r) => r.runId)); // the last single submit
     await store.pool.query(`VACUUM ANALYZE "${store.schema}".ready, "${store.schema}".runs`);
     const t1 = performance.now();
-    app.worker(WORKER);
+    app.worker(workerFor('postgres'));
     const timeMs = (await waitFinished(store, ids, 300_000, 'W1a')) - t1;
     const rate = ((n + 1000) / timeMs) * 1000;
     report(['W1a burn-down, single runs', `${count(n + 1000)} runs`, ms(timeMs), `${count(rate)} tasks/s`, `≥ ${count(BUDGET)}/s ${rate >= BUDGET ? 'pass' : 'MISS'}`,
@@ -92,7 +92,7 @@ async function oneGroup(n: number, peerRate: number): Promise<void> {
     const run = await group(Array.from({ length: n }, () => noop.s())).applyAsync();
     const submitMs = performance.now() - t0;
     const t1 = performance.now();
-    app.worker(WORKER);
+    app.worker(workerFor('postgres'));
     const timeMs = (await waitFinished(store, [run.id], 300_000, 'W1b')) - t1;
     const rate = (n / timeMs) * 1000;
     report(['W1b burn-down, one group', `${count(n)} members`, ms(timeMs), `${count(rate)} tasks/s`, `≥ ${count(BUDGET)}/s ${rate >= BUDGET ? 'pass' : 'MISS'}`,

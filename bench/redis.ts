@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { createApp, type App } from '../src/app/app.ts';
 import { group } from '../src/canvas/combinators.ts';
 import { RedisStore } from '../src/eventstore/redis.ts';
-import { count, ms, quantile, sleep, WORKER } from './harness.ts';
+import { count, ms, quantile, sleep, workerFor } from './harness.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -111,7 +111,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < n; i += 100) ids.push(...(await Promise.all(Array.from({ length: Math.min(100, n - i) }, async () => (await noop.delay()).id))));
       const submitMs = performance.now() - t0;
       const t1 = performance.now();
-      for (let w = 0; w < workers; w++) app.worker(WORKER);
+      for (let w = 0; w < workers; w++) app.worker(workerFor('redis'));
       const timeMs = (await waitAll(app, store, ids)) - t1;
       const rate = (n / timeMs) * 1000;
       report([`W1a burn-down, single runs, ${who}`, `${count(n)} runs`, ms(timeMs), `${count(rate)} tasks/s`, '≥ 25k tasks/s', rate >= 25_000 ? 'pass' : 'MISS']);
@@ -127,7 +127,7 @@ async function main(): Promise<void> {
       const run = await group(Array.from({ length: n }, () => noop.s())).applyAsync();
       const submitMs = performance.now() - t0;
       const t1 = performance.now();
-      for (let w = 0; w < workers; w++) app.worker(WORKER);
+      for (let w = 0; w < workers; w++) app.worker(workerFor('redis'));
       const timeMs = (await waitAll(app, store, [run.id])) - t1;
       const rate = (n / timeMs) * 1000;
       report(['W1b burn-down, one group, 1 worker', `${count(n)} members`, ms(timeMs), `${count(rate)} tasks/s`, '≥ 25k tasks/s', rate >= 25_000 ? 'pass' : 'MISS']);
@@ -145,7 +145,7 @@ async function main(): Promise<void> {
       onStart();
       return null;
     });
-    app.worker(WORKER);
+    app.worker(workerFor('redis'));
     await app.store();
     await sleep(50);
     const total: number[] = [];

@@ -17,7 +17,7 @@ import { w3Latency } from './w3-latency.ts';
 import { w4Chain } from './w4-chain.ts';
 import { w5Chord } from './w5-chord.ts';
 import { w6Fold } from './w6-fold.ts';
-import { WORKER } from './harness.ts';
+import { workerFor } from './harness.ts';
 
 /** The commit measured, and whether src/ differs from it (read-only git plumbing; '' outside a checkout). */
 function sourceVersion(): string {
@@ -114,7 +114,7 @@ async function main(): Promise<void> {
     store,
     peerName,
   };
-  console.log(`Lovage benchmarks — ${where}, in-process worker ${JSON.stringify(WORKER)}, no-op tasks${quick ? ', --quick (10× smaller)' : ''}; peer: ${peer.title}`);
+  console.log(`Lovage benchmarks — ${where}, in-process worker ${JSON.stringify(workerFor(store))}, no-op tasks${quick ? ', --quick (10× smaller)' : ''}; peer: ${peer.title}`);
   console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${count(totalmem() / 2 ** 30)} GiB, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}${sourceVersion()}\n`);
   const missing = await probeStore(store);
   if (missing) console.log(`${missing}\nRunning the peer only.\n`);

@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import { createApp } from '../src/app/app.ts';
 import { group } from '../src/canvas/combinators.ts';
-import { assertSucceeded, count, ms, waitFinished, withApp, WORKER, type BenchContext, type Workload } from './harness.ts';
+import { assertSucceeded, count, ms, waitFinished, withApp, workerFor, type BenchContext, type Workload } from './harness.ts';
 
 const BUDGET = 50_000; // tasks/s
 
@@ -24,7 +24,7 @@ async function singles(ctx: BenchContext, n: number): Promise<void> {
     const submitMs = performance.now() - t0;
 
     const t1 = performance.now();
-    app.worker(WORKER);
+    app.worker(workerFor());
     const timeMs = (await waitFinished(store, ids, 120_000, 'W1a burn-down')) - t1;
     await assertSucceeded(store, [ids[0]!, ids[ids.length - 1]!]);
     const rate = (n / timeMs) * 1000;
@@ -48,7 +48,7 @@ async function oneGroup(ctx: BenchContext, n: number): Promise<void> {
     const submitMs = performance.now() - t0;
 
     const t1 = performance.now();
-    app.worker(WORKER);
+    app.worker(workerFor());
     const timeMs = (await waitFinished(store, [run.id], 120_000, 'W1b burn-down')) - t1;
     await assertSucceeded(store, [run.id]);
     const rate = (n / timeMs) * 1000;

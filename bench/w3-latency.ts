@@ -1,6 +1,6 @@
 // W3: enqueue→start latency with an idle worker: single tasks submitted one at a time.
 import { performance } from 'node:perf_hooks';
-import { count, quantile, sleep, waitFinished, withApp, WORKER, type Workload } from './harness.ts';
+import { count, quantile, sleep, waitFinished, withApp, workerFor, type Workload } from './harness.ts';
 
 const BUDGET_P50_MS = 0.5;
 const pct = (part: number, whole: number): string => `${((part / whole) * 100).toFixed(0)}%`;
@@ -19,7 +19,7 @@ export const w3Latency: Workload = {
         onStart();
         return null;
       });
-      app.worker(WORKER);
+      app.worker(workerFor());
       await app.store();
       await sleep(50); // the worker is up and idle
 

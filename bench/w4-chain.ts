@@ -1,7 +1,7 @@
 // W4: a chain of 1000 `inc.s()` steps: the cost of one hop (record a step, make the next ready, claim it).
 import { performance } from 'node:perf_hooks';
 import { chain } from '../src/canvas/combinators.ts';
-import { median, ms, sleep, waitFinished, withApp, WORKER, type Workload } from './harness.ts';
+import { median, ms, sleep, waitFinished, withApp, workerFor, type Workload } from './harness.ts';
 
 const BUDGET_MS_PER_HOP = 0.2;
 const REPEATS = 3;
@@ -13,7 +13,7 @@ export const w4Chain: Workload = {
     const steps = ctx.scale(1000);
     await withApp(async (app, store) => {
       const inc = app.task('inc', (x: number) => x + 1);
-      app.worker(WORKER);
+      app.worker(workerFor());
       await app.store();
       await sleep(50);
       const times: number[] = [];

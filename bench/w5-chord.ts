@@ -2,7 +2,7 @@
 // must not grow with N (a join that rescans the header would show here).
 import { performance } from 'node:perf_hooks';
 import { chord } from '../src/canvas/combinators.ts';
-import { count, ms, sleep, waitFinished, withApp, WORKER, type BenchContext, type Workload } from './harness.ts';
+import { count, ms, sleep, waitFinished, withApp, workerFor, type BenchContext, type Workload } from './harness.ts';
 
 const BUDGET_SMALL_MS = 500; // the 10k chord
 const FLAT = 1.5; // per-child cost at 100k ≤ 1.5× that at 10k (the machine is noisy)
@@ -11,7 +11,7 @@ async function chordOf(n: number): Promise<{ totalMs: number; submitMs: number }
   return withApp(async (app, store) => {
     const one = app.task('one', () => 1);
     const xsum = app.task('xsum', (xs: number[]) => xs.reduce((a, b) => a + b, 0));
-    app.worker(WORKER);
+    app.worker(workerFor());
     await app.store();
     await sleep(50);
     const canvas = chord(Array.from({ length: n }, () => one.s()), xsum.s());

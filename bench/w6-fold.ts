@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { group } from '../src/canvas/combinators.ts';
 import type { WorkflowEvent } from '../src/engine/events.ts';
 import { fold, initialState } from '../src/engine/state.ts';
-import { count, median, ms, sleep, waitFinished, withApp, WORKER, type Workload } from './harness.ts';
+import { count, median, ms, sleep, waitFinished, withApp, workerFor, type Workload } from './harness.ts';
 
 const BUDGET = 170_000; // events/s
 const REPEATS = 5;
@@ -17,7 +17,7 @@ export const w6Fold: Workload = {
     const members = Math.ceil((target - 2) / 3);
     await withApp(async (app, store) => {
       const noop = app.task('noop', () => null);
-      app.worker(WORKER);
+      app.worker(workerFor());
       await app.store();
       await sleep(50);
       const t0 = performance.now();

@@ -14,7 +14,7 @@ import type { StoredEvent } from '../src/engine/events.ts';
 import { initialState } from '../src/engine/state.ts';
 import { NOT_LIMITED } from '../src/eventstore/rate/window.ts';
 import { Signal, type AppendRequest, type ClaimedNode, type ClaimRequest, type EventStore } from '../src/eventstore/store.ts';
-import { sampleAllocations, WORKER } from './harness.ts';
+import { sampleAllocations, workerFor } from './harness.ts';
 
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -80,7 +80,7 @@ async function round(): Promise<void> {
   const profiler = heap ? await sampleAllocations() : undefined;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  app.worker(WORKER);
+  app.worker(workerFor('sqlite')); // 100/100, as on every store but Postgres
   while (done() < n) await new Promise((resolve) => setTimeout(resolve, 2));
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);

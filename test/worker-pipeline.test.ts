@@ -235,3 +235,35 @@ it('stop() ends the backoff after store errors at once (not after up to 5 s)', a
     vi.useRealTimers();
   }
 });
+
+it.each([
+  { concurrency: 8, costlyCalls: false, onTheirWay: 2 },
+  { concurrency: 8, costlyCalls: true, onTheirWay: 2 }, // two whole batches of 4
+  { concurrency: 7, costlyCalls: true, onTheirWay: 1 }, // a second call would halve the batches: not on Postgres
+])('concurrency $concurrency, batches of 4, costly calls $costlyCalls: $onTheirWay store calls on their way at most', async ({ concurrency, costlyCalls, onTheirWay }) => {
+  const memory = new MemoryStore();
+  const s = scheduled(memory, { costlyCalls });
+  const coordinator = new Coordinator(s.store);
+  s.mode.manual = false;
+  for (let i = 0; i < 20; i++) await coordinator.submit(`R${i}`, compile(sig(i)), Date.now()); // cached, one node each: their records may go beside a claim
+  s.mode.manual = true;
+  const worker = new Worker({ store: s.store, coordinator, tasks: new Map([['t', { fn: (() => 1) as never, maxLeaseExpiries: 3 }]]) }, { concurrency, batchSize: 4, pollMs: 60_000 });
+  worker.start();
+  const waiting = () => s.calls.filter((c) => !c.ran);
+  try {
+    for (let i = 0; i < 200 && waiting().length === 0; i++) await tick();
+    const [first] = waiting();
+    s.run(first!);
+    await s.reply(first!); // 4 nodes, a full batch: they run and end at once; the worker records them and claims more
+    let most = 0;
+    for (let i = 0; i < 50; i++) {
+      await tick();
+      most = Math.max(most, waiting().length);
+    }
+    expect(most).toBe(onTheirWay);
+  } finally {
+    s.mode.manual = false;
+    for (const c of s.calls) { if (!c.ran) s.run(c); if (!c.replied) await s.reply(c); }
+    await worker.stop();
+  }
+});

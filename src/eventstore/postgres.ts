@@ -58,6 +58,12 @@ export class PostgresStore implements EventStore {
   readonly schema: string;
   /** Every process's appends NOTIFY (see EventStore.wakesEveryProcess). */
   readonly wakesEveryProcess = true;
+  /**
+   * Calls run in Postgres, each on a connection of its own: a worker whose concurrency holds two whole
+   * batches keeps its next one on its way (see EventStore.pipelined, costlyCalls).
+   */
+  readonly pipelined = true;
+  readonly costlyCalls = true;
   /** The pool the store uses. */
   readonly pool: pg.Pool;
   /** A kysely instance on the pool (`withSchema(store.schema)` to query the tables). */

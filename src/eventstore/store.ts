@@ -157,6 +157,12 @@ export interface EventStore {
    */
   readonly pipelined?: boolean;
   /**
+   * A call costs the server far more than a task in it (Postgres: a transaction and its commit, ~0.3-1
+   * ms besides its tasks): on a `pipelined` store a worker then keeps a second call on its way only
+   * when its `concurrency` holds two whole batches, never by halving its batches (default false).
+   */
+  readonly costlyCalls?: boolean;
+  /**
    * `onReady` fires for appends made by any process on the store (Postgres LISTEN/NOTIFY, Redis
    * pub/sub, the memory store's one process). An idle worker then sleeps until woken or until its
    * `pollMs` poll (for other processes' delayed nodes falling due, lost leases), with no quicker polls

@@ -66,7 +66,10 @@ export class Worker {
    */
   readonly #waiting = new ChurnMap<string, ClaimedNode>();
   #pending: Completion[] = [];
-  /** Store calls that may be on their way at once: 2 on a server store (`EventStore.pipelined`), else 1. */
+  /**
+   * Store calls that may be on their way at once: 2 on a server store (`EventStore.pipelined`; where
+   * calls are costly, only when `concurrency` holds two whole batches), else 1.
+   */
   #depth = 1;
   /** Slots promised to claims on their way. */
   #reserved = 0;
@@ -109,7 +112,7 @@ export class Worker {
     if (this.#running || this.#stopping) return this;
     this.#running = true;
     const store = this.#host.store;
-    this.#depth = store.pipelined === true ? 2 : 1;
+    this.#depth = store.pipelined === true && (store.costlyCalls !== true || this.#concurrency >= 2 * this.#batchSize) ? 2 : 1;
     this.#attempts = { name: this.name, store, leaseMs: this.#leaseMs, limiter: new RateLimiter(store), pool: this.#pool, hooks: this.#host.hooks, report: (e) => this.#report(e) };
     this.#unsubscribe = store.onReady(() => {
       this.#readyAgain = true;

@@ -21,7 +21,7 @@ export interface SCall {
 export const tick = () => new Promise<void>((r) => setTimeout(r, 0));
 export const imm = () => new Promise<void>((r) => setImmediate(r));
 
-export function scheduled(memory: MemoryStore, opts: { pipelined?: boolean } = {}) {
+export function scheduled(memory: MemoryStore, opts: { pipelined?: boolean; costlyCalls?: boolean } = {}) {
   const calls: SCall[] = [];
   const mode = { manual: true };
   let ids = 0;
@@ -35,6 +35,7 @@ export function scheduled(memory: MemoryStore, opts: { pipelined?: boolean } = {
   const store = new Proxy(memory, {
     get(target, key) {
       if (key === 'pipelined') return opts.pipelined ?? true;
+      if (key === 'costlyCalls') return opts.costlyCalls ?? false;
       if (key === 'append') return (r: AppendRequest[]) => make('append', r, undefined, () => target.append(r));
       if (key === 'appendAndClaim') return (r: AppendRequest[], c: ClaimRequest) => make('appendAndClaim', r, c, () => target.appendAndClaim(r, c));
       if (key === 'claim') return (c: ClaimRequest) => make('claim', [], c, () => target.claim(c));
