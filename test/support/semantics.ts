@@ -2,6 +2,7 @@
 // reference evaluator, exactly-one terminal outcome per node, fold of a prefix then the rest.
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { parseExport } from '../../src/app/run-export.ts';
 import { compile } from '../../src/canvas/compile.ts';
 import type { CanvasData } from '../../src/canvas/types.ts';
 import { fold, initialState } from '../../src/engine/state.ts';
@@ -94,6 +95,8 @@ export function semantics(store: string | (() => Promise<EventStore>), numRuns: 
         expect(last).toHaveLength(1);
         // The current rules, re-run over the recorded inputs, make the recorded decisions.
         expect(verifyRun(run.id, events)).toMatchObject({ differences: [], steps: expect.any(Number) });
+        // Every recorded log moves between stores: its export reads back, as it was, through every import check.
+        expect(parseExport(await app.runs.export(run.id)).events).toEqual(events);
       }),
       { numRuns },
     );
