@@ -8,21 +8,14 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/index.ts';
 import { PostgresStore } from '../src/eventstore/postgres.ts';
-import { postgresUrl, uniqueName } from './support/services.ts';
+import { pgSchemas } from './support/pg-schemas.ts';
 
-const url = await postgresUrl();
-const admin = url ? new pg.Pool({ connectionString: url, max: 2 }) : undefined;
-const schemas = new Set<string>();
-afterAll(async () => {
-  for (const s of schemas) await admin!.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
-  await admin?.end();
-});
+const { url, fresh } = await pgSchemas();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** An app on a store in a fresh schema (dropped after the file), with one task `add`. */
 async function setup() {
-  const schema = uniqueName('lovage_tx');
-  schemas.add(schema);
+  const schema = fresh('lovage_tx');
   const store = await PostgresStore.open({ connectionString: url!, schema, max: 2 });
   const app = createApp({ store });
   const add = app.task('add', (a: number, b: number) => a + b);

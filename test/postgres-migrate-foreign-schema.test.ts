@@ -5,20 +5,13 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.ts';
 import { migratePostgres, PostgresStore } from '../src/eventstore/postgres.ts';
-import { postgresUrl, uniqueName } from './support/services.ts';
+import { pgSchemas } from './support/pg-schemas.ts';
 
-const url = await postgresUrl();
-const admin = url ? new pg.Pool({ connectionString: url, max: 2 }) : undefined;
-const schemas = new Set<string>();
-afterAll(async () => {
-  for (const s of schemas) await admin!.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
-  await admin?.end();
-});
+const { url, admin, fresh } = await pgSchemas();
 
 /** A fresh schema holding another application's `runs` table. */
 async function foreignSchema(): Promise<string> {
-  const schema = uniqueName('lovage_foreign');
-  schemas.add(schema);
+  const schema = fresh('lovage_foreign');
   await admin!.query(`CREATE SCHEMA "${schema}"`);
   await admin!.query(`CREATE TABLE "${schema}".runs (id integer PRIMARY KEY, note text)`);
   return schema;

@@ -18,22 +18,10 @@ import { openStore } from '../src/eventstore/url.ts';
 import { Coordinator } from '../src/workers/coordinator.ts';
 import { semantics } from './support/semantics.ts';
 import { ManualClock, storeConformance } from './support/store-conformance.ts';
-import { postgresUrl, uniqueName } from './support/services.ts';
+import { pgSchemas } from './support/pg-schemas.ts';
 
-const url = await postgresUrl();
-const admin = url ? new pg.Pool({ connectionString: url, max: 2 }) : undefined;
-const schemas = new Set<string>();
-afterAll(async () => {
-  for (const s of schemas) await admin!.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
-  await admin?.end();
-});
+const { url, admin, fresh } = await pgSchemas();
 
-/** A fresh schema name, dropped after the file. */
-function fresh(): string {
-  const s = uniqueName('lovage_t');
-  schemas.add(s);
-  return s;
-}
 
 /** A store on a fresh schema (or the one given); closing it drops the schema. */
 async function open(options: PostgresStoreOptions = {}): Promise<PostgresStore> {
@@ -44,7 +32,6 @@ async function open(options: PostgresStoreOptions = {}): Promise<PostgresStore> 
     close: async () => {
       await close();
       await admin!.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      schemas.delete(schema);
     },
   });
 }
