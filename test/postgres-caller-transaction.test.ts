@@ -10,7 +10,7 @@ import { createApp } from '../src/index.ts';
 import { PostgresStore } from '../src/eventstore/postgres.ts';
 import { pgSchemas } from './support/pg-schemas.ts';
 
-const { url, fresh } = await pgSchemas();
+const { url, admin, fresh } = await pgSchemas();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** An app on a store in a fresh schema (dropped after the file), with one task `add`. */
@@ -19,7 +19,7 @@ async function setup() {
   const store = await PostgresStore.open({ connectionString: url!, schema, max: 2 });
   const app = createApp({ store });
   const add = app.task('add', (a: number, b: number) => a + b);
-  return { store, app, add };
+  return { schema, store, app, add };
 }
 
 /** A pg client of its own, connected. */
@@ -144,6 +144,47 @@ describe.skipIf(!url)("postgres: submitting in the caller's transaction", () => 
       expect(await store.listRuns()).toEqual([]);
     } finally {
       await otherPool.end();
+      await c.end();
+      await app.close();
+    }
+  });
+  it("a failed submit rolls back only itself: the caller's statements sent meanwhile on the same client are kept", async () => {
+    const { schema, app, add } = await setup();
+    await admin!.query(`CREATE TABLE "${schema}".orders (id integer PRIMARY KEY)`);
+    const c = await client();
+    try {
+      await c.query('BEGIN');
+      const first = await add.s(1, 2).applyAsync({ transaction: c, idempotencyKey: 'order-7' });
+      const reported: string[] = [];
+      const [second] = await Promise.all([
+        add.s(1, 2).applyAsync({ transaction: c, idempotencyKey: 'order-7' }), // its append conflicts, then gets the first run
+        (async () => {
+          for (let i = 0; i < 30; i++) {
+            await c.query(`INSERT INTO "${schema}".orders VALUES ($1)`, [i]).then(() => reported.push(`${i} ok`), (e: Error) => reported.push(`${i} ${e.message}`));
+          }
+        })(),
+      ]);
+      expect(second.id).toBe(first.id);
+      await c.query('COMMIT');
+      const { rows } = await admin!.query(`SELECT id FROM "${schema}".orders ORDER BY id`);
+      expect({ failed: reported.filter((r) => !r.endsWith(' ok')), kept: rows.length }).toEqual({ failed: [], kept: 30 });
+    } finally {
+      await c.end();
+      await app.close();
+    }
+  });
+
+  it("a COMMIT of the caller's that goes out before the submit: the submit is refused and writes nothing", async () => {
+    const { store, app, add } = await setup();
+    const c = await client();
+    try {
+      await c.query('BEGIN');
+      const submit = add.s(1, 2).applyAsync({ transaction: c, runId: 'late' }).then(() => 'submitted', (e: { code?: string; message: string }) => `${e.code}: ${e.message}`);
+      await c.query('SELECT pg_sleep(0.2)'); // queued behind the submit's first statement, the COMMIT behind it
+      await c.query('COMMIT');
+      expect(await submit).toMatch(/^VALIDATION: transaction is a pg client whose transaction ended \(COMMIT or ROLLBACK\) before the submit ran; nothing was written/);
+      expect(await store.getRun('late')).toBeUndefined();
+    } finally {
       await c.end();
       await app.close();
     }

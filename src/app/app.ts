@@ -166,7 +166,7 @@ export function createApp(options: AppOptions = {}): App {
         await coordinator.submit(runId, dag, await store.now(), submitOptions.transaction);
       } catch (e) {
         // Two submits with one key at once: the run id's uniqueness lets one write; the other gets its run.
-        // In the caller's transaction (where the store rolled its append back to a savepoint, so the
+        // In the caller's transaction (where the store rolled its append back in a subtransaction, so the
         // transaction goes on) only the run's own conflict counts: the key was submitted earlier in it,
         // or by another transaction that committed meanwhile. A deadlock or serialization failure is thrown.
         const raced = key !== undefined && e instanceof LovageError && e.code === 'CONCURRENCY'

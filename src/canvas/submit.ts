@@ -7,8 +7,8 @@ export interface ApplyOptions {
    * Submit inside the caller's own open transaction, so the run exists if and only if that
    * transaction commits (a store that cannot join it refuses with UNSUPPORTED). Postgres: a kysely
    * `Transaction` or a `pg` client inside `BEGIN` (anything else, a pool or a failed transaction
-   * included, is refused with VALIDATION); the submit runs in a savepoint, so one that fails leaves
-   * the transaction usable.
+   * included, is refused with VALIDATION); the append runs in a subtransaction of its own, so one
+   * that fails leaves the transaction usable, and it is refused if the transaction has ended.
    */
   readonly transaction?: unknown;
   /** Run id to use instead of a generated one (letters, digits, `_`, `-`, `.`, `:`; at most 128). */

@@ -3,7 +3,7 @@ import pg from 'pg';
 import type { StoredEvent } from '../engine/events.ts';
 import { LovageError, preview } from '../errors.ts';
 import { buildAppend } from './postgres/append-input.ts';
-import { inCallerTransaction } from './postgres/caller-transaction.ts';
+import { appendInCallerTransaction } from './postgres/caller-transaction.ts';
 import { toClaimed, type ClaimRow } from './postgres/claim-rows.ts';
 import { connectionError, redactUrl } from './postgres/connection.ts';
 import { DbClock } from './postgres/db-clock.ts';
@@ -74,7 +74,7 @@ export class PostgresStore implements EventStore {
   readonly #origin = newToken();
   readonly #listener: ReadyListener;
   readonly #runs: RunQueries;
-  readonly #sql: Record<'append' | 'claim' | 'appendAndClaim' | 'extend', string>;
+  readonly #sql: Record<'append' | 'appendInTransaction' | 'claim' | 'appendAndClaim' | 'extend', string>;
   #closed = false;
 
   private constructor(pool: pg.Pool, ownsPool: boolean, schema: string, options: PostgresStoreOptions) {
@@ -90,6 +90,7 @@ export class PostgresStore implements EventStore {
     const placeholders = (params: readonly string[], from = 1) => params.map((p, i) => `$${from + i}::${p.split(' ')[1]}`).join(', ');
     this.#sql = {
       append: `SELECT ${s}.append_events(${placeholders(APPEND_PARAMS)}) AS positions`,
+      appendInTransaction: `SELECT * FROM ${s}.append_in_transaction(${placeholders(APPEND_PARAMS)}, $${APPEND_PARAMS.length + 1}::text)`,
       claim: `SELECT * FROM ${s}.claim_nodes(${placeholders(CLAIM_PARAMS)})`,
       appendAndClaim: `SELECT * FROM ${s}.append_and_claim(${placeholders(APPEND_PARAMS)}, ${placeholders(CLAIM_PARAMS, APPEND_PARAMS.length + 1)})`,
       extend: `SELECT ${s}.extend_leases($1::text[], $2::text[], $3::text[], $4::bigint, $5::bigint) AS held`,
@@ -147,11 +148,12 @@ export class PostgresStore implements EventStore {
     // Inside the caller's transaction, every process (this one too) wakes when it commits: no local emit.
     const notify = params.wakes ? `${this.schema}/${tx === undefined ? this.#origin : ''}` : null;
     const values = [...params.args, notify];
-    const rows = tx === undefined ? await this.#query<{ positions: number[] }>(this.#sql.append, values) : await inCallerTransaction<{ positions: number[] }>(tx, this.#sql.append, values);
+    const rowPositions = tx === undefined
+      ? (await this.#query<{ positions: number[] }>(this.#sql.append, values))[0]!.positions
+      : await appendInCallerTransaction(tx, this.#sql.appendInTransaction, values);
     if (params.wakes && tx === undefined) this.#listener.emit();
     this.#listener.emitWhenDue(requests);
     // Each events row's position; its events follow at position + 1, + 2, ... (rows in group, then event order).
-    const rowPositions = rows[0]!.positions;
     const positions: number[] = [];
     params.rowCounts.forEach((n, r) => {
       for (let j = 0; j < n; j++) positions.push(rowPositions[r]! + j);

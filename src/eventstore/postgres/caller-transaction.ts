@@ -1,59 +1,67 @@
 import { CompiledQuery, type Kysely } from 'kysely';
 import type pg from 'pg';
 import { LovageError } from '../../errors.ts';
+import { newToken } from '../token.ts';
+import { SUBMIT_SETTING } from './functions-sql.ts';
 import { storeError } from './query.ts';
 
 const ALLOWED = 'allowed is a kysely Transaction (inside db.transaction().execute(trx => ...)) or a pg client after BEGIN';
-const SAVEPOINT = 'lovage_append';
 
 type Run = (text: string, values?: unknown[]) => Promise<unknown[]>;
 
-/** Statements on one transaction object go one at a time (see {@link inCallerTransaction}). */
+/** Submits on one transaction object go one at a time (see {@link appendInCallerTransaction}). */
 const turns = new WeakMap<object, Promise<unknown>>();
 
+/** What `append_in_transaction` returns: the events rows' positions, or the append's error as data. */
+interface AppendRow {
+  positions: number[] | null;
+  error_code: string | null;
+  error_message: string | null;
+  error_detail: string | null;
+}
+
 /**
- * Runs one statement in the caller's open transaction — a kysely Transaction, or a pg client after
- * BEGIN — inside a savepoint: on success the savepoint is released (the statement's writes commit or
- * roll back with the caller's transaction); on failure the transaction is rolled back to it, so
- * nothing of the statement is left and the caller's transaction stays usable. Postgres errors come in
- * Lovage's words (see {@link storeError}).
+ * Appends in the caller's open transaction — a kysely Transaction, or a pg client after BEGIN — and
+ * resolves to the events rows' positions. Two statements: `set_config` marks the transaction with a
+ * token of this submit's, then `append` (the `append_in_transaction` call, whose last argument is
+ * the token) appends, in a subtransaction of its own, only inside that same transaction (see
+ * appendInTransactionSql). So whatever the caller sends on the connection meanwhile:
+ * - a failed append (a conflict, a taken run id) leaves nothing and the caller's transaction usable,
+ *   and none of the caller's statements is rolled back with it;
+ * - a COMMIT or ROLLBACK of the caller's that comes first makes the append refuse (VALIDATION),
+ *   instead of committing the run on its own.
+ * Postgres errors come in Lovage's words (see {@link storeError}).
  *
  * Throws VALIDATION, before writing anything, for what is not an open transaction: a pool (by its
  * shape, whichever copy of `pg` or `pg-pool` made it), a Kysely instance, a pg client outside BEGIN
- * or in a failed transaction. Each would otherwise commit the submit on its own or fail obscurely.
- * Calls on one transaction object run one at a time: two savepoints of the same name interleaved on
- * one connection would release or roll back each other's.
+ * or in a failed transaction. Submits on one transaction object take turns: each marks the
+ * transaction with its own token.
  *
  * @example
- * const rows = await inCallerTransaction<{ positions: number[] }>(client, 'SELECT ...', values)
+ * const positions = await appendInCallerTransaction(client, appendSql, values)
  */
-export function inCallerTransaction<R>(tx: unknown, text: string, values: unknown[]): Promise<R[]> {
+export function appendInCallerTransaction(tx: unknown, append: string, values: unknown[]): Promise<number[]> {
   const { run, what } = runner(tx);
   const key = tx as object;
-  const turn = (turns.get(key) ?? Promise.resolve()).catch(() => undefined).then(() => inSavepoint<R>(run, what, text, values));
+  const turn = (turns.get(key) ?? Promise.resolve()).catch(() => undefined).then(() => appendMarked(run, what, append, values));
   turns.set(key, turn);
   return turn;
 }
 
-async function inSavepoint<R>(run: Run, what: string, text: string, values: unknown[]): Promise<R[]> {
+async function appendMarked(run: Run, what: string, append: string, values: unknown[]): Promise<number[]> {
+  const token = newToken();
+  let row: AppendRow;
   try {
-    await run(`SAVEPOINT ${SAVEPOINT}`);
+    await run(`SELECT set_config('${SUBMIT_SETTING}', $1, true)`, [token]);
+    [row] = (await run(append, [...values, token])) as [AppendRow];
   } catch (e) {
-    // The reliable check, whatever made the object: SAVEPOINT fails outside BEGIN and in a failed transaction.
     const code = (e as { code?: unknown } | null)?.code;
-    if (code === '25P01') throw refused(`${what} outside a transaction (no BEGIN): the submit would commit on its own`);
     if (code === '25P02') throw refused(`${what} in a failed transaction (a statement in it failed, it can only roll back)`);
+    if (code === 'LV401') throw refused(`${what} whose transaction ended (COMMIT or ROLLBACK) before the submit ran; nothing was written`);
     throw storeError(e);
   }
-  try {
-    const rows = (await run(text, values)) as R[];
-    await run(`RELEASE SAVEPOINT ${SAVEPOINT}`);
-    return rows;
-  } catch (e) {
-    // If even this fails (the connection is gone), the caller's COMMIT fails too: nothing is kept.
-    await run(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`).then(() => run(`RELEASE SAVEPOINT ${SAVEPOINT}`)).catch(() => undefined);
-    throw storeError(e);
-  }
+  if (row.error_code !== null) throw storeError({ code: row.error_code, message: row.error_message ?? '', detail: row.error_detail ?? undefined });
+  return row.positions ?? [];
 }
 
 /** How to run a statement on `tx`, and what to call it in messages; VALIDATION if it is no transaction. */
@@ -67,7 +75,7 @@ function runner(tx: unknown): { run: Run; what: string } {
   }
   if (isPool(t)) throw refused('a pool (pg.Pool or alike), not a transaction: each statement on it commits on its own');
   if (typeof t['query'] !== 'function') throw refused(`an object (${constructorName(tx)}) that is neither`);
-  // pg's clients say where they are without a round trip; the SAVEPOINT checks the others.
+  // pg's clients say where they are without a round trip; append_in_transaction checks the others.
   const status = typeof t['getTransactionStatus'] === 'function' ? (tx as { getTransactionStatus(): unknown }).getTransactionStatus() : undefined;
   if (status === 'I') throw refused('a pg client outside a transaction (no BEGIN): the submit would commit on its own');
   if (status === 'E') throw refused('a pg client in a failed transaction (a statement in it failed, it can only roll back)');
@@ -77,7 +85,8 @@ function runner(tx: unknown): { run: Run; what: string } {
 
 /**
  * A pool of any copy of `pg` or `pg-pool` (not `instanceof`: a second copy's class is another): pools
- * count their connections, clients do not. One that hides it still fails the SAVEPOINT check.
+ * count their connections, clients do not. One that hides it is still refused: append_in_transaction
+ * runs only inside the transaction its set_config marked, and a pool's two statements run in two.
  */
 function isPool(t: Record<string, unknown>): boolean {
   return typeof t['totalCount'] === 'number' && typeof t['idleCount'] === 'number' && typeof t['connect'] === 'function';

@@ -374,6 +374,39 @@ END
 $fn$`;
 }
 
+/** The setting a submit in the caller's transaction sets first, to a token of its own (see appendInTransactionSql). */
+export const SUBMIT_SETTING = 'lovage.submit';
+
+/**
+ * `append_in_transaction(...APPEND_PARAMS, p_token)` (schema version 9): `append_events` for a submit
+ * inside the caller's transaction, in one statement, so nothing the caller sends on the same connection
+ * can come between its parts.
+ * - It runs only inside that transaction: the statement before it set SUBMIT_SETTING to `p_token` with
+ *   `set_config(..., true)`, which lasts until the transaction ends. When the caller's COMMIT or ROLLBACK
+ *   came first, the two run as statements of their own, the setting is gone, and it raises LV401
+ *   (nothing written), instead of committing the run on its own.
+ * - A failure of the append (a conflict, a taken run id) is caught in a subtransaction and returned as
+ *   data (`error_code`, `error_message`, `error_detail`): what the append wrote is rolled back and the
+ *   caller's transaction goes on, where a raised error would abort it.
+ */
+export function appendInTransactionSql(s: string): string {
+  return `
+CREATE FUNCTION ${s}.append_in_transaction(${APPEND_PARAMS.join(', ')}, p_token text)
+RETURNS TABLE (positions float8[], error_code text, error_message text, error_detail text) LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF current_setting('${SUBMIT_SETTING}', true) IS DISTINCT FROM p_token THEN
+    RAISE EXCEPTION USING ERRCODE = 'LV401', MESSAGE = 'the caller''s transaction ended (COMMIT or ROLLBACK) before the submit ran';
+  END IF;
+  BEGIN
+    positions := ${s}.append_events(${APPEND_PARAMS.map((p) => p.split(' ')[0]).join(', ')});
+  EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS error_code = RETURNED_SQLSTATE, error_message = MESSAGE_TEXT, error_detail = PG_EXCEPTION_DETAIL;
+  END;
+  RETURN NEXT;
+END
+$fn$`;
+}
+
 /**
  * `append_events` and `claim_nodes` as they are now (schema version 8 replaces version 4's: same
  * signatures and results, so workers of the previous Lovage keep working while it is applied).

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { LovageError } from '../../errors.ts';
-import { extendLeasesSql, hotFunctionsSql } from './functions-sql.ts';
+import { appendInTransactionSql, extendLeasesSql, hotFunctionsSql } from './functions-sql.ts';
 import { functionsSqlV1 } from './functions-sql-v1.ts';
 import { functionsSqlV2 } from './functions-sql-v2.ts';
 import { extendLeasesSqlV4, hotFunctionsSqlV4 } from './functions-sql-v4.ts';
@@ -151,6 +151,11 @@ const migrations: readonly Migration[] = [
     name: 'append_events and claim_nodes join the rows they locked by ctid alone (no quadratic filter)',
     // Same signatures and results: workers of the previous Lovage keep working while it is applied.
     up: (s) => hotFunctionsSql(s),
+  },
+  {
+    version: 9,
+    name: 'append_in_transaction: a submit inside the caller\'s transaction in one statement, refused once that transaction has ended',
+    up: (s) => [appendInTransactionSql(s)],
   },
 ];
 
