@@ -190,6 +190,10 @@ describe.skipIf(!url)('postgres', () => {
      * once they are stopped.
      */
     async function upgradeWithWorkersStopped(schema: string, from: number): Promise<void> {
+      // Checked only (migrate: false): the advice is the command, not migrate: true, which refuses this schema.
+      const checked = await PostgresStore.open({ connectionString: url!, schema, migrate: false }).then(async (s) => { await s.close(); return undefined; }, (e: unknown) => e);
+      expect(checked).toMatchObject({ code: 'VALIDATION', message: expect.stringContaining(`is at version ${from}, this Lovage needs version ${LATEST_VERSION}; stop every worker of the earlier Lovage (version 4 needs it`) });
+      expect((checked as Error).message).not.toContain('migrate: true');
       const refused = await PostgresStore.open({ connectionString: url!, schema }).then(async (s) => { await s.close(); return undefined; }, (e: unknown) => e);
       expect(refused).toMatchObject({ code: 'UNSUPPORTED', message: expect.stringContaining(`is at version ${from}; version 4 needs every worker of the earlier Lovage stopped first`) });
       expect((refused as Error).message).toContain('lovage migrate --store <url>');

@@ -247,11 +247,12 @@ export async function checkMigrated(pool: pg.Pool, schema: string): Promise<void
   const exists = await pool.query<{ t: string | null }>(`SELECT to_regclass($1) AS t`, [`${s}.lovage_migrations`]);
   const found = exists.rows[0]?.t ? await currentVersion(pool, s, schema) : 0;
   if (found < LATEST_VERSION) {
-    throw new LovageError(
-      'VALIDATION',
-      `Postgres schema "${schema}" is at version ${found}, this Lovage needs version ${LATEST_VERSION}; run \`lovage migrate --store <url>\` or open the store with migrate: true (the URL without ?migrate=false)`,
-      { schema, found, needed: LATEST_VERSION },
-    );
+    // A version that needs the earlier Lovage's workers stopped first is never applied by a store as it opens.
+    const breaking = found > 0 ? migrations.find((m) => m.version > found && m.stopWorkersFirst) : undefined;
+    const how = breaking
+      ? `stop every worker of the earlier Lovage (version ${breaking.version} needs it: ${breaking.stopWorkersFirst}), then run \`lovage migrate --store <url>\``
+      : 'run `lovage migrate --store <url>` or open the store with migrate: true (the URL without ?migrate=false)';
+    throw new LovageError('VALIDATION', `Postgres schema "${schema}" is at version ${found}, this Lovage needs version ${LATEST_VERSION}; ${how}`, { schema, found, needed: LATEST_VERSION });
   }
 }
 
