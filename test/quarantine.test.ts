@@ -40,3 +40,31 @@ describe('a malformed log quarantines its run; other runs go on', () => {
     });
   }
 });
+
+describe('a log whose DAG makes deciding throw quarantines its run; the worker goes on with the others', () => {
+  it.each([
+    ['a result expression that is not one ({})', { result: {} }],
+    ['nodes that are not a list', { nodes: { 0: 'a' } }],
+  ])('%s: the run is quarantined, not retried for good', async (_what, damage) => {
+    const app = createApp({ store: 'memory:' });
+    try {
+      const errors: unknown[] = [];
+      const a = app.task('a', (x: number) => x + 1);
+      const store = await app.store();
+      // Appended behind the engine's back (an import checks DAGs).
+      const dag = { nodes: [{ id: '0', task: 'a', args: [1], immutable: false, input: null, queue: 'default', priority: 0 }], result: { ref: '0' }, ...damage };
+      await store.append([{ runId: 'crafted', expectedVersion: 0, events: [
+        { type: 'WorkflowSubmitted', at: 1, dag } as never,
+        { type: 'NodeReady', at: 1, nodeId: '0', task: 'a', args: [1], queue: 'default', priority: 0 },
+      ] }]);
+      app.worker({ pollMs: 5, onError: (e) => errors.push(e) });
+      expect(await (await a.s(41).applyAsync()).get({ timeoutMs: 5000 })).toBe(42);
+      const crafted = app.run('crafted');
+      await expect(crafted.get({ timeoutMs: 5000 })).rejects.toMatchObject({ code: 'CORRUPT_LOG' });
+      expect(await crafted.status()).toBe('quarantined');
+      expect(errors.filter((e) => !(e instanceof LovageError && e.code === 'CORRUPT_LOG'))).toEqual([]);
+    } finally {
+      await app.close();
+    }
+  });
+});

@@ -284,6 +284,12 @@ export function applyStored(state: RunState, events: readonly StoredEvent[]): vo
     if (stored.version !== state.version + 1) {
       throw new LovageError('CORRUPT_LOG', `run ${state.runId}: expected event version ${state.version + 1}, read ${stored.version}`);
     }
-    applyInPlace(state, stored.event);
+    try {
+      applyInPlace(state, stored.event);
+    } catch (e) {
+      if (e instanceof LovageError) throw e;
+      // An event the fold cannot read (written behind the engine's back: a DAG whose nodes are no list).
+      corrupt(state, stored.event, `it cannot be read (${e instanceof Error ? e.message : String(e)})`);
+    }
   }
 }

@@ -523,9 +523,17 @@ function endsRunEvent(events: readonly WorkflowEvent[]): boolean {
 function decideAll(undo: Undo, items: readonly Completion[]): WorkflowEvent[] {
   const events: WorkflowEvent[] = [];
   for (const c of items) {
-    for (const e of decide(undo.state, c)) {
-      applyUndoable(undo, e);
-      events.push(e);
+    try {
+      for (const e of decide(undo.state, c)) {
+        applyUndoable(undo, e);
+        events.push(e);
+      }
+    } catch (e) {
+      if (e instanceof LovageError) throw e;
+      // The rules throw nothing else on a log they wrote: this one holds what they cannot read (a DAG
+      // appended behind their back). Quarantined, not retried for good with the batch's other runs.
+      const runId = undo.state.runId;
+      throw new LovageError('CORRUPT_LOG', `run ${runId}: deciding ${c.type} of node ${c.nodeId} failed (${e instanceof Error ? e.message : String(e)}); the log does not fold`, { runId });
     }
   }
   return events;
