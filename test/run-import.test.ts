@@ -2,6 +2,7 @@
 // exports that are refused, naming the line, before anything is written.
 import { createHash } from 'node:crypto';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { CanvasData } from '../src/canvas/types.ts';
 import { chain, createApp, taskContext, type App } from '../src/index.ts';
 import { everyStore } from './support/every-store.ts';
 
@@ -115,5 +116,45 @@ describe('import of edited exports', () => {
     const text = await app.runs.export(run.id);
     const copy = await app.runs.import(text.replace(/\n/g, '\r\n'), { runId: 'crlf' });
     expect(await app.runs.export(copy)).toBe(text.replace(`"runId":"${run.id}"`, '"runId":"crlf"'));
+  });
+});
+
+/** A nested array `depth` levels deep: [[[...[1]...]]]. */
+const nested = (depth: number, leaf: unknown = 1): unknown => { let v: unknown = leaf; for (let i = 0; i < depth; i++) v = [v]; return v; };
+
+describe('import of genuine exports', () => {
+  it('imports a run whose argument and result nest 255 levels (accepted at submit and as a result)', async () => {
+    const app = open('memory:');
+    const deep = app.task('deep', (x: unknown) => x);
+    app.worker({ pollMs: 5 });
+    const run = await deep.s(nested(255)).applyAsync();
+    expect(await run.get({ timeoutMs: 5000 })).toEqual(nested(255));
+    const text = await app.runs.export(run.id);
+    expect(await app.runs.import(text, { runId: 'copy' }).catch((e: Error) => e.message)).toBe('copy');
+    expect(await app.runs.export('copy')).toBe(text.replace(`"runId":"${run.id}"`, '"runId":"copy"'));
+  });
+
+  it('imports a run of groups nested 130 deep (limits.maxDepth 200; deeper than 256 levels of expression in the event)', async () => {
+    const app = createApp({ store: 'memory:', limits: { maxDepth: 200 } });
+    apps.push(app);
+    app.task('echo', (...xs: unknown[]) => xs);
+    app.worker({ pollMs: 5 });
+    let canvas: CanvasData = { kind: 'signature', task: 'echo', args: [1], immutable: false, options: {} };
+    for (let i = 0; i < 130; i++) canvas = { kind: 'group', members: [canvas] };
+    const run = await app.submit(canvas);
+    expect(await run.get({ timeoutMs: 5000 })).toEqual(nested(130, [1]));
+    const text = await app.runs.export(run.id);
+    expect(await app.runs.import(text, { runId: 'copy-deep' }).catch((e: Error) => e.message.slice(0, 200))).toBe('copy-deep');
+  });
+
+});
+
+describe('import of exports with non-finite numbers', () => {
+  it('refuses a non-finite number deep in an event with a shortened path', async () => {
+    const app = open('memory:');
+    const line = `{"version":2,"event":{"type":"NodeReady","at":1000,"nodeId":"0","task":"a","args":${'['.repeat(255)}1e400${']'.repeat(255)},"queue":"default","priority":0}}`;
+    const message = await refusal(app, exportOf([submitted, line]), 'inf');
+    expect(message).toMatch(/^VALIDATION: export line 3: event\.args\[0\]\[0\].*Infinity \(not a finite number\) cannot be stored/);
+    expect(message.length).toBeLessThan(400);
   });
 });

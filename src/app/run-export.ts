@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { assertJson } from '../canvas/json.ts';
+import { assertFiniteNumbers } from '../canvas/json.ts';
 import { eventFieldError } from '../engine/event-fields.ts';
 import type { EventType, StoredEvent, WorkflowEvent } from '../engine/events.ts';
 import { eventTypes } from '../engine/events.ts';
@@ -61,8 +61,9 @@ export function parseExport(text: string): { runId: string; events: WorkflowEven
     const event = entry['event'] as { type?: unknown; at?: unknown } | undefined;
     if (typeof event !== 'object' || event === null || !eventTypes.has(event.type as string)) bad(line, `unknown event ${JSON.stringify(event?.type)}`);
     try {
-      // JSON.parse reads 1e400 as Infinity, which no store keeps (it would be stored as null).
-      assertJson(event, 'event');
+      // JSON.parse reads 1e400 as Infinity, which no store keeps (it would be stored as null). No depth
+      // limit here: the event's own wrapping would count against its argument's or result's 256 levels.
+      assertFiniteNumbers(event, 'event');
     } catch (e) {
       bad(line, (e as Error).message);
     }
