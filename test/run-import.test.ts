@@ -2,9 +2,14 @@
 // exports that are refused, naming the line, before anything is written.
 import { createHash } from 'node:crypto';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { exportRun } from '../src/app/run-export.ts';
+import { compile } from '../src/canvas/compile.ts';
 import type { CanvasData } from '../src/canvas/types.ts';
-import { chain, createApp, taskContext, type App } from '../src/index.ts';
+import { MemoryStore } from '../src/eventstore/memory.ts';
+import { chain, createApp, group, taskContext, type App } from '../src/index.ts';
+import { Coordinator } from '../src/workers/coordinator.ts';
 import { everyStore } from './support/every-store.ts';
+import { ManualClock } from './support/store-conformance.ts';
 
 const { stores, dir, cleanup } = await everyStore('runimport');
 afterAll(cleanup);
@@ -147,9 +152,102 @@ describe('import of genuine exports', () => {
     expect(await app.runs.import(text, { runId: 'copy-deep' }).catch((e: Error) => e.message.slice(0, 200))).toBe('copy-deep');
   });
 
+  it('imports a run of collect chords nested 255 deep (limits.maxDepth 256; about 760 levels of expression)', async () => {
+    const app = createApp({ store: 'memory:', limits: { maxDepth: 256 } });
+    apps.push(app);
+    app.task('echo', (...xs: unknown[]) => xs);
+    app.worker({ pollMs: 5 });
+    let canvas: CanvasData = { kind: 'signature', task: 'echo', args: [1], immutable: false, options: {} };
+    for (let i = 0; i < 255; i++) canvas = { kind: 'chord', header: { kind: 'group', members: [canvas] }, body: { kind: 'group', members: [] }, onMemberFailure: 'collect' };
+    const run = await app.submit(canvas);
+    expect(await run.get({ timeoutMs: 5000 })).toEqual([]);
+    const text = await app.runs.export(run.id);
+    expect(await app.runs.import(text, { runId: 'copy-collect' }).catch((e: Error) => e.message.slice(0, 200))).toBe('copy-collect');
+  });
+
+  it('imports a run of a step and 10,000 empty groups in a chain (a long DAG the checks walk without recursion)', async () => {
+    const app = open('memory:');
+    const a = app.task('a', (x: number) => x + 1);
+    app.worker({ pollMs: 5 });
+    const run = await chain(a.s(1), ...Array.from({ length: 10_000 }, () => group([]))).applyAsync();
+    expect(await run.get({ timeoutMs: 10_000 })).toEqual([]);
+    expect(await app.runs.import(await app.runs.export(run.id), { runId: 'long' })).toBe('long');
+  }, 30_000);
+
+  it('imports a run where a worker\'s lease ran out (NodeLeaseExpired) and its late completion was fenced', async () => {
+    const clock = new ManualClock();
+    const store = new MemoryStore({ clock: clock.now });
+    const coordinator = new Coordinator(store);
+    await coordinator.submit('leased', compile({ kind: 'signature', task: 't', args: [1], immutable: false, options: {} }), clock.t);
+    const [a] = await store.claim({ queues: ['default'], limit: 1, worker: 'A', leaseMs: 1000 });
+    clock.t += 2000;
+    const [b] = await store.claim({ queues: ['default'], limit: 1, worker: 'B', leaseMs: 1000 });
+    coordinator.observe([a!, b!]);
+    await coordinator.record([{ type: 'Complete', runId: 'leased', nodeId: '0', attempt: b!.attempt, leaseToken: b!.leaseToken, outcome: { ok: true, value: 'B' }, at: clock.t }]);
+    await coordinator.record([{ type: 'Complete', runId: 'leased', nodeId: '0', attempt: a!.attempt, leaseToken: a!.leaseToken, outcome: { ok: true, value: 'A' }, at: clock.t }]);
+    const text = exportRun('leased', await store.readStream('leased'));
+    expect(eventsOf(text).map((e) => e.type)).toEqual(
+      ['WorkflowSubmitted', 'NodeReady', 'NodeStarted', 'NodeLeaseExpired', 'NodeStarted', 'NodeSucceeded', 'WorkflowSucceeded', 'NodeCompletionFenced']);
+    const app = open('memory:');
+    app.task('t', (x: number) => x);
+    expect(await app.runs.import(text, { runId: 'leased' })).toBe('leased');
+    expect(await app.inspect('leased')).toMatchObject({ status: 'succeeded', result: 'B' });
+    expect(await app.runs.export('leased')).toBe(text);
+  });
 });
 
-describe('import of exports with non-finite numbers', () => {
+describe('import of exports with a malformed DAG', () => {
+  const node = (id: string, input: unknown, more: Record<string, unknown> = {}) => ({ id, task: 'a', args: [1], immutable: false, input, queue: 'default', priority: 0, ...more });
+  const withDag = (dag: unknown) => exportOf([lineOf({ type: 'WorkflowSubmitted', at: 1000, dag }, 1), lineOf(ready, 2)]);
+
+  it('refuses a DAG result of {} before anything is written; other runs go on (else the run never ends and the others stall)', async () => {
+    const app = open('memory:');
+    const a = app.task('a', (x: number) => x + 1);
+    const text = withDag({ nodes: [node('0', null)], result: {} });
+    expect(await refusal(app, text, 'crafted')).toBe(
+      'VALIDATION: export line 2: WorkflowSubmitted dag.result is {}; allowed is an expression: { ref } naming a node, { list: [...], after? }, { collect: [{ scope, value }], after? } or { failure } naming a linkError scope');
+    app.worker({ pollMs: 5 });
+    const other = await a.s(41).applyAsync();
+    expect(await other.get({ timeoutMs: 2000 })).toBe(42);
+    expect(await (await app.store()).getRun('crafted')).toBeUndefined();
+  });
+
+  it('refuses malformed expressions, unknown nodes and scopes, duplicate ids, naming the path of the bad part', async () => {
+    const app = open('memory:');
+    const one = [node('0', null)];
+    const cases: [dag: unknown, message: string][] = [
+      [{ nodes: one, result: { ref: '9' } }, 'dag.result.ref is "9"; allowed is the id of a node of the DAG'],
+      [{ nodes: one, result: { list: { ref: '0' } } }, 'dag.result.list is {"ref":"0"}; allowed is an array of expressions'],
+      [{ nodes: one, result: { list: [{ ref: '0' }, { lst: [] }] } }, 'dag.result.list[1] is {"lst":[]}; allowed is an expression'],
+      [{ nodes: one, result: { ref: '0', list: [] } }, 'dag.result is {"ref":"0","list":[]}; allowed is an expression'],
+      [{ nodes: one, result: { list: [], after: 5 } }, 'dag.result.after is 5; allowed is an expression'],
+      [{ nodes: one, result: [{ ref: '0' }] }, 'field dag is'], // an array is no object: the field check's
+      [{ nodes: [node('0', null), node('1', { list: [{ ref: 'x' }] })], result: { ref: '1' } }, 'dag.nodes[1].input.list[0].ref is "x"; allowed is the id of a node of the DAG'],
+      [{ nodes: [node('0', null), node('1', { ref: '1' })], result: { ref: '1' } }, 'dag.nodes[1].input.ref is "1"; allowed is the id of a node listed before node 1 (a node that waits for itself or a later node never runs)'],
+      [{ nodes: [node('0', null), node('0', null)], result: { ref: '0' } }, 'dag.nodes[1].id is "0"; allowed is an id no other node has'],
+      [{ nodes: one, result: { failure: '0.linkError.0' } }, 'dag.result.failure is "0.linkError.0"; allowed is the id of a linkError scope of the DAG'],
+      [{ nodes: one, result: { collect: [{ scope: 'm', value: { ref: '0' } }] } }, 'dag.result.collect[0].scope is "m"; allowed is the id of a member scope of the DAG'],
+      [{ nodes: one, result: { collect: [{ value: { ref: '0' } }] } }, 'dag.result.collect[0] is {"value":{"ref":"0"}}; allowed is a collect member { scope, value }'],
+      [{ nodes: [node('0', null, { scope: 's' })], result: { ref: '0' } }, 'dag.nodes[0].scope is "s"; allowed is the id of a scope of the DAG'],
+      [{ nodes: one, result: { ref: '0' }, scopes: [{ id: 's', kind: 'link', parent: 'p' }] }, 'dag.scopes[0].parent is "p"; allowed is the id of a scope listed before it'],
+      [{ nodes: one, result: { ref: '0' }, scopes: [{ id: 's', kind: 'loop' }] }, 'dag.scopes[0].kind is "loop"; allowed is "link", "linkError" or "member"'],
+      [{ nodes: one, result: { ref: '0' }, scopes: [{ id: 's', kind: 'linkError', on: ['7'] }] }, 'dag.scopes[0].on[0] is "7"; allowed is the id of a node of the DAG'],
+    ];
+    for (const [dag, message] of cases) expect(await refusal(app, withDag(dag), 'bad')).toContain(`VALIDATION: export line 2: WorkflowSubmitted ${message}`);
+    expect(await (await app.store()).getRun('bad')).toBeUndefined();
+  });
+
+  it('refuses an expression nested deeper than the engine walks, naming where, without overflowing the stack', async () => {
+    const app = open('memory:');
+    // Written out: JSON.stringify itself recurses, and would overflow on it.
+    const result = `${'{"list":['.repeat(100_000)}{"ref":"0"}${']}'.repeat(100_000)}`;
+    const dag = `{"nodes":${JSON.stringify([node('0', null)])},"result":${result}}`;
+    const text = exportOf([`{"version":1,"event":{"type":"WorkflowSubmitted","at":1000,"dag":${dag}}}`, lineOf(ready, 2)]);
+    const message = await refusal(app, text, 'bad');
+    expect(message).toMatch(/^VALIDATION: export line 2: WorkflowSubmitted dag\.result\.list\[0\]\.list\[0\].*: an expression nested deeper than \d+ levels; allowed is at most \d+/);
+    expect(message.length).toBeLessThan(400);
+  });
+
   it('refuses a non-finite number deep in an event with a shortened path', async () => {
     const app = open('memory:');
     const line = `{"version":2,"event":{"type":"NodeReady","at":1000,"nodeId":"0","task":"a","args":${'['.repeat(255)}1e400${']'.repeat(255)},"queue":"default","priority":0}}`;

@@ -1,4 +1,5 @@
 import { QUEUE_NAME, TASK_NAME } from '../canvas/compile.ts';
+import { dagError } from './dag-check.ts';
 import type { EventType } from './events.ts';
 
 // The fields of each event type that the fold and the stores read, with the kind each must have. The
@@ -59,7 +60,7 @@ const FIELDS: Readonly<Record<EventType, readonly [Readonly<Record<string, Kind>
 
 /**
  * What is wrong with the fields of an event of known `type` (its `at` and each field the fold and
- * the stores read), or undefined when nothing is.
+ * the stores read; of a WorkflowSubmitted, its DAG's expressions and ids too), or undefined when nothing is.
  *
  * @example
  * eventFieldError({ type: 'NodeReady', at: 1, nodeId: '0', task: 'a', args: [], queue: 5, priority: 0 })
@@ -74,5 +75,7 @@ export function eventFieldError(event: { readonly type: EventType } & Readonly<R
   if (!time.ok(event['at'])) return bad('at', time);
   for (const [field, k] of Object.entries(required)) if (!k.ok(event[field])) return bad(field, k);
   for (const [field, k] of Object.entries(optional)) if (event[field] !== undefined && !k.ok(event[field])) return bad(field, k);
+  // Past its fields' kinds, a DAG's expressions, ids and scopes (dag-check.ts).
+  if (event.type === 'WorkflowSubmitted') return dagError(event['dag'] as Parameters<typeof dagError>[0]);
   return undefined;
 }
