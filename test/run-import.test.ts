@@ -248,6 +248,12 @@ describe('import of exports with a malformed DAG', () => {
     expect(message.length).toBeLessThan(400);
   });
 
+  it('refuses a malformed field holding a value nested 100,000 deep as VALIDATION (its preview does not overflow the stack)', async () => {
+    const app = open('memory:');
+    const line = `{"version":2,"event":{"type":"NodeReady","at":1000,"nodeId":"0","task":"a","args":[1],"queue":${'['.repeat(100_000)}${']'.repeat(100_000)},"priority":0}}`;
+    expect(await refusal(app, exportOf([submitted, line]), 'deep')).toMatch(/^VALIDATION: export line 3: NodeReady field queue is .*; allowed is a queue name/);
+  });
+
   it('refuses a non-finite number deep in an event with a shortened path', async () => {
     const app = open('memory:');
     const line = `{"version":2,"event":{"type":"NodeReady","at":1000,"nodeId":"0","task":"a","args":${'['.repeat(255)}1e400${']'.repeat(255)},"queue":"default","priority":0}}`;

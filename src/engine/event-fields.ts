@@ -1,4 +1,5 @@
 import { QUEUE_NAME, TASK_NAME } from '../canvas/compile.ts';
+import { preview } from '../errors.ts';
 import { dagError } from './dag-check.ts';
 import type { EventType } from './events.ts';
 
@@ -70,7 +71,7 @@ export function eventFieldError(event: { readonly type: EventType } & Readonly<R
   const [required, optional = {}] = FIELDS[event.type];
   const bad = (field: string, k: Kind): string => {
     const v = event[field];
-    return `${event.type} field ${field} ${v === undefined ? 'is missing' : `is ${JSON.stringify(v)?.slice(0, 60)}`}; allowed is ${k.what}`;
+    return `${event.type} field ${field} ${v === undefined ? 'is missing' : `is ${preview(v)}`}; allowed is ${k.what}`;
   };
   if (!time.ok(event['at'])) return bad('at', time);
   for (const [field, k] of Object.entries(required)) if (!k.ok(event[field])) return bad(field, k);
