@@ -69,10 +69,17 @@ function fail(where: string, path: string, what: string): never {
 }
 
 /**
+ * How deep a value read from a file (an imported export) may nest: above anything Lovage writes (an
+ * event's expressions reach 1536 levels at most, its values 256, plus a few of the event's own) and
+ * below where the stores' JSON.stringify runs out of stack (2,000-5,000 levels).
+ */
+export const STORED_MAX_DEPTH = 1600;
+
+/**
  * Throws a VALIDATION error naming `where` and the path inside the value when a number in `value`, the
  * output of `JSON.parse`, is not finite (JSON.parse reads 1e400 as Infinity, which no store keeps: it
- * would be written as null). Everything else JSON.parse returns is JSON already. No depth limit and no
- * recursion: a value from a file may nest deeper than the stack reaches.
+ * would be written as null), or when it nests deeper than STORED_MAX_DEPTH. Everything else JSON.parse
+ * returns is JSON already. No recursion: a value from a file may nest deeper than the stack reaches.
  *
  * @example
  * assertFiniteNumbers(JSON.parse('{"args":[1e400]}'), 'event') // throws: event.args[0]: Infinity (not a finite number) ...
@@ -84,7 +91,7 @@ export function assertFiniteNumbers(value: unknown, where: string): void {
   }
   if (typeof value !== 'object' || value === null) return;
   // The containers still to read, each with the way to it (built into a path only on failure).
-  const stack: Step[] = [{ value: value as object, key: '', up: undefined }];
+  const stack: Step[] = [{ value: value as object, key: '', up: undefined, depth: 1 }];
   while (stack.length > 0) {
     const step = stack.pop()!;
     const v = step.value;
@@ -93,9 +100,11 @@ export function assertFiniteNumbers(value: unknown, where: string): void {
     for (let i = 0; i < n; i++) {
       const item: unknown = keys ? (v as Record<string, unknown>)[keys[i]!] : (v as unknown[])[i];
       if (typeof item === 'number') {
-        if (!Number.isFinite(item)) fail(where, pathOf({ value: v, key: keyText(keys, i), up: step }), `${item} (not a finite number)`);
+        if (!Number.isFinite(item)) fail(where, pathOf({ value: v, key: keyText(keys, i), up: step, depth: step.depth + 1 }), `${item} (not a finite number)`);
       } else if (typeof item === 'object' && item !== null) {
-        stack.push({ value: item, key: keyText(keys, i), up: step });
+        const next: Step = { value: item, key: keyText(keys, i), up: step, depth: step.depth + 1 };
+        if (next.depth > STORED_MAX_DEPTH) fail(where, pathOf(next), `nesting deeper than ${STORED_MAX_DEPTH} levels`);
+        stack.push(next);
       }
     }
   }
@@ -106,6 +115,7 @@ interface Step {
   /** How the parent reaches it: `[3]` or `.name`. */
   readonly key: string;
   readonly up: Step | undefined;
+  readonly depth: number;
 }
 
 const keyText = (keys: readonly string[] | undefined, i: number): string => {

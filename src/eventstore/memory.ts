@@ -107,13 +107,15 @@ export class MemoryStore implements EventStore {
       else if (e.type === 'WorkflowCancelled' || e.type === 'NodesAborted') for (const id of e.nodeIds) inQueue.set(key(r.runId, id), false);
     }
     let woke = false;
-    // The store keeps copies; the caller gets its own events back (as from the SQL stores).
-    const out = requests.map((r) => {
+    // The store keeps copies, all made before anything changes (one that cannot be made fails the batch
+    // whole); the caller gets its own events back (as from the SQL stores).
+    const copies = requests.map((r) => r.events.map(copy));
+    const out = requests.map((r, i) => {
       const stored: StoredEvent[] = [];
-      for (const event of r.events) {
+      for (const [j, event] of r.events.entries()) {
         const stream = this.#streams.get(r.runId) ?? [];
         this.#streams.set(r.runId, stream);
-        const s: StoredEvent = { runId: r.runId, version: stream.length + 1, position: this.#events.length + 1, event: copy(event) };
+        const s: StoredEvent = { runId: r.runId, version: stream.length + 1, position: this.#events.length + 1, event: copies[i]![j]! };
         stream.push(s);
         this.#events.push(s);
         stored.push({ ...s, event });
