@@ -8,13 +8,13 @@
 // PROF=file.cpuprofile writes a CPU profile of the burn-down alone; HEAP=file.heapprofile a sampled
 // profile of what it allocates (garbage included), and prints the bytes allocated per task.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
 import { createApp } from '../src/app/app.ts';
 import { group } from '../src/canvas/combinators.ts';
 import { prefillSingleRuns, sampleAllocations, workerFor } from './harness.ts';
-import { REDIS } from './peer-common.ts';
+import { serverCpuMs, serverDeltaMs } from './server-cpu.ts';
 import { openBenchStore } from './stores.ts';
 
 const kind = process.argv[2] ?? 'redis';
@@ -22,37 +22,6 @@ const mode = process.argv[3] ?? 'a';
 const n = Number(process.argv[4] ?? 50_000);
 if ((kind !== 'redis' && kind !== 'postgres') || (mode !== 'a' && mode !== 'b') || !(n > 0)) {
   throw new Error('usage: npx tsx bench/cpu-per-task.ts redis|postgres a|b [n]');
-}
-
-/**
- * The server's CPU time so far, ms, by process (Redis: one entry). A Postgres backend that ends during
- * the burn-down takes its time along: its share is then missing, never negative (see serverDeltaMs).
- */
-function serverCpuMs(): Map<string, number> {
-  if (kind === 'redis') {
-    const info = execFileSync('redis-cli', ['-p', String(REDIS.port), 'info', 'cpu']).toString();
-    const field = (k: string) => Number(new RegExp(`${k}:([0-9.]+)`).exec(info)![1]);
-    return new Map([['redis', (field('used_cpu_user') + field('used_cpu_sys')) * 1000]]);
-  }
-  const ms = new Map<string, number>();
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      if (!readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('postgres')) continue;
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      ms.set(pid, (Number(fields[11]) + Number(fields[12])) * 10); // utime, stime
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  return ms;
-}
-
-/** The CPU the server's processes used since `before` (a process started since counts from zero). */
-function serverDeltaMs(before: Map<string, number>): number {
-  let ms = 0;
-  for (const [pid, t] of serverCpuMs()) ms += t - (before.get(pid) ?? 0);
-  return ms;
 }
 
 /** Counts the worker's store calls by method, the nodes claimed, commuting requests and refusals, from now on. */
@@ -101,14 +70,14 @@ try {
   const heap = process.env['HEAP'] ? await sampleAllocations() : undefined;
   const calls = countCalls(store as unknown as Record<string, unknown>);
   const cpu0 = process.cpuUsage();
-  const server0 = serverCpuMs();
+  const server0 = serverCpuMs(kind);
   const t0 = performance.now();
   worker.worker(workerFor(kind));
   const last = ids[ids.length - 1]!;
   while ((await store.getRun(last))?.finishedVersion === undefined) await new Promise((r) => setTimeout(r, 2));
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
-  const serverMs = serverDeltaMs(server0);
+  const serverMs = serverDeltaMs(kind, server0);
   if (profiler) writeFileSync(process.env['PROF']!, JSON.stringify((await profiler.post('Profiler.stop')).profile));
   if (heap) {
     const { bytes, profile } = await heap.stop();

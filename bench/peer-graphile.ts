@@ -78,8 +78,12 @@ async function drained(schema: Schema, timeoutMs: number, what: string): Promise
   return performance.now();
 }
 
-/** W1: pre-fills `n` no-op jobs with `addJobs` (the `add_jobs` function, 10k per call), then starts `run()` and times the burn-down. */
-export function graphileBurnDown(n: number): Promise<PeerResult<BurnDown>> {
+/**
+ * W1: pre-fills `n` no-op jobs with `addJobs` (the `add_jobs` function, 10k per call), then starts
+ * `run()` and times the burn-down. `onBurnDown` is called once the queue is full, just before the clock
+ * starts (bench/peer-cpu.ts marks Postgres's CPU there).
+ */
+export function graphileBurnDown(n: number, onBurnDown?: () => void): Promise<PeerResult<BurnDown>> {
   return withSchema(async (schema) => {
     const t0 = performance.now();
     for (let i = 0; i < n; i += ADD_CHUNK) {
@@ -91,6 +95,7 @@ export function graphileBurnDown(n: number): Promise<PeerResult<BurnDown>> {
     const all = new Countdown(n, 300_000, 'graphile-worker W1 burn-down');
     const events: WorkerEvents = new EventEmitter();
     events.on('job:complete', ({ job, error }) => (error ? all.fail(new Error(`graphile-worker W1: job ${job.id} failed: ${String(error)}`)) : all.hit()));
+    onBurnDown?.();
     const t1 = performance.now();
     await schema.start({ noop: async () => undefined }, events);
     await all.done;
