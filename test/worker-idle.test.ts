@@ -8,7 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { MemoryStore } from '../src/eventstore/memory.ts';
 import { SqliteStore } from '../src/eventstore/sqlite.ts';
-import { Signal, type EventStore } from '../src/eventstore/store.ts';
+import { MAX_TIMER_MS, Signal, type EventStore } from '../src/eventstore/store.ts';
+import { parseWorkerArgs } from '../src/cli/worker-command.ts';
 import { createApp } from '../src/index.ts';
 import { everyStore } from './support/every-store.ts';
 
@@ -124,6 +125,50 @@ describe('due times beyond the longest timer (2^31-1 ms, ~24.8 days; a countdown
       const before = claims();
       await sleep(300);
       expect(claims() - before).toBeLessThanOrEqual(5); // the 100 ms poll; ~240 when the due timer fired every 1 ms
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('worker timer options past the longest timer', () => {
+  // Node fires a timer longer than 2^31-1 ms after 1 ms: a worker with such a leaseMs would heartbeat,
+  // and with such a pollMs poll, every millisecond. Refused, naming the option and the range.
+  it('app.worker refuses leaseMs, pollMs, shutdownGraceMs above 2^31-1 ms', async () => {
+    const app = createApp({ store: new MemoryStore() });
+    try {
+      for (const k of ['leaseMs', 'pollMs', 'shutdownGraceMs'] as const) {
+        expect(() => app.worker({ [k]: 10_000_000_000 }), k).toThrow(new RegExp(`worker ${k} must be an integer from [01] to 2147483647 ms .*got 10000000000`));
+        expect(() => app.worker({ [k]: MAX_TIMER_MS + 1 }), k).toThrow(/VALIDATION|must be an integer/);
+      }
+      expect(() => app.worker({ shutdownGraceMs: -1 })).toThrow(/worker shutdownGraceMs must be an integer from 0 to 2147483647 ms/);
+      expect(() => app.worker({ shutdownGraceMs: Number.NaN })).toThrow(/worker shutdownGraceMs must be an integer/);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('lovage worker refuses --lease-ms, --poll-ms, --grace-ms above 2^31-1', () => {
+    for (const flag of ['--lease-ms', '--poll-ms', '--grace-ms']) {
+      expect(() => parseWorkerArgs(['--app', 'x.ts', flag, '10000000000'])).toThrow(new RegExp(`${flag} must be an integer from [01] to 2147483647, got "10000000000"`));
+      expect(parseWorkerArgs(['--app', 'x.ts', flag, String(MAX_TIMER_MS)])).toMatchObject({ help: false });
+    }
+  });
+
+  it('the longest leaseMs and pollMs are taken as they are: no heartbeat nor poll every millisecond', async () => {
+    const store = new MemoryStore();
+    let extends_ = 0;
+    const extend = store.extend.bind(store);
+    store.extend = (...a: Parameters<typeof extend>) => (extends_++, extend(...a));
+    const { claims } = counting(store);
+    const app = createApp({ store });
+    const slow = app.task('slow', () => sleep(300));
+    app.worker({ leaseMs: MAX_TIMER_MS, pollMs: MAX_TIMER_MS, concurrency: 1 });
+    try {
+      await (await slow.delay()).get({ timeoutMs: 5000 });
+      const before = claims();
+      await sleep(300);
+      expect({ extends: extends_, idleClaims: claims() - before }).toEqual({ extends: 0, idleClaims: 0 });
     } finally {
       await app.close();
     }

@@ -49,10 +49,12 @@ function flagList(options: Options): string {
  * @example
  * intFlag('--concurrency', '8', 1) // 8
  */
-export function intFlag(flag: string, value: string | undefined, min: number): number | undefined {
+export function intFlag(flag: string, value: string | undefined, min: number, max?: number): number | undefined {
   if (value === undefined) return undefined;
   const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`${flag} must be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
+  if (!Number.isSafeInteger(n) || n < min || (max !== undefined && n > max)) {
+    throw new UsageError(`${flag} must be an integer ${max === undefined ? `≥ ${min}` : `from ${min} to ${max}`}, got ${JSON.stringify(value)}`);
+  }
   return n;
 }
 

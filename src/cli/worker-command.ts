@@ -5,6 +5,7 @@ import type { App } from '../app/app.ts';
 import { exportedApp, noAppExported } from '../app/load-app.ts';
 import { LovageError } from '../errors.ts';
 import { redactUrl as redact } from '../eventstore/redact-url.ts';
+import { MAX_TIMER_MS } from '../eventstore/store.ts';
 import { defaultStoreUrl } from '../eventstore/url.ts';
 import type { WorkerOptions } from '../workers/worker.ts';
 import { intFlag, parseFlags, UsageError, type Io } from './args.ts';
@@ -23,10 +24,10 @@ Options:
   -Q, --queues <a,b>     comma-separated queues to consume (default: default)
   -c, --concurrency <n>  most tasks running at once, integer ≥ 1 (default 16)
   -n, --name <name>      worker name recorded in the history (default host:pid:random)
-      --lease-ms <n>     lease length in ms, integer ≥ 1 (default 30000)
+      --lease-ms <n>     lease length in ms, integer from 1 to 2147483647 (default 30000)
       --batch <n>        most claims/completions per store transaction, integer ≥ 1 (default min(c, 100))
-      --poll-ms <n>      longest idle wait before asking the store again, ms, integer ≥ 1 (default 100)
-      --grace-ms <n>     on shutdown, how long running tasks may finish, ms, integer ≥ 0 (default 10000)
+      --poll-ms <n>      longest idle wait before asking the store again, ms, integer from 1 to 2147483647 (default 100)
+      --grace-ms <n>     on shutdown, how long running tasks may finish, ms, integer from 0 to 2147483647 (default 10000)
   -P, --pool <pool>      where tasks run: async (in the worker's thread; a time limit cannot stop a task
                          that never yields) or threads (in worker threads that import the --app module;
                          a time limit terminates the task's thread) (default async)
@@ -78,10 +79,11 @@ export function parseWorkerArgs(argv: readonly string[]): WorkerArgs {
     if (!QUEUE.test(q)) throw new UsageError(`--queues: queue name ${JSON.stringify(q)} is invalid; allowed is a comma-separated list of names of 1-100 of A-Z a-z 0-9 _ . : -`);
   }
   if (v.name !== undefined && (v.name === '' || v.name.length > 200)) throw new UsageError('--name must be 1-200 characters');
-  const leaseMs = intFlag('--lease-ms', v['lease-ms'], 1);
+  // Node fires a timer past MAX_TIMER_MS (2^31-1 ms, ~24.8 days) after 1 ms: the worker would heartbeat or poll every millisecond.
+  const leaseMs = intFlag('--lease-ms', v['lease-ms'], 1, MAX_TIMER_MS);
   const batchSize = intFlag('--batch', v.batch, 1);
-  const pollMs = intFlag('--poll-ms', v['poll-ms'], 1);
-  const shutdownGraceMs = intFlag('--grace-ms', v['grace-ms'], 0);
+  const pollMs = intFlag('--poll-ms', v['poll-ms'], 1, MAX_TIMER_MS);
+  const shutdownGraceMs = intFlag('--grace-ms', v['grace-ms'], 0, MAX_TIMER_MS);
   const concurrency = intFlag('--concurrency', v.concurrency, 1) ?? 16;
   const pool = v.pool ?? 'async';
   if (pool !== 'async' && pool !== 'threads') throw new UsageError(`--pool ${JSON.stringify(pool)} is invalid; allowed are async, threads`);

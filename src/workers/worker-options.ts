@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { moduleFile } from '../app/load-app.ts';
 import { LovageError } from '../errors.ts';
+import { MAX_TIMER_MS } from '../eventstore/store.ts';
 import { newToken } from '../eventstore/token.ts';
 import type { ThreadPoolOptions } from './threads.ts';
 
@@ -12,16 +13,16 @@ export interface WorkerOptions {
   readonly concurrency?: number;
   /** Most nodes claimed, and completions recorded, per store transaction (default `min(concurrency, 100)`). */
   readonly batchSize?: number;
-  /** Lease length, ms (default 30,000). A worker silent this long loses its nodes to others. */
+  /** Lease length, ms (default 30,000; at most 2^31-1, ~24.8 days). A worker silent this long loses its nodes to others. */
   readonly leaseMs?: number;
   /**
    * Longest idle wait before asking the store again, ms (default 100). Appends wake it at once (this
    * process's on every store; every process's on Postgres and Redis), and so do nodes this process
    * held back (countdown, retry) when they fall due; the poll finds the rest (another process's
-   * delayed nodes, expired leases, a missed wake-up).
+   * delayed nodes, expired leases, a missed wake-up). At most 2^31-1 (~24.8 days).
    */
   readonly pollMs?: number;
-  /** How long `stop()` lets running tasks finish before releasing them, ms (default 10,000). */
+  /** How long `stop()` lets running tasks finish before releasing them, ms (default 10,000; 0 to 2^31-1). */
   readonly shutdownGraceMs?: number;
   /** The worker's name in the history (default `host:pid:random`). */
   readonly name?: string;
@@ -69,9 +70,9 @@ export function workerSettings(options: WorkerOptions): WorkerSettings {
   const queues = options.queues ?? ['default'];
   const concurrency = positive(options.concurrency ?? 16, 'concurrency');
   const batchSize = positive(options.batchSize ?? Math.min(concurrency, 100), 'batchSize');
-  const leaseMs = positive(options.leaseMs ?? 30_000, 'leaseMs');
-  const pollMs = positive(options.pollMs ?? 100, 'pollMs');
-  const graceMs = Math.max(0, options.shutdownGraceMs ?? 10_000);
+  const leaseMs = timerMs(options.leaseMs ?? 30_000, 'leaseMs', 1);
+  const pollMs = timerMs(options.pollMs ?? 100, 'pollMs', 1);
+  const graceMs = timerMs(options.shutdownGraceMs ?? 10_000, 'shutdownGraceMs', 0);
   const name = options.name ?? `${hostname()}:${process.pid}:${newToken().slice(0, 6)}`;
   const onError = options.onError ?? ((e: unknown) => console.error(`lovage worker ${name}: ${e instanceof Error ? e.message : String(e)}`));
   if (queues.length === 0) throw new LovageError('VALIDATION', 'worker queues must name at least one queue');
@@ -94,6 +95,16 @@ export function workerSettings(options: WorkerOptions): WorkerSettings {
     throw new LovageError('VALIDATION', `worker pool ${JSON.stringify(pool)} is invalid; allowed are 'async', 'threads'`);
   }
   return { queues, concurrency, batchSize, leaseMs, pollMs, graceMs, name, onError, threads };
+}
+
+/**
+ * A time the worker waits with a timer (the heartbeat every `leaseMs / 3`, the idle poll, the grace
+ * period): Node fires a timer longer than MAX_TIMER_MS (2^31-1 ms) after 1 ms, so a longer one would
+ * heartbeat or poll the store every millisecond.
+ */
+function timerMs(n: number, what: string, min: number): number {
+  if (!Number.isInteger(n) || n < min || n > MAX_TIMER_MS) throw new LovageError('VALIDATION', `worker ${what} must be an integer from ${min} to ${MAX_TIMER_MS} ms (2^31-1, ~24.8 days: Node's longest timer), got ${String(n)}`);
+  return n;
 }
 
 function positive(n: number, what: string): number {
