@@ -67,8 +67,13 @@ export class Coordinator {
     const state = initialState(runId);
     const events = decide(state, { type: 'Submit', at, dag });
     await this.#store.append([{ runId, expectedVersion: 0, events }], transaction === undefined ? {} : { transaction });
-    // Inside a caller's transaction the run may yet roll back: nothing is cached for it.
-    if (transaction !== undefined || !this.#cacheSubmits()) return;
+    // Inside a caller's transaction the run may yet roll back: nothing is cached for it, and a run that
+    // ends at its submit (an empty group) is not said to have finished (this process never learns
+    // whether the transaction commits).
+    if (transaction !== undefined) return;
+    // A run with nothing to run ends at its submit: this process recorded its end.
+    if (endsRunEvent(events)) for (const l of this.#finished) l(runId);
+    if (!this.#cacheSubmits()) return;
     for (const e of events) applyInPlace(state, e);
     this.#cache.remember(state);
   }
@@ -91,7 +96,8 @@ export class Coordinator {
       try {
         const [stored] = await this.#store.append([{ runId, expectedVersion: state.version, events }]);
         this.#cache.forget(runId);
-        if (events.some((e) => e.type === 'WorkflowCancelled')) for (const l of this.#finished) l(runId);
+        // A cancel ends the run (so may a cancel of its last running subtrees): this process recorded it.
+        if (endsRunEvent(events)) for (const l of this.#finished) l(runId);
         return stored ?? [];
       } catch (e) {
         if (!(e instanceof LovageError && e.code === 'CONCURRENCY') || attempt >= MAX_CONFLICT_RETRIES) throw e;
@@ -154,7 +160,11 @@ export class Coordinator {
     return this.#cache.get(runId);
   }
 
-  /** Calls `listener(runId)` when this process records the end of a run. */
+  /**
+   * Calls `listener(runId)` when this process records the end of a run: the outcome that ends it, a
+   * cancel, or a submit that ends it at once (a run with nothing to run), unless that submit went in a
+   * caller's transaction.
+   */
   onFinished(listener: (runId: string) => void): () => void {
     this.#finished.add(listener);
     return () => this.#finished.delete(listener);

@@ -20,7 +20,13 @@ export interface HookPayloads {
   taskFailure: TaskInfo & { readonly error: TaskErrorInfo };
   /** The attempt failed and runs again at `retryAt` (epoch ms, store clock). */
   taskRetry: TaskInfo & { readonly error: TaskErrorInfo; readonly retryAt: number };
-  /** A run ended (succeeded or failed) by an outcome this process recorded. */
+  /**
+   * A run ended, fired once, in the process that recorded its end. Succeeded or failed: the worker's
+   * process that recorded the outcome ending it, or the submitting process for a run that ends at its
+   * submit (nothing to run: an empty group), unless submitted in a caller's `transaction` (it may roll
+   * back: no hook). Cancelled: the process that called `runs.cancel` (or, for a run that ends cancelled
+   * after a cancel of some of its nodes, the process that recorded the outcome ending it).
+   */
   runFinished: { readonly runId: string };
 }
 
