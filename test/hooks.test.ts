@@ -30,3 +30,31 @@ for (const store of ['memory:', 'sqlite::memory:']) {
     });
   });
 }
+
+for (const store of ['memory:', 'sqlite::memory:']) {
+  describe(`hook payloads on ${store}`, () => {
+    let app: App;
+    afterEach(() => app.close());
+
+    it("a hook that writes to its payload changes neither the task's args nor the recorded result or error", async () => {
+      app = createApp({ store });
+      let seen = '';
+      const echo = app.task('echo', (o: { x: string }) => ((seen = o.x), { got: o.x }));
+      const boom = app.task('boom', (o: { x: string }) => { throw new Error(`boom ${o.x}`); });
+      app.on('taskPrerun', (p) => { (p.args[0] as { x: string }).x = 'changed by taskPrerun'; });
+      app.on('taskPostrun', (p) => {
+        if (p.result) (p.result as { got: string }).got = 'changed by taskPostrun';
+        (p.args[0] as { x: string }).x = 'changed by taskPostrun';
+        if (p.error) (p.error as { message: string }).message = 'changed by taskPostrun';
+      });
+      app.on('taskFailure', (p) => { (p.error as { message: string }).message = 'changed by taskFailure'; });
+      app.worker({ concurrency: 1, pollMs: 10 });
+      const run = await echo.delay({ x: 'original' });
+      const result = await run.get({ timeoutMs: 5000 });
+      const failed = await boom.delay({ x: 'original' });
+      await expect(failed.get({ timeoutMs: 5000 })).rejects.toThrow(/boom original/);
+      const log = JSON.stringify([...await app.runs.history(run.id), ...await app.runs.history(failed.id)].map((e) => e.event));
+      expect({ seen, result, changed: log.match(/changed by \w+/g) }).toEqual({ seen: 'original', result: { got: 'original' }, changed: null });
+    });
+  });
+}

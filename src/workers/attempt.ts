@@ -159,7 +159,7 @@ async function afterRateLimit(host: AttemptHost, def: TaskDefinition, node: Clai
 }
 
 function start(host: AttemptHost, def: TaskDefinition, node: ClaimedNode, ctx: TaskContext, flight: InFlight): Result | Promise<Result> {
-  if (listens(host, 'taskPrerun')) emit(host, 'taskPrerun', { runId: node.runId, nodeId: node.nodeId, task: node.task, args: node.args, attempt: node.attempt });
+  if (listens(host, 'taskPrerun')) emit(host, 'taskPrerun', infoOf(node));
   const limits = limitsFor(def, node.options);
   // The common case, kept lean: in-process, no time limit.
   if (!host.pool && limits.soft === undefined && limits.hard === undefined) return call(def.fn, node, ctx);
@@ -226,14 +226,15 @@ export function completionOf(host: AttemptHost, def: TaskDefinition | undefined,
   if (result.ok) {
     outcome = result;
     // An expired node skipped (onExpire 'skip') never ran: no taskPostrun.
-    if (!result.expired && listens(host, 'taskPostrun')) emit(host, 'taskPostrun', { ...infoOf(node), state: 'succeeded', result: result.value, durationMs: Date.now() - started });
+    if (!result.expired && listens(host, 'taskPostrun')) emit(host, 'taskPostrun', { ...infoOf(node), state: 'succeeded', result: structuredClone(result.value), durationMs: Date.now() - started });
   } else {
     const plan = planFailure(def, node.options, node.attempt, 'thrown' in result ? result.thrown : undefined, at);
     const error = errorInfo(plan.error);
     outcome = { ok: false, error, ...(plan.retryAt !== undefined ? { retryAt: plan.retryAt } : {}) };
-    emit(host, 'taskPostrun', { ...infoOf(node), state: plan.retryAt !== undefined ? 'retry' : 'failed', error, durationMs: Date.now() - started });
-    if (plan.retryAt !== undefined) emit(host, 'taskRetry', { ...infoOf(node), error, retryAt: plan.retryAt });
-    else emit(host, 'taskFailure', { ...infoOf(node), error });
+    if (listens(host, 'taskPostrun')) emit(host, 'taskPostrun', { ...infoOf(node), state: plan.retryAt !== undefined ? 'retry' : 'failed', error: { ...error }, durationMs: Date.now() - started });
+    if (plan.retryAt !== undefined) {
+      if (listens(host, 'taskRetry')) emit(host, 'taskRetry', { ...infoOf(node), error: { ...error }, retryAt: plan.retryAt });
+    } else if (listens(host, 'taskFailure')) emit(host, 'taskFailure', { ...infoOf(node), error: { ...error } });
   }
   return { type: 'Complete', runId: node.runId, nodeId: node.nodeId, attempt: node.attempt, leaseToken: node.leaseToken, outcome, at };
 }
@@ -294,9 +295,13 @@ function emit(host: AttemptHost, ...args: Parameters<HookEmitter['emit']>): void
   }
 }
 
-/** What hooks are told of a node. */
+/**
+ * What hooks are told of a node. Hooks get copies (of the args here; of a result or an error where
+ * they are told one): a hook that writes to its payload changes neither the task's input nor what
+ * is recorded. Made only when a hook listens, so the copies cost nothing otherwise.
+ */
 function infoOf(node: ClaimedNode): { runId: string; nodeId: string; task: string; args: readonly Json[]; attempt: number } {
-  return { runId: node.runId, nodeId: node.nodeId, task: node.task, args: node.args, attempt: node.attempt };
+  return { runId: node.runId, nodeId: node.nodeId, task: node.task, args: structuredClone(node.args), attempt: node.attempt };
 }
 
 /** `ctx.heartbeat` of a node. */
