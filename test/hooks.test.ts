@@ -1,7 +1,7 @@
 // Hooks (docs/tasks.md, Hooks): when each fires, in which process, and what it may change (nothing).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createApp, group, type App } from '../src/index.ts';
+import { createApp, group, taskContext, type App } from '../src/index.ts';
 
 for (const store of ['memory:', 'sqlite::memory:']) {
   describe(`hooks on ${store}`, () => {
@@ -56,5 +56,43 @@ for (const store of ['memory:', 'sqlite::memory:']) {
       const log = JSON.stringify([...await app.runs.history(run.id), ...await app.runs.history(failed.id)].map((e) => e.event));
       expect({ seen, result, changed: log.match(/changed by \w+/g) }).toEqual({ seen: 'original', result: { got: 'original' }, changed: null });
     });
+  });
+}
+
+for (const store of ['memory:', 'sqlite::memory:']) {
+  describe(`hooks of an attempt whose outcome is fenced, on ${store}`, () => {
+    let app: App;
+    afterEach(() => app.close());
+
+    // The attempt gives up after its run was cancelled: its failure is fenced (NodeCompletionFenced),
+    // never retried nor recorded as the node's failure, so no hook says it was.
+    for (const retry of [true, false]) {
+      it(`${retry ? 'taskRetry' : 'taskFailure'} and taskPostrun do not fire; taskPostrun fires for recorded attempts only`, async () => {
+        app = createApp({ store });
+        let started = false;
+        const flaky = app.task('flaky', async () => {
+          started = true;
+          const { signal } = taskContext();
+          await new Promise((r) => signal.addEventListener('abort', r));
+          throw new Error('gave up after the abort');
+        }, retry ? { retry: { max: 3, delay: 10, jitter: false } } : {});
+        const ok = app.task('ok', () => 'fine');
+        const said: string[] = [];
+        app.on('taskRetry', () => void said.push('retry'));
+        app.on('taskFailure', () => void said.push('failure'));
+        app.on('taskPostrun', (p) => void said.push(`postrun ${p.task} ${p.state}`));
+        app.worker({ concurrency: 1, pollMs: 10 });
+        const run = await flaky.delay();
+        while (!started) await sleep(5);
+        await app.runs.cancel(run.id, 'stop');
+        await expect(run.get({ timeoutMs: 5000 })).rejects.toMatchObject({ code: 'CANCELLED' });
+        expect(await (await ok.delay()).get({ timeoutMs: 5000 })).toBe('fine');
+        await sleep(100);
+        const types = (await app.runs.history(run.id)).map((e) => e.event.type);
+        expect(types).toContain('NodeCompletionFenced');
+        expect(types).not.toContain('NodeRetryScheduled');
+        expect(said).toEqual(['postrun ok succeeded']);
+      });
+    }
   });
 }

@@ -214,29 +214,44 @@ async function limited(host: AttemptHost, def: TaskDefinition, node: ClaimedNode
   }
 }
 
-/**
- * The completion to record for an attempt that ended with `result`, at `at` (store clock); tells the
- * hooks how it ended. `started`: when the attempt began (local clock, for `durationMs`).
- */
-export function completionOf(host: AttemptHost, def: TaskDefinition | undefined, node: ClaimedNode, result: Result, at: number, started: number): Completion {
+/** The completion to record for an attempt that ended with `result`, at `at` (store clock). */
+export function completionOf(def: TaskDefinition | undefined, node: ClaimedNode, result: Result, at: number): Completion {
   if ('defer' in result) {
     return { type: 'Defer', runId: node.runId, nodeId: node.nodeId, leaseToken: node.leaseToken, until: at + result.defer, reason: result.reason, at };
   }
   let outcome: Extract<Completion, { type: 'Complete' }>['outcome'];
   if (result.ok) {
     outcome = result;
-    // An expired node skipped (onExpire 'skip') never ran: no taskPostrun.
-    if (!result.expired && listens(host, 'taskPostrun')) emit(host, 'taskPostrun', { ...infoOf(node), state: 'succeeded', result: structuredClone(result.value), durationMs: Date.now() - started });
   } else {
     const plan = planFailure(def, node.options, node.attempt, 'thrown' in result ? result.thrown : undefined, at);
-    const error = errorInfo(plan.error);
-    outcome = { ok: false, error, ...(plan.retryAt !== undefined ? { retryAt: plan.retryAt } : {}) };
-    if (listens(host, 'taskPostrun')) emit(host, 'taskPostrun', { ...infoOf(node), state: plan.retryAt !== undefined ? 'retry' : 'failed', error: { ...error }, durationMs: Date.now() - started });
-    if (plan.retryAt !== undefined) {
-      if (listens(host, 'taskRetry')) emit(host, 'taskRetry', { ...infoOf(node), error: { ...error }, retryAt: plan.retryAt });
-    } else if (listens(host, 'taskFailure')) emit(host, 'taskFailure', { ...infoOf(node), error: { ...error } });
+    outcome = { ok: false, error: errorInfo(plan.error), ...(plan.retryAt !== undefined ? { retryAt: plan.retryAt } : {}) };
   }
   return { type: 'Complete', runId: node.runId, nodeId: node.nodeId, attempt: node.attempt, leaseToken: node.leaseToken, outcome, at };
+}
+
+/** Whether a hook listens to how attempts end (then the worker keeps what `announce` needs until the outcome is recorded). */
+export function announced(host: AttemptHost): boolean {
+  return listens(host, 'taskPostrun') || listens(host, 'taskRetry') || listens(host, 'taskFailure');
+}
+
+/**
+ * Tells the hooks how an attempt ended, once its completion `c` was recorded as the node's outcome
+ * (never for one fenced or dropped: a cancelled run's attempt that failed is not "retried"), with
+ * what was recorded. `durationMs`: the attempt's run time.
+ */
+export function announce(host: AttemptHost, node: ClaimedNode, c: Completion, durationMs: number): void {
+  if (c.type !== 'Complete') return;
+  const outcome = c.outcome;
+  if (outcome.ok) {
+    // An expired node skipped (onExpire 'skip') never ran: no taskPostrun.
+    if (!outcome.expired && listens(host, 'taskPostrun')) emit(host, 'taskPostrun', { ...infoOf(node), state: 'succeeded', result: structuredClone(outcome.value), durationMs });
+    return;
+  }
+  const { error, retryAt } = outcome;
+  if (listens(host, 'taskPostrun')) emit(host, 'taskPostrun', { ...infoOf(node), state: retryAt !== undefined ? 'retry' : 'failed', error: { ...error }, durationMs });
+  if (retryAt !== undefined) {
+    if (listens(host, 'taskRetry')) emit(host, 'taskRetry', { ...infoOf(node), error: { ...error }, retryAt });
+  } else if (listens(host, 'taskFailure')) emit(host, 'taskFailure', { ...infoOf(node), error: { ...error } });
 }
 
 function call(fn: (...args: never[]) => unknown, node: ClaimedNode, ctx: TaskContext): Result | Promise<Result> {

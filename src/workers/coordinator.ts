@@ -226,14 +226,14 @@ export class Coordinator {
    * returns undefined: the record then waits for its turn.
    */
   #decideFlight(byRun: ReadonlyMap<string, readonly Completion[]>): Decided | undefined {
-    const decided: Decided = { requests: [], undos: [], chains: [], finished: [] };
+    const decided: Decided = { requests: [], undos: [], chains: [], finished: [], landed: [] };
     for (const [runId, items] of byRun) {
       const state = this.#cache.get(runId)!;
       const chain = this.#chains.get(runId);
       const undo = beginUndo(state);
       let events: WorkflowEvent[] = [];
       try {
-        events = decideAll(undo, items);
+        events = decideAll(undo, items, decided.landed);
       } catch {
         events = [];
       }
@@ -278,7 +278,7 @@ export class Coordinator {
    * the other runs' changes are taken back; a chain's cannot be (claims' events may have been applied
    * since): the chain breaks and its run is read afresh. Then the record waits for its turn.
    */
-  async #fly(byRun: ReadonlyMap<string, readonly Completion[]>, claim: ClaimRequest | undefined, { requests, undos, chains, finished }: Decided): Promise<Recorded> {
+  async #fly(byRun: ReadonlyMap<string, readonly Completion[]>, claim: ClaimRequest | undefined, { requests, undos, chains, finished, landed: recorded }: Decided): Promise<Recorded> {
     requests.forEach((r, i) => { if (!chains[i]) this.#busy.add(r.runId); });
     // Serial steps wait for it to land, unless it is a record of chains only: a step on one of those runs
     // waits for the chain's records (`#leave`), and steps on other runs need not.
@@ -295,7 +295,7 @@ export class Coordinator {
           const claimed = await this.#send(requests, claim, finished);
           ok = true;
           requests.forEach((r, i) => { if (chains[i]) chains[i].landed = r.id!; });
-          return { quarantined: [], claimed, alone: true };
+          return { quarantined: [], claimed, alone: true, landed: recorded };
         } catch (e) {
           // Refused as the record it follows had not landed: it goes again once that one has (only once).
           const ahead = again ? undefined : aheadOf(e, requests, chains, this.#chains.idPrefix);
@@ -387,6 +387,8 @@ export class Coordinator {
       const decided = new Map<string, RunState>();
       const undos: Undo[] = [];
       const finished: string[] = [];
+      // The completions whose own outcome this attempt's append records (not fenced, not dropped).
+      const landed: Completion[] = [];
       // Each run's state: cached, or read (not cached, or stale: a stale one is caught up from its cached
       // version, only the new events are read), all reads at once rather than one round trip after
       // another. Taken now: a state the reads push out of the cache is still decided on.
@@ -411,14 +413,17 @@ export class Coordinator {
           // Nothing else makes a run read empty here: its nodes are claimed only once it exists.
           if (state.version === 0) continue;
           let undo = beginUndo(state);
-          let events = decideAll(undo, items);
+          const mine: Completion[] = [];
+          let events = decideAll(undo, items, mine);
           // Deciding nothing proves nothing about a cached state: it may be stale. Check with the log.
           if (events.length === 0 && !stale.has(runId)) {
             state = await this.load(runId);
             if (state.version === 0) continue;
             undo = beginUndo(state);
-            events = decideAll(undo, items);
+            mine.length = 0;
+            events = decideAll(undo, items, mine);
           }
+          landed.push(...mine);
           decided.set(runId, state);
           if (events.length > 0) {
             // A run with nodes still ready or running may take commuting records next: this append is named.
@@ -449,7 +454,7 @@ export class Coordinator {
             if (ended !== undefined) this.#cache.forget(ended);
           }
         }
-        return { quarantined: [...quarantined].map(([runId, error]) => ({ runId, error })), claimed, alone: false };
+        return { quarantined: [...quarantined].map(([runId, error]) => ({ runId, error })), claimed, alone: false, landed };
       } catch (e) {
         // The cached states were changed optimistically: take the changes back, catch up, decide again.
         for (const undo of undos) rollback(undo);
@@ -503,15 +508,21 @@ export class Coordinator {
   }
 }
 
-/** What a record returns: the runs it quarantined, the nodes its claim took, and whether it went out beside other records (see `record`). */
-type Recorded = { quarantined: { runId: string; error: LovageError }[]; claimed: ClaimedNode[]; alone: boolean };
+/**
+ * What a record returns: the runs it quarantined, the nodes its claim took, whether it went out beside
+ * other records (see `record`), and the completions (`Complete` ones) whose own outcome it recorded:
+ * the others were fenced (NodeCompletionFenced: the lease was stale, the run cancelled...) or dropped
+ * (the run is gone or quarantined). Hooks tell of these only.
+ */
+type Recorded = { quarantined: { runId: string; error: LovageError }[]; claimed: ClaimedNode[]; alone: boolean; landed: readonly Completion[] };
 
-/** A record decided to fly: its appends, how to take them back, the chain of each (commuting ones), and the runs it ends. */
+/** A record decided to fly: its appends, how to take them back, the chain of each (commuting ones), the runs it ends, the completions it records (see Recorded). */
 interface Decided {
   readonly requests: AppendRequest[];
   readonly undos: Undo[];
   readonly chains: (Chain | undefined)[];
   readonly finished: string[];
+  readonly landed: Completion[];
 }
 
 function byRunOf(completions: readonly Completion[]): Map<string, Completion[]> {
@@ -529,15 +540,20 @@ function endsRunEvent(events: readonly WorkflowEvent[]): boolean {
   return events.some(endsRun);
 }
 
-/** Decides each item in turn, applying the events in place (undoably); returns them all. */
-function decideAll(undo: Undo, items: readonly Completion[]): WorkflowEvent[] {
+/**
+ * Decides each item in turn, applying the events in place (undoably); returns them all. Pushes onto
+ * `landed` each `Complete` whose own outcome the events record (neither fenced nor decided to nothing).
+ */
+function decideAll(undo: Undo, items: readonly Completion[], landed: Completion[]): WorkflowEvent[] {
   const events: WorkflowEvent[] = [];
   for (const c of items) {
     try {
-      for (const e of decide(undo.state, c)) {
+      const decided = decide(undo.state, c);
+      for (const e of decided) {
         applyUndoable(undo, e);
         events.push(e);
       }
+      if (c.type === 'Complete' && decided.length > 0 && decided[0]!.type !== 'NodeCompletionFenced') landed.push(c);
     } catch (e) {
       if (e instanceof LovageError) throw e;
       // The rules throw nothing else on a log they wrote: this one holds what they cannot read (a DAG

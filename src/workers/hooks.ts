@@ -14,11 +14,14 @@ interface TaskInfo {
 export interface HookPayloads {
   /** Before a task's function is called (after the expiry and lost-lease checks). */
   taskPrerun: TaskInfo;
-  /** After the attempt ended, whatever the outcome (`retry`: a retry is scheduled). */
+  /**
+   * After the attempt ended and its outcome was recorded, whatever it was (`retry`: a retry is
+   * scheduled). Not for an attempt whose outcome was fenced (its run cancelled, its lease lost).
+   */
   taskPostrun: TaskInfo & { readonly state: 'succeeded' | 'failed' | 'retry'; readonly result?: Json; readonly error?: TaskErrorInfo; readonly durationMs: number };
-  /** The attempt failed and will not be retried. */
+  /** The attempt failed and the node's failure was recorded (not retried). Not for a fenced attempt. */
   taskFailure: TaskInfo & { readonly error: TaskErrorInfo };
-  /** The attempt failed and runs again at `retryAt` (epoch ms, store clock). */
+  /** The attempt failed and its retry was recorded: the node runs again at `retryAt` (epoch ms, store clock). Not for a fenced attempt. */
   taskRetry: TaskInfo & { readonly error: TaskErrorInfo; readonly retryAt: number };
   /**
    * A run ended, fired once, in the process that recorded its end. Succeeded or failed: the worker's
@@ -42,7 +45,8 @@ export interface HookEmitter {
 const NAMES: ReadonlySet<string> = new Set<HookName>(['taskPrerun', 'taskPostrun', 'taskFailure', 'taskRetry', 'runFinished']);
 
 /**
- * The app's hooks. A hook runs synchronously in the worker's process; what it returns is ignored
+ * The app's hooks. Payloads hold copies of a task's args, result and error (a hook that writes to
+ * them changes nothing). A hook runs synchronously in the worker's process; what it returns is ignored
  * (a returned promise is not awaited, its rejection is reported); a hook that throws is reported
  * through `report` and never changes the task's outcome.
  */

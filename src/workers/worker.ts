@@ -1,7 +1,7 @@
 import { LovageError } from '../errors.ts';
 import type { ClaimedNode, ClaimRequest, EventStore } from '../eventstore/store.ts';
 import { Alarm } from './alarm.ts';
-import { completionOf, contextOf, InFlight, runAttempt, type AttemptHost, type Result } from './attempt.ts';
+import { announce, announced, completionOf, contextOf, InFlight, runAttempt, type AttemptHost, type Result } from './attempt.ts';
 import { ChurnMap } from './churn-map.ts';
 import type { Completion, Coordinator } from './coordinator.ts';
 import type { TaskDefinition } from './execution.ts';
@@ -66,6 +66,11 @@ export class Worker {
    */
   readonly #waiting = new ChurnMap<string, ClaimedNode>();
   #pending: Completion[] = [];
+  /**
+   * What the hooks are told of a completion once it is recorded (see `announce`): its node and the
+   * attempt's run time. Kept only while a hook listens to how attempts end.
+   */
+  readonly #announce = new Map<Completion, { node: ClaimedNode; durationMs: number }>();
   /**
    * Store calls that may be on their way at once: 2 on a server store (`EventStore.pipelined`; where
    * calls are costly, only when `concurrency` holds two whole batches), else 1.
@@ -346,7 +351,10 @@ export class Worker {
   #complete(node: ClaimedNode, def: TaskDefinition | undefined, result: Result, at: number, started: number): void {
     if (!this.#inFlight.delete(node.leaseToken)) return; // released at shutdown
     this.#unrecorded.set(node.leaseToken, node);
-    this.#pending.push(completionOf(this.#attempts, def, node, result, at, started));
+    const completion = completionOf(def, node, result, at);
+    // Hooks hear of it once it is recorded as the node's outcome (see #flush).
+    if (completion.type === 'Complete' && announced(this.#attempts)) this.#announce.set(completion, { node, durationMs: Date.now() - started });
+    this.#pending.push(completion);
     this.#alarm.poke();
   }
 
@@ -356,15 +364,25 @@ export class Worker {
     const batch = outcomes ? this.#pending : [];
     if (outcomes) this.#pending = [];
     try {
-      const { quarantined, claimed, alone } = await this.#host.coordinator.record(batch, claim);
+      const { quarantined, claimed, alone, landed } = await this.#host.coordinator.record(batch, claim);
       this.#overlaps = alone;
       for (const c of batch) this.#unrecorded.delete(c.leaseToken);
       for (const q of quarantined) this.#report(q.error);
+      if (this.#announce.size > 0) this.#announceRecorded(batch, landed);
       return claimed;
     } catch (e) {
       this.#pending = batch.concat(this.#pending);
       throw e;
     }
+  }
+
+  /** Tells the hooks how the recorded attempts of `batch` ended (`landed`); the rest were fenced or dropped: nothing is said of them. */
+  #announceRecorded(batch: readonly Completion[], landed: readonly Completion[]): void {
+    for (const c of landed) {
+      const a = this.#announce.get(c);
+      if (a) announce(this.#attempts, a.node, c, a.durationMs);
+    }
+    for (const c of batch) this.#announce.delete(c);
   }
 
   #report(error: unknown): void {
