@@ -129,6 +129,27 @@ for (const [name, url] of stores) {
       expect(await (await t.tidy.delay()).get({ timeoutMs })).toMatch(/^cleaned up after SoftTimeLimitExceeded in thread [1-9]\d*$/);
     });
 
+    it('a task waiting for a free thread whose run is cancelled never starts: its outcome is fenced, the queue runs on', async () => {
+      const prerun: string[] = [];
+      app.on('taskPrerun', (p) => void prerun.push(p.task));
+      worker({ concurrency: 2, threads: 1 });
+      expect(await (await t.block.delay(1)).get({ timeoutMs })).toBe(1); // the thread is warm
+      const busy = await t.block.delay(800);
+      while (!(await events(busy.id)).some((e) => e.type === 'NodeStarted')) await sleep(10);
+      const file = join(dir, `effect-${name}`);
+      const run = await t.effect.delay(file);
+      // Claimed, waiting in the pool for the only thread.
+      while (!(await events(run.id)).some((e) => e.type === 'NodeStarted')) await sleep(10);
+      await app.runs.cancel(run.id, 'stop before it starts');
+      await expect(run.get({ timeoutMs })).rejects.toMatchObject({ code: 'CANCELLED' });
+      expect(await busy.get({ timeoutMs })).toBe(800);
+      await sleep(300);
+      expect(existsSync(file)).toBe(false);
+      expect(ofType(await events(run.id), 'NodeCompletionFenced')).toMatchObject([{ outcome: 'failed' }]);
+      expect(prerun).toEqual(['block', 'block']); // the effect never started
+      expect(await (await t.add.delay(1, 1)).get({ timeoutMs })).toBe(2);
+    });
+
     it.runIf(name === 'sqlite')('an app module that calls app.worker() as it loads: in a thread the call is inert and its store is never opened', async () => {
       const inert = join(dir, 'inert.db');
       process.env['LOVAGE_INERT_STORE'] = `sqlite:${inert}`;

@@ -159,7 +159,8 @@ async function afterRateLimit(host: AttemptHost, def: TaskDefinition, node: Clai
 }
 
 function start(host: AttemptHost, def: TaskDefinition, node: ClaimedNode, ctx: TaskContext, flight: InFlight): Result | Promise<Result> {
-  if (listens(host, 'taskPrerun')) emit(host, 'taskPrerun', infoOf(node));
+  // In the threads pool, once a thread starts the task (one cancelled while it waits never starts).
+  if (!host.pool && listens(host, 'taskPrerun')) emit(host, 'taskPrerun', infoOf(node));
   const limits = limitsFor(def, node.options);
   // The common case, kept lean: in-process, no time limit.
   if (!host.pool && limits.soft === undefined && limits.hard === undefined) return call(def.fn, node, ctx);
@@ -197,7 +198,10 @@ async function limited(host: AttemptHost, def: TaskDefinition, node: ClaimedNode
   if (host.pool) {
     const thread = host.pool.run({ key: node.leaseToken, task: node.task, args: node.args, ctx: { runId: ctx.runId, nodeId: ctx.nodeId, task: ctx.task, attempt: ctx.attempt, idempotencyKey: ctx.idempotencyKey } });
     flight.thread = thread;
-    void thread.started.then(arm);
+    void thread.started.then(() => {
+      if (listens(host, 'taskPrerun')) emit(host, 'taskPrerun', infoOf(node));
+      arm();
+    });
     run = thread.result;
   } else {
     run = Promise.resolve(call(def.fn, node, ctx));

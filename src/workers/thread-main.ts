@@ -30,7 +30,6 @@ const running = new Map<number, AbortController>();
 
 async function run(internals: AppInternals, m: Extract<ToThread, { type: 'run' }>): Promise<void> {
   const controller = new AbortController();
-  if (m.aborted) controller.abort(reviveThrown(m.aborted));
   running.set(m.id, controller);
   const ctx: TaskContext = {
     ...m.ctx,

@@ -51,7 +51,7 @@ export type Thrown =
   | { readonly value: Json };
 
 export type ToThread =
-  | { readonly type: 'run'; readonly id: number; readonly task: string; readonly args: readonly Json[]; readonly ctx: ContextData; readonly aborted?: Thrown }
+  | { readonly type: 'run'; readonly id: number; readonly task: string; readonly args: readonly Json[]; readonly ctx: ContextData }
   | { readonly type: 'abort'; readonly id: number; readonly reason: Thrown };
 
 export type FromThread =

@@ -29,7 +29,11 @@ export interface ThreadRun {
   readonly started: Promise<number>;
   /** Resolves (never rejects) with the outcome, or the reason it was cut short. */
   readonly result: Promise<ThreadResult>;
-  /** Aborts the task's `signal` in its thread (sent at start if it has not started yet). */
+  /**
+   * Aborts the task's `signal` in its thread. A task still waiting for a free thread never starts: it
+   * leaves the queue and `result` resolves as cut short with `reason` (a cancel or a lost lease: its
+   * outcome is fenced, as a started task's would be).
+   */
   abort(reason: unknown): void;
   /** Ends the task now: its thread is terminated (a fresh one replaces it on demand). */
   terminate(reason: unknown): void;
@@ -128,8 +132,16 @@ export class ThreadPool {
 
   #abort(job: Job, reason: unknown): void {
     if (job.settled || job.aborted) return;
+    if (!job.slot) {
+      // Not started: it never will be (its run was cancelled, or its lease lost).
+      const i = this.#queue.indexOf(job);
+      if (i >= 0) this.#queue.splice(i, 1);
+      this.#settle(job, { ok: false, thrown: reason });
+      this.#dispatch();
+      return;
+    }
     job.aborted = encodeThrown(reason);
-    if (job.slot) job.slot.thread.postMessage({ type: 'abort', id: job.id, reason: job.aborted });
+    job.slot.thread.postMessage({ type: 'abort', id: job.id, reason: job.aborted });
   }
 
   #terminate(job: Job, reason: unknown): void {
@@ -180,7 +192,7 @@ export class ThreadPool {
     slot.job = job;
     job.slot = slot;
     const { task, args, ctx } = job.spec;
-    slot.thread.postMessage({ type: 'run', id: job.id, task, args, ctx, ...(job.aborted ? { aborted: job.aborted } : {}) });
+    slot.thread.postMessage({ type: 'run', id: job.id, task, args, ctx });
     job.start(slot.thread.threadId);
   }
 
