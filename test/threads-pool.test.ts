@@ -150,6 +150,16 @@ for (const [name, url] of stores) {
       expect(await (await t.add.delay(1, 1)).get({ timeoutMs })).toBe(2);
     });
 
+    it('ctx.heartbeat() in a thread extends the lease as in the async pool: false after a cancel', async () => {
+      worker();
+      const file = join(dir, `heartbeat-${name}`);
+      const run = await t.heartbeatAfterAbort.delay(file);
+      while (!existsSync(`${file}.started`)) await sleep(10);
+      await app.runs.cancel(run.id, 'stop');
+      while (!existsSync(file)) await sleep(10);
+      expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ reason: 'CANCELLED', heartbeat: false });
+    });
+
     it.runIf(name === 'sqlite')('an app module that calls app.worker() as it loads: in a thread the call is inert and its store is never opened', async () => {
       const inert = join(dir, 'inert.db');
       process.env['LOVAGE_INERT_STORE'] = `sqlite:${inert}`;

@@ -196,7 +196,7 @@ async function limited(host: AttemptHost, def: TaskDefinition, node: ClaimedNode
   };
   let run: Promise<Result>;
   if (host.pool) {
-    const thread = host.pool.run({ key: node.leaseToken, task: node.task, args: node.args, ctx: { runId: ctx.runId, nodeId: ctx.nodeId, task: ctx.task, attempt: ctx.attempt, idempotencyKey: ctx.idempotencyKey } });
+    const thread = host.pool.run({ key: node.leaseToken, task: node.task, args: node.args, ctx: { runId: ctx.runId, nodeId: ctx.nodeId, task: ctx.task, attempt: ctx.attempt, idempotencyKey: ctx.idempotencyKey }, heartbeat: ctx.heartbeat });
     flight.thread = thread;
     void thread.started.then(() => {
       if (listens(host, 'taskPrerun')) emit(host, 'taskPrerun', infoOf(node));

@@ -27,6 +27,18 @@ async function load(): Promise<AppInternals> {
 
 /** Abort controllers of the tasks running now, by the pool's id. */
 const running = new Map<number, AbortController>();
+/** `ctx.heartbeat()` calls waiting for the worker's answer, by call number. */
+const beats = new Map<number, { resolve: (held: boolean) => void; reject: (e: unknown) => void }>();
+let nextBeat = 1;
+
+/** `ctx.heartbeat()` of task `id`: the worker extends its lease in the store (as in the async pool) and says whether it still holds it. */
+function heartbeatOf(id: number): () => Promise<boolean> {
+  return () => new Promise<boolean>((resolve, reject) => {
+    const seq = nextBeat++;
+    beats.set(seq, { resolve, reject });
+    post({ type: 'heartbeat', id, seq });
+  });
+}
 
 async function run(internals: AppInternals, m: Extract<ToThread, { type: 'run' }>): Promise<void> {
   const controller = new AbortController();
@@ -34,8 +46,7 @@ async function run(internals: AppInternals, m: Extract<ToThread, { type: 'run' }
   const ctx: TaskContext = {
     ...m.ctx,
     signal: controller.signal,
-    // The worker extends the lease on its own timer; a lost lease reaches this thread as an abort.
-    heartbeat: () => Promise.resolve(!(controller.signal.aborted && (controller.signal.reason as { code?: unknown } | undefined)?.code === 'LEASE_LOST')),
+    heartbeat: heartbeatOf(m.id),
     retry: (options = {}) => {
       throw new RetryRequest(options.countdown === undefined ? undefined : parseDuration(options.countdown, 'ctx.retry countdown'), options.error);
     },
@@ -57,7 +68,12 @@ try {
   const internals = await load();
   port.on('message', (m: ToThread) => {
     if (m.type === 'abort') running.get(m.id)?.abort(reviveThrown(m.reason));
-    else void run(internals, m);
+    else if (m.type === 'heartbeat') {
+      const beat = beats.get(m.seq);
+      beats.delete(m.seq);
+      if ('error' in m) beat?.reject(reviveThrown(m.error));
+      else beat?.resolve(m.held);
+    } else void run(internals, m);
   });
   post({ type: 'ready' });
 } catch (e) {

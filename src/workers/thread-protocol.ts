@@ -52,10 +52,15 @@ export type Thrown =
 
 export type ToThread =
   | { readonly type: 'run'; readonly id: number; readonly task: string; readonly args: readonly Json[]; readonly ctx: ContextData }
-  | { readonly type: 'abort'; readonly id: number; readonly reason: Thrown };
+  | { readonly type: 'abort'; readonly id: number; readonly reason: Thrown }
+  /** The answer to a task's `ctx.heartbeat()` (`seq` names the call): whether the lease is still held, or the store's error. */
+  | { readonly type: 'heartbeat'; readonly seq: number; readonly held: boolean }
+  | { readonly type: 'heartbeat'; readonly seq: number; readonly error: Thrown };
 
 export type FromThread =
   | { readonly type: 'ready' }
+  /** A task's `ctx.heartbeat()`: the worker extends the task's lease, as in the async pool, and answers. */
+  | { readonly type: 'heartbeat'; readonly id: number; readonly seq: number }
   | { readonly type: 'loadFailed'; readonly error: Thrown }
   | { readonly type: 'done'; readonly id: number; readonly ok: true; readonly value: Json }
   | { readonly type: 'done'; readonly id: number; readonly ok: false; readonly thrown: Thrown };

@@ -8,7 +8,7 @@ import { Worker as Thread } from 'node:worker_threads';
 import type { Json } from '../canvas/json.ts';
 import { LovageError } from '../errors.ts';
 import { WorkerLostError } from './execution.ts';
-import { encodeThrown, reviveThrown, type ContextData, type FromThread, type Thrown } from './thread-protocol.ts';
+import { encodeThrown, reviveThrown, type ContextData, type FromThread, type Thrown, type ToThread } from './thread-protocol.ts';
 
 const entry = new URL('./thread-entry.mjs', import.meta.url);
 
@@ -18,6 +18,8 @@ export interface ThreadJob {
   readonly task: string;
   readonly args: readonly Json[];
   readonly ctx: ContextData;
+  /** Answers the task's `ctx.heartbeat()` (extends its lease; stays in the worker, never sent). */
+  readonly heartbeat: () => Promise<boolean>;
 }
 
 /** How a task ended in its thread; `thrown` is revived (see reviveThrown). */
@@ -217,6 +219,9 @@ export class ThreadPool {
       this.#slots.delete(slot);
       void slot.thread.terminate().catch(() => undefined);
       this.#loadFailed(reviveThrown(m.error));
+    } else if (m.type === 'heartbeat') {
+      this.#heartbeat(slot, m.id, m.seq);
+      return;
     } else {
       const job = slot.job;
       if (!job || job.id !== m.id) return;
@@ -227,6 +232,17 @@ export class ThreadPool {
       if (max !== undefined && slot.tasks >= max) this.#replace(slot);
     }
     this.#dispatch();
+  }
+
+  /** Answers a task's `ctx.heartbeat()`; a task no longer running there is told its lease is not held. */
+  #heartbeat(slot: Slot, id: number, seq: number): void {
+    const job = slot.job;
+    const answer = (m: ToThread) => { if (this.#slots.has(slot)) slot.thread.postMessage(m); };
+    if (!job || job.id !== id) {
+      answer({ type: 'heartbeat', seq, held: false });
+      return;
+    }
+    job.spec.heartbeat().then((held) => answer({ type: 'heartbeat', seq, held }), (e: unknown) => answer({ type: 'heartbeat', seq, error: encodeThrown(e) }));
   }
 
   /** A thread ended that the pool did not end: an uncaught error, `process.exit()`, or a failed start. */
