@@ -160,6 +160,24 @@ for (const [name, url] of stores) {
       expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ reason: 'CANCELLED', heartbeat: false });
     });
 
+    it("an error a finished task's timer throws later ends its thread but is not the next task's failure: that one runs again, counted like a lost lease", async () => {
+      const errors: string[] = [];
+      worker({ onError: (e) => void errors.push(String(e)) });
+      expect(await (await t.leaky.delay()).get({ timeoutMs })).toBe('leaky done');
+      const run = await t.block.delay(500); // in the same thread when leaky's timer throws
+      expect(await run.get({ timeoutMs })).toBe(500);
+      const es = await events(run.id);
+      expect(ofType(es, 'NodeReleased')).toMatchObject([{ attempt: 1, lost: true, reason: expect.stringContaining('RangeError: late, from leaky') }]);
+      expect(ofType(es, 'NodeSucceeded')).toMatchObject([{ attempt: 2 }]);
+      expect(ofType(es, 'NodeFailed')).toEqual([]);
+      expect(errors).toEqual([expect.stringMatching(/a pool thread died of an error task leaky \(an earlier task in that thread\) left behind: RangeError: late, from leaky; task block, which was running there, did not throw it and runs again/)]);
+      // Counted like a lost lease: with maxLeaseExpiries 0 the first loss fails the node with WorkerLostError.
+      expect(await (await t.leaky.delay()).get({ timeoutMs })).toBe('leaky done');
+      const fragile = await t.fragile.delay(500);
+      await expect(fragile.get({ timeoutMs })).rejects.toMatchObject({ code: 'TASK_FAILED' });
+      expect(ofType(await events(fragile.id), 'NodeFailed')).toMatchObject([{ attempt: 1, error: { name: 'WorkerLostError', message: expect.stringContaining('maxLeaseExpiries is 0') } }]);
+    });
+
     it.runIf(name === 'sqlite')('an app module that calls app.worker() as it loads: in a thread the call is inert and its store is never opened', async () => {
       const inert = join(dir, 'inert.db');
       process.env['LOVAGE_INERT_STORE'] = `sqlite:${inert}`;

@@ -44,7 +44,7 @@ export function describeEvent(e: WorkflowEvent): { node: string; detail: string 
     case 'NodeLeaseExpired':
       return { node: e.nodeId, detail: `attempt ${e.attempt}  worker ${e.worker} went silent` };
     case 'NodeReleased':
-      return { node: e.nodeId, detail: `attempt ${e.attempt}  reason: ${e.reason}` };
+      return { node: e.nodeId, detail: `attempt ${e.attempt}${e.lost ? '  lost' : ''}  reason: ${e.reason}` };
     case 'NodeCompletionFenced':
       return { node: e.nodeId, detail: `attempt ${e.attempt}  late ${e.outcome} outcome ignored: ${e.reason}` };
     case 'NodesSkipped':

@@ -19,7 +19,8 @@ export type Command =
       /** A failure with `retryAt` is a retry (the worker applied the policy); without, the node fails. */
       readonly outcome: { readonly ok: true; readonly value: Json; /** Not run: expired, onExpire 'skip'. */ readonly expired?: true } | { readonly ok: false; readonly error: TaskErrorInfo; readonly retryAt?: number };
     }
-  | { readonly type: 'Release'; readonly at: number; readonly nodeId: string; readonly leaseToken: string; readonly reason: string }
+  /** Hands a leased node back, claimable at once; `lost`: the attempt was lost (counted like a lost lease). */
+  | { readonly type: 'Release'; readonly at: number; readonly nodeId: string; readonly leaseToken: string; readonly reason: string; readonly lost?: true }
   /** Hands a leased node back unstarted, claimable again at `until` (a rate limit's wait). */
   | { readonly type: 'Defer'; readonly at: number; readonly nodeId: string; readonly leaseToken: string; readonly until: number; readonly reason: string }
   | {
@@ -72,7 +73,7 @@ export function decide(state: RunState, command: Command): WorkflowEvent[] {
     case 'Release': {
       const node = state.nodes.get(command.nodeId);
       if (!node || node.status !== 'running' || node.leaseToken !== command.leaseToken) return [];
-      return [{ type: 'NodeReleased', at: command.at, nodeId: command.nodeId, attempt: node.attempt, reason: command.reason }];
+      return [{ type: 'NodeReleased', at: command.at, nodeId: command.nodeId, attempt: node.attempt, reason: command.reason, ...(command.lost ? { lost: true as const } : {}) }];
     }
     case 'Defer': {
       const node = state.nodes.get(command.nodeId);

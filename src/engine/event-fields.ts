@@ -49,7 +49,7 @@ const FIELDS: Readonly<Record<EventType, readonly [Readonly<Record<string, Kind>
   NodeRetryScheduled: [{ nodeId, attempt, error, retryAt: time }],
   NodeDeferred: [{ nodeId, attempt: started, until: time, reason: str }],
   NodeLeaseExpired: [{ nodeId, attempt, worker: str }],
-  NodeReleased: [{ nodeId, attempt, reason: str }],
+  NodeReleased: [{ nodeId, attempt, reason: str }, { lost: yes }],
   NodeCompletionFenced: [{ nodeId, attempt, leaseToken: str, outcome, reason: str }],
   NodesSkipped: [{ nodeIds: strings, reason: str }],
   NodesAborted: [{ nodeIds: strings, reason: str }, { byRequest: yes, terminate: yes }],

@@ -29,7 +29,8 @@ export type WorkflowEvent =
   /** The attempt was handed back unstarted (e.g. a rate limit): it does not count, the node is claimable at `until`. */
   | { readonly type: 'NodeDeferred'; readonly at: number; readonly nodeId: string; readonly attempt: number; readonly until: number; readonly reason: string }
   | { readonly type: 'NodeLeaseExpired'; readonly at: number; readonly nodeId: string; readonly attempt: number; readonly worker: string }
-  | { readonly type: 'NodeReleased'; readonly at: number; readonly nodeId: string; readonly attempt: number; readonly reason: string }
+  /** `lost`: the worker lost the attempt (its thread died of an error the task did not throw): counted like a lost lease (maxLeaseExpiries). */
+  | { readonly type: 'NodeReleased'; readonly at: number; readonly nodeId: string; readonly attempt: number; readonly reason: string; readonly lost?: true }
   | { readonly type: 'NodeCompletionFenced'; readonly at: number; readonly nodeId: string; readonly attempt: number; readonly leaseToken: string; readonly outcome: 'succeeded' | 'failed'; readonly reason: string }
   | { readonly type: 'NodesSkipped'; readonly at: number; readonly nodeIds: readonly string[]; readonly reason: string }
   /**

@@ -199,7 +199,7 @@ export function applyInPlace(state: RunState, event: WorkflowEvent): void {
     case 'NodeLeaseExpired':
     case 'NodeReleased': {
       const node = moveNode(state, event, event.nodeId);
-      if (event.type === 'NodeLeaseExpired') node.lost++;
+      if (event.type === 'NodeLeaseExpired' || event.lost) node.lost++;
       node.leaseToken = undefined;
       break;
     }

@@ -122,7 +122,7 @@ function redecide(state: RunState, recorded: readonly WorkflowEvent[], rules: Ru
       }
       case 'NodeReleased':
         cause = `Release ${first.nodeId}`;
-        return { cause, expected: rules.decide(state, { type: 'Release', at: first.at, nodeId: first.nodeId, leaseToken: state.nodes.get(first.nodeId)?.leaseToken ?? '', reason: first.reason }) };
+        return { cause, expected: rules.decide(state, { type: 'Release', at: first.at, nodeId: first.nodeId, leaseToken: state.nodes.get(first.nodeId)?.leaseToken ?? '', reason: first.reason, ...(first.lost ? { lost: true as const } : {}) }) };
       case 'NodesAborted':
         if (!first.byRequest) return { cause: `(none: a ${first.type} no input explains)`, expected: [], error: `${first.type} is a decision, but no input precedes it` };
         return { cause: 'Cancel (nodes)', expected: rules.decide(state, { type: 'Cancel', at: first.at, reason: first.reason, nodes: first.nodeIds, ...(first.terminate ? { terminate: true } : {}) }) };

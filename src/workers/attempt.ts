@@ -60,8 +60,11 @@ export class InFlight {
   }
 }
 
-/** An attempt's end: a value, a thrown error, or handed back unstarted for `defer` ms (a rate limit). */
-export type Result = { ok: true; value: Json; expired?: true } | { ok: false; thrown: unknown } | { ok: false; defer: number; reason: string };
+/**
+ * An attempt's end: a value, a thrown error, handed back unstarted for `defer` ms (a rate limit), or
+ * `lost` (its pool thread died of an error it did not throw): handed back to run again, counted like a lost lease.
+ */
+export type Result = { ok: true; value: Json; expired?: true } | { ok: false; thrown: unknown } | { ok: false; defer: number; reason: string } | { ok: false; lost: string };
 
 /** How long a node is handed back when the store did not answer the checks before its start. */
 const UNCHECKED_DEFER_MS = 1000;
@@ -135,7 +138,7 @@ async function afterLeaseCheck(host: AttemptHost, def: TaskDefinition, node: Cla
     return unchecked(host, node, e);
   }
   if (lost > def.maxLeaseExpiries) {
-    return { ok: false, thrown: new WorkerLostError(`node ${node.nodeId}'s lease ran out ${lost} times (its worker died or stalled each time); maxLeaseExpiries is ${def.maxLeaseExpiries}, so it is not run again`) };
+    return { ok: false, thrown: new WorkerLostError(`node ${node.nodeId}'s lease ran out ${lost} times (its worker died or stalled, or its pool thread died of an error it did not throw, each time); maxLeaseExpiries is ${def.maxLeaseExpiries}, so it is not run again`) };
   }
   return afterChecks(host, def, node, ctx, flight);
 }
@@ -209,6 +212,7 @@ async function limited(host: AttemptHost, def: TaskDefinition, node: ClaimedNode
   }
   try {
     const result = await Promise.race(limits.hard !== undefined ? [run, hard] : [run]);
+    if ('lost' in result) return await afterLost(host, def, node, result.lost);
     // A task that gave up because its soft limit aborted it failed by the soft limit.
     if (!result.ok && 'thrown' in result && softFired && isAbort(result.thrown)) return { ok: false, thrown: new SoftTimeLimitExceeded(`task ${node.task} was stopped by its soft time limit of ${limits.soft} ms`) };
     return result;
@@ -223,6 +227,7 @@ export function completionOf(def: TaskDefinition | undefined, node: ClaimedNode,
   if ('defer' in result) {
     return { type: 'Defer', runId: node.runId, nodeId: node.nodeId, leaseToken: node.leaseToken, until: at + result.defer, reason: result.reason, at };
   }
+  if ('lost' in result) return { type: 'Release', runId: node.runId, nodeId: node.nodeId, leaseToken: node.leaseToken, reason: result.lost, lost: true, at };
   let outcome: Extract<Completion, { type: 'Complete' }>['outcome'];
   if (result.ok) {
     outcome = result;
@@ -291,11 +296,34 @@ function unchecked(host: AttemptHost, node: ClaimedNode, error: unknown): Result
   return { ok: false, defer: UNCHECKED_DEFER_MS, reason: `the store did not answer the checks before node ${node.nodeId} started (${error instanceof Error ? error.message : String(error)}); it was not run` };
 }
 
-/** How many times the node's lease ran out since it was last reset (read from the log: rare). */
+/**
+ * An attempt whose pool thread died of an error it did not throw: handed back to run again (a lost
+ * worker), unless this loss is one more than `maxLeaseExpiries` allows: then it fails with
+ * WorkerLostError, as a node whose lease ran out too often does. If the store does not answer, it is
+ * handed back (the next claim's check counts this loss too).
+ */
+async function afterLost(host: AttemptHost, def: TaskDefinition, node: ClaimedNode, reason: string): Promise<Result> {
+  let lost: number;
+  try {
+    lost = (await lostLeases(host.store, node)) + 1;
+  } catch (e) {
+    host.report(e);
+    return { ok: false, lost: reason };
+  }
+  if (lost > def.maxLeaseExpiries) {
+    return { ok: false, thrown: new WorkerLostError(`node ${node.nodeId}'s worker was lost ${lost} times (this time ${reason}); maxLeaseExpiries is ${def.maxLeaseExpiries}, so it is not run again`) };
+  }
+  return { ok: false, lost: reason };
+}
+
+/**
+ * How many times the node's worker was lost since it was last reset (read from the log: rare): its
+ * lease ran out, or it was handed back `lost` (its pool thread died of an error it did not throw).
+ */
 async function lostLeases(store: EventStore, node: ClaimedNode): Promise<number> {
   let lost = 0;
   for (const { event } of await store.readStream(node.runId)) {
-    if (event.type === 'NodeLeaseExpired' && event.nodeId === node.nodeId) lost++;
+    if ((event.type === 'NodeLeaseExpired' || (event.type === 'NodeReleased' && event.lost)) && event.nodeId === node.nodeId) lost++;
     else if (event.type === 'WorkflowResumed' && event.reset.includes(node.nodeId)) lost = 0;
   }
   return lost;

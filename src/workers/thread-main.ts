@@ -1,6 +1,7 @@
 // A threads-pool thread (loaded by thread-entry.mjs): imports the app module once, then runs the
 // tasks the pool sends it, one at a time, by name from the app's registry. The thread never opens
 // the store: args come in and the outcome goes out as messages; the worker records it.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { parseDuration } from '../app/duration.ts';
 import { exportedApp, noAppExported } from '../app/load-app.ts';
@@ -14,6 +15,16 @@ const port = parentPort;
 if (!port) throw new Error('src/workers/thread-main.ts runs in a threads-pool thread only');
 const post = (m: FromThread) => port.postMessage(m);
 const { appModule } = workerData as { appModule: string };
+
+/** The task whose code runs now (through its timers and promises): who threw an error no code caught. */
+const owner = new AsyncLocalStorage<{ id: number; task: string }>();
+// An error no code caught ends the thread, as it would anyway; first the pool is told whose code threw
+// it, so that a task is not failed for an error an earlier task left behind (a timer of its own).
+process.on('uncaughtException', (e) => {
+  const o = owner.getStore();
+  post({ type: 'uncaught', error: encodeThrown(e), ...(o ? { owner: o.id, task: o.task } : {}) });
+  process.exit(1);
+});
 
 async function load(): Promise<AppInternals> {
   // Before the import: `app.worker()` calls in the module are inert here.
@@ -54,7 +65,7 @@ async function run(internals: AppInternals, m: Extract<ToThread, { type: 'run' }
   try {
     const def = internals.task(m.task);
     if (!def) throw new LovageError('NOT_FOUND', `task "${m.task}" is not registered in the app of ${appModule} (the module the worker's threads import); register it there with app.task("${m.task}", fn)`);
-    const value = (await internals.runInContext(ctx, () => def.fn(...(m.args as never[])))) ?? null;
+    const value = (await owner.run({ id: m.id, task: m.task }, () => internals.runInContext(ctx, () => def.fn(...(m.args as never[]))))) ?? null;
     assertJson(value, `result of task ${m.task}`);
     post({ type: 'done', id: m.id, ok: true, value });
   } catch (e) {

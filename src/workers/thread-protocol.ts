@@ -59,6 +59,11 @@ export type ToThread =
 
 export type FromThread =
   | { readonly type: 'ready' }
+  /**
+   * An error no code caught: the thread ends after sending this. `owner`: the pool's id of the task whose
+   * code threw it (its call, timers and promises), with its `task` name; absent when no task's is known.
+   */
+  | { readonly type: 'uncaught'; readonly error: Thrown; readonly owner?: number; readonly task?: string }
   /** A task's `ctx.heartbeat()`: the worker extends the task's lease, as in the async pool, and answers. */
   | { readonly type: 'heartbeat'; readonly id: number; readonly seq: number }
   | { readonly type: 'loadFailed'; readonly error: Thrown }

@@ -22,8 +22,11 @@ export interface ThreadJob {
   readonly heartbeat: () => Promise<boolean>;
 }
 
-/** How a task ended in its thread; `thrown` is revived (see reviveThrown). */
-export type ThreadResult = { ok: true; value: Json } | { ok: false; thrown: unknown };
+/**
+ * How a task ended in its thread; `thrown` is revived (see reviveThrown). `lost`: its thread died of an
+ * error the task did not throw (one an earlier task left behind): the task is not to blame, it runs again.
+ */
+export type ThreadResult = { ok: true; value: Json } | { ok: false; thrown: unknown } | { ok: false; lost: string };
 
 /** A task handed to the pool. */
 export interface ThreadRun {
@@ -57,6 +60,8 @@ interface Slot {
   ready: boolean;
   tasks: number;
   job: Job | undefined;
+  /** The error no code caught that ends the thread, and whose code threw it (see thread-main.ts). */
+  uncaught: { error: unknown; owner: number | undefined; task: string | undefined } | undefined;
 }
 
 interface Job {
@@ -202,7 +207,7 @@ export class ThreadPool {
     const thread = new Thread(entry, { workerData: { appModule: this.#options.appModule } });
     // The worker's own loop keeps the process alive while it runs; an idle thread does not.
     thread.unref();
-    const slot: Slot = { thread, ready: false, tasks: 0, job: undefined };
+    const slot: Slot = { thread, ready: false, tasks: 0, job: undefined, uncaught: undefined };
     this.#slots.add(slot);
     this.#warm = Math.max(this.#warm, this.#slots.size);
     thread.on('message', (m: FromThread) => this.#onMessage(slot, m));
@@ -222,6 +227,9 @@ export class ThreadPool {
     } else if (m.type === 'heartbeat') {
       this.#heartbeat(slot, m.id, m.seq);
       return;
+    } else if (m.type === 'uncaught') {
+      slot.uncaught = { error: reviveThrown(m.error), owner: m.owner, task: m.task };
+      return; // the thread ends now: see #onDeath
     } else {
       const job = slot.job;
       if (!job || job.id !== m.id) return;
@@ -245,18 +253,30 @@ export class ThreadPool {
     job.spec.heartbeat().then((held) => answer({ type: 'heartbeat', seq, held }), (e: unknown) => answer({ type: 'heartbeat', seq, error: encodeThrown(e) }));
   }
 
-  /** A thread ended that the pool did not end: an uncaught error, `process.exit()`, or a failed start. */
+  /**
+   * A thread ended that the pool did not end: an error no code caught (the thread said whose code threw
+   * it, see thread-main.ts), `process.exit()`, or a failed start.
+   */
   #onDeath(slot: Slot, error: unknown, code?: number): void {
     if (!this.#slots.delete(slot)) return;
     const job = slot.job;
-    if (job) {
-      // An error thrown outside the task's promise (a timer's callback...) still belongs to the task.
+    const uncaught = slot.uncaught;
+    if (uncaught) error = uncaught.error;
+    if (job && uncaught && uncaught.owner !== job.id) {
+      // Not the running task's error (an earlier task's timer, say): reported, and the task runs again,
+      // counted like a lost lease (maxLeaseExpiries bounds it, should it be the culprit after all).
+      const whose = uncaught.task !== undefined ? `task ${uncaught.task} (an earlier task in that thread) left behind` : 'thrown by no task the thread knows of (module code, or a callback that lost its task\'s context)';
+      this.#options.onError(new LovageError('VALIDATION', `a pool thread died of an error ${whose}: ${describe(error)}; task ${job.spec.task}, which was running there, did not throw it and runs again`));
+      this.#settle(job, { ok: false, lost: `its pool thread died of an error task ${job.spec.task} did not throw (${describe(error)})` });
+    } else if (job) {
+      // An error thrown outside the task's promise (a timer's callback...) by the task's own code belongs to the task.
       const thrown = error ?? new WorkerLostError(`the thread running task ${job.spec.task} exited with code ${String(code)} before the task finished (process.exit() in a task ends its thread)`);
       this.#settle(job, { ok: false, thrown });
     } else if (!slot.ready) {
       this.#loadFailed(error ?? new Error(`the thread exited with code ${String(code)} while it loaded the app module`));
     } else if (error !== undefined) {
-      this.#options.onError(new LovageError('VALIDATION', `an idle pool thread died of an error its last task left behind (a fresh thread replaces it): ${describe(error)}`));
+      const whose = uncaught?.task !== undefined ? `task ${uncaught.task}` : 'its last task';
+      this.#options.onError(new LovageError('VALIDATION', `an idle pool thread died of an error ${whose} left behind (a fresh thread replaces it): ${describe(error)}`));
     }
     this.#dispatch();
   }
