@@ -2,7 +2,7 @@
 // that leaves the caller's transaction usable, and what is refused because it is not an open
 // transaction. The basics (commit keeps the run, rollback drops it) are in stores-postgres.test.ts.
 // Each test works in a schema of its own, dropped afterwards. Skips without a server (see services.ts).
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import { createRequire } from 'node:module';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -97,7 +97,7 @@ describe.skipIf(!url)("postgres: submitting in the caller's transaction", () => 
     }
   });
 
-  it('submits on one client at once take turns: one refused rolls back only itself', async () => {
+  it('submits on one client at once: one refused rolls back only itself', async () => {
     const { store, app, add } = await setup();
     const c = await client();
     try {
@@ -182,10 +182,75 @@ describe.skipIf(!url)("postgres: submitting in the caller's transaction", () => 
       const submit = add.s(1, 2).applyAsync({ transaction: c, runId: 'late' }).then(() => 'submitted', (e: { code?: string; message: string }) => `${e.code}: ${e.message}`);
       await c.query('SELECT pg_sleep(0.2)'); // queued behind the submit's first statement, the COMMIT behind it
       await c.query('COMMIT');
-      expect(await submit).toMatch(/^VALIDATION: transaction is a pg client whose transaction ended \(COMMIT or ROLLBACK\) before the submit ran; nothing was written/);
+      expect(await submit).toMatch(/^VALIDATION: transaction is a pg client whose transaction ended \(COMMIT or ROLLBACK\), or was rolled back to a savepoint, before the submit ran; nothing was written/);
       expect(await store.getRun('late')).toBeUndefined();
     } finally {
       await c.end();
+      await app.close();
+    }
+  });
+  it('two submits at once through trx and trx.withSchema() (two objects, one connection) both write; the transaction stays usable', async () => {
+    const { store, app, add } = await setup();
+    const db = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url!, max: 1 }) }) });
+    try {
+      const outcome = await db.transaction().execute(async (trx) => {
+        const other = trx.withSchema('public');
+        const settled = await Promise.allSettled([
+          add.s(1, 1).applyAsync({ transaction: trx, runId: 'ws-a' }),
+          add.s(2, 2).applyAsync({ transaction: other, runId: 'ws-b' }),
+        ]);
+        const usable = await sql`SELECT 1 AS ok`.execute(trx).then(() => 'usable', (e: Error) => e.message);
+        return { settled: settled.map((x) => (x.status === 'fulfilled' ? 'ok' : String(x.reason))), usable };
+      });
+      expect(outcome).toEqual({ settled: ['ok', 'ok'], usable: 'usable' });
+      expect((await store.readStream('ws-a')).length).toBeGreaterThan(0);
+      expect((await store.readStream('ws-b')).length).toBeGreaterThan(0);
+    } finally {
+      await db.destroy();
+      await app.close();
+    }
+  });
+
+  it("a caller's ROLLBACK TO SAVEPOINT between the submit's two statements: the submit is refused, the transaction stays usable", async () => {
+    const { store, app, add } = await setup();
+    const c = await client();
+    try {
+      await c.query('BEGIN');
+      await c.query('SAVEPOINT mine');
+      const submit = add.s(1, 2).applyAsync({ transaction: c, runId: 'sp' }).then(() => 'submitted', (e: { code?: string; message: string }) => `${e.code}: ${e.message}`);
+      while (!(c as unknown as { activeQuery: unknown }).activeQuery) await new Promise((r) => setImmediate(r)); // its set_config is on the wire
+      const rolled = c.query('ROLLBACK TO SAVEPOINT mine').then(() => 'ok', (e: Error) => e.message);
+      expect(await submit).toMatch(/^VALIDATION: transaction is a pg client whose transaction ended \(COMMIT or ROLLBACK\), or was rolled back to a savepoint, before the submit ran; nothing was written/);
+      expect(await rolled).toBe('ok');
+      expect((await c.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+      await c.query('COMMIT');
+      expect(await store.getRun('sp')).toBeUndefined();
+    } finally {
+      await c.end();
+      await app.close();
+    }
+  });
+
+  it.each([
+    ['lock_timeout', '55P03'],
+    ['statement_timeout', '57014'],
+  ])('a submit cut by %s (waiting for a run id another transaction holds) throws an Error with its code; the transaction stays usable', async (setting, code) => {
+    const { app, add } = await setup();
+    const a = await client();
+    const b = await client();
+    try {
+      await a.query('BEGIN');
+      await add.s(1, 2).applyAsync({ transaction: a, runId: 'held' });
+      await b.query('BEGIN');
+      await b.query(`SET LOCAL ${setting} = '200ms'`);
+      const err = await add.s(1, 2).applyAsync({ transaction: b, runId: 'held' }).then(() => undefined, (e: unknown) => e);
+      expect({ isError: err instanceof Error, code: (err as { code?: string }).code }).toEqual({ isError: true, code });
+      expect((await b.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+    } finally {
+      await a.query('ROLLBACK').catch(() => undefined);
+      await b.query('ROLLBACK').catch(() => undefined);
+      await a.end();
+      await b.end();
       await app.close();
     }
   });

@@ -9,9 +9,6 @@ const ALLOWED = 'allowed is a kysely Transaction (inside db.transaction().execut
 
 type Run = (text: string, values?: unknown[]) => Promise<unknown[]>;
 
-/** Submits on one transaction object go one at a time (see {@link appendInCallerTransaction}). */
-const turns = new WeakMap<object, Promise<unknown>>();
-
 /** What `append_in_transaction` returns: the events rows' positions, or the append's error as data. */
 interface AppendRow {
   positions: number[] | null;
@@ -22,45 +19,37 @@ interface AppendRow {
 
 /**
  * Appends in the caller's open transaction — a kysely Transaction, or a pg client after BEGIN — and
- * resolves to the events rows' positions. Two statements: `set_config` marks the transaction with a
- * token of this submit's, then `append` (the `append_in_transaction` call, whose last argument is
- * the token) appends, in a subtransaction of its own, only inside that same transaction (see
- * appendInTransactionSql). So whatever the caller sends on the connection meanwhile:
- * - a failed append (a conflict, a taken run id) leaves nothing and the caller's transaction usable,
- *   and none of the caller's statements is rolled back with it;
- * - a COMMIT or ROLLBACK of the caller's that comes first makes the append refuse (VALIDATION),
- *   instead of committing the run on its own.
+ * resolves to the events rows' positions. Two statements: `set_config` adds a token of this submit's
+ * to the transaction's SUBMIT_SETTING, then `append` (the `append_in_transaction` call, whose last
+ * argument is the token) appends, in a subtransaction of its own, only inside that same transaction
+ * (see appendInTransactionSql). So whatever the caller sends on the connection meanwhile:
+ * - a failed append (a conflict, a taken run id, a statement_timeout) leaves nothing and the caller's
+ *   transaction usable, and none of the caller's statements is rolled back with it;
+ * - a COMMIT or ROLLBACK of the caller's that comes first (or a ROLLBACK TO a savepoint set before
+ *   the submit) makes the append refuse (VALIDATION, nothing written), instead of committing the run
+ *   on its own; the transaction, if still open, stays usable.
  * Postgres errors come in Lovage's words (see {@link storeError}).
  *
  * Throws VALIDATION, before writing anything, for what is not an open transaction: a pool (by its
  * shape, whichever copy of `pg` or `pg-pool` made it), a Kysely instance, a pg client outside BEGIN
- * or in a failed transaction. Submits on one transaction object take turns: each marks the
- * transaction with its own token.
+ * or in a failed transaction.
  *
  * @example
  * const positions = await appendInCallerTransaction(client, appendSql, values)
  */
-export function appendInCallerTransaction(tx: unknown, append: string, values: unknown[]): Promise<number[]> {
+export async function appendInCallerTransaction(tx: unknown, append: string, values: unknown[]): Promise<number[]> {
   const { run, what } = runner(tx);
-  const key = tx as object;
-  const turn = (turns.get(key) ?? Promise.resolve()).catch(() => undefined).then(() => appendMarked(run, what, append, values));
-  turns.set(key, turn);
-  return turn;
-}
-
-async function appendMarked(run: Run, what: string, append: string, values: unknown[]): Promise<number[]> {
   const token = newToken();
   let row: AppendRow;
   try {
-    await run(`SELECT set_config('${SUBMIT_SETTING}', $1, true)`, [token]);
+    await run(`SELECT set_config('${SUBMIT_SETTING}', concat_ws(',', nullif(current_setting('${SUBMIT_SETTING}', true), ''), $1::text), true)`, [token]);
     [row] = (await run(append, [...values, token])) as [AppendRow];
   } catch (e) {
-    const code = (e as { code?: unknown } | null)?.code;
-    if (code === '25P02') throw refused(`${what} in a failed transaction (a statement in it failed, it can only roll back)`);
-    if (code === 'LV401') throw refused(`${what} whose transaction ended (COMMIT or ROLLBACK) before the submit ran; nothing was written`);
+    if ((e as { code?: unknown } | null)?.code === '25P02') throw refused(`${what} in a failed transaction (a statement in it failed, it can only roll back)`);
     throw storeError(e);
   }
-  if (row.error_code !== null) throw storeError({ code: row.error_code, message: row.error_message ?? '', detail: row.error_detail ?? undefined });
+  if (row.error_code === 'LV401') throw refused(`${what} whose transaction ended (COMMIT or ROLLBACK), or was rolled back to a savepoint, before the submit ran; nothing was written`);
+  if (row.error_code !== null) throw storeError(Object.assign(new Error(row.error_message ?? 'the append failed'), { code: row.error_code, detail: row.error_detail ?? undefined }));
   return row.positions ?? [];
 }
 
