@@ -237,6 +237,20 @@ describe('import of exports with a malformed DAG', () => {
     expect(await (await app.store()).getRun('bad')).toBeUndefined();
   });
 
+  it('imports a result expression 1,200 lists deep (2,400 JSON levels: more than 255 nested collect chords reach), and the run ends', async () => {
+    const app = open('memory:');
+    app.task('a', (x: number) => x + 1);
+    app.worker({ pollMs: 5 });
+    const result = `${'{"list":['.repeat(1200)}{"ref":"0"}${']}'.repeat(1200)}`;
+    const dag = `{"nodes":${JSON.stringify([node('0', null)])},"result":${result}}`;
+    const text = exportOf([`{"version":1,"event":{"type":"WorkflowSubmitted","at":1000,"dag":${dag}}}`, lineOf(ready, 2)]);
+    expect(await app.runs.import(text, { runId: 'deep-ok' })).toBe('deep-ok');
+    let value: unknown = await app.run('deep-ok').get({ timeoutMs: 5000 });
+    let depth = 0;
+    while (Array.isArray(value)) [value, depth] = [value[0], depth + 1];
+    expect({ value, depth }).toEqual({ value: 2, depth: 1200 });
+  });
+
   it('refuses an expression nested deeper than the engine walks, naming where, without overflowing the stack', async () => {
     const app = open('memory:');
     // Written out: JSON.stringify itself recurses, and would overflow on it.
@@ -244,7 +258,7 @@ describe('import of exports with a malformed DAG', () => {
     const dag = `{"nodes":${JSON.stringify([node('0', null)])},"result":${result}}`;
     const text = exportOf([`{"version":1,"event":{"type":"WorkflowSubmitted","at":1000,"dag":${dag}}}`, lineOf(ready, 2)]);
     const message = await refusal(app, text, 'bad');
-    expect(message).toMatch(/^VALIDATION: export line 2: event\.dag\.result\.list\[0\]\.list\[0\].*: nesting deeper than 1600 levels cannot be stored/);
+    expect(message).toMatch(/^VALIDATION: export line 2: event\.dag\.result\.list\[0\]\.list\[0\].*: nesting deeper than 3000 levels cannot be stored/);
     expect(message.length).toBeLessThan(400);
   });
 
@@ -253,7 +267,7 @@ describe('import of exports with a malformed DAG', () => {
     const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
     const fields = { queue: '"default"', args: '[1]', [field]: deep };
     const line = `{"version":2,"event":{"type":"NodeReady","at":1000,"nodeId":"0","task":"a","args":${fields.args},"queue":${fields.queue},"priority":0}}`;
-    expect(await refusal(app, exportOf([submitted, line]), 'deep')).toMatch(/^VALIDATION: export line 3: event\.\w+\[0\]\[0\].*: nesting deeper than 1600 levels cannot be stored/);
+    expect(await refusal(app, exportOf([submitted, line]), 'deep')).toMatch(/^VALIDATION: export line 3: event\.\w+\[0\]\[0\].*: nesting deeper than 3000 levels cannot be stored/);
     expect(await (await app.store()).getRun('deep')).toBeUndefined();
   });
 

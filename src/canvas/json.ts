@@ -69,11 +69,12 @@ function fail(where: string, path: string, what: string): never {
 }
 
 /**
- * How deep a value read from a file (an imported export) may nest: above anything Lovage writes (an
- * event's expressions reach 1536 levels at most, its values 256, plus a few of the event's own) and
- * below where the stores' JSON.stringify runs out of stack (2,000-5,000 levels).
+ * How deep a value read from a file (an imported export) may nest: above anything Lovage writes (a
+ * DAG's expressions take two or three JSON levels each: 255 nested collect chords reach ~1,530, mixed
+ * ones ~1,610; values 256) and below where JSON.stringify runs out of stack (~4,100 on Node 20's
+ * default stack: the stores serialise what is imported).
  */
-export const STORED_MAX_DEPTH = 1600;
+export const STORED_MAX_DEPTH = 3000;
 
 /**
  * Throws a VALIDATION error naming `where` and the path inside the value when a number in `value`, the
