@@ -374,47 +374,6 @@ END
 $fn$`;
 }
 
-/** The setting that marks the caller's transaction for its submits (see appendInTransactionSql). */
-export const SUBMIT_SETTING = 'lovage.submit';
-
-/**
- * `append_in_transaction(...APPEND_PARAMS, p_token)` (schema version 9): `append_events` for a submit
- * inside the caller's transaction, in one statement, after `set_config` added the submit's token to
- * SUBMIT_SETTING (a list of tokens, local to the transaction).
- * - It appends only if its token is in the list (and takes it out): the statement before it ran in the
- *   same transaction. When the caller's COMMIT or ROLLBACK came between them, the two ran as statements
- *   of their own and the token is gone (as it is after a ROLLBACK TO a savepoint set before the submit).
- * - Every failure comes back as data (`error_code`, `error_message`, `error_detail`), never raised: the
- *   append runs in a subtransaction (an exception block, query_canceled included: a statement_timeout)
- *   that rolls back what it wrote, and the caller's transaction goes on. LV401: the token was gone,
- *   nothing was written.
- * Tokens, not one value: submits on one connection through several objects (a kysely Transaction and
- * its withSchema()) may set theirs before either appends.
- */
-export function appendInTransactionSql(s: string): string {
-  return `
-CREATE FUNCTION ${s}.append_in_transaction(${APPEND_PARAMS.join(', ')}, p_token text)
-RETURNS TABLE (positions float8[], error_code text, error_message text, error_detail text) LANGUAGE plpgsql AS $fn$
-DECLARE
-  v_tokens text[] := string_to_array(nullif(current_setting('${SUBMIT_SETTING}', true), ''), ',');
-BEGIN
-  IF v_tokens IS NULL OR NOT p_token = ANY (v_tokens) THEN
-    error_code := 'LV401';
-    error_message := 'the caller''s transaction ended (COMMIT or ROLLBACK), or was rolled back to a savepoint, before the submit ran';
-    RETURN NEXT;
-    RETURN;
-  END IF;
-  PERFORM set_config('${SUBMIT_SETTING}', array_to_string(array_remove(v_tokens, p_token), ','), true);
-  BEGIN
-    positions := ${s}.append_events(${APPEND_PARAMS.map((p) => p.split(' ')[0]).join(', ')});
-  EXCEPTION WHEN OTHERS OR query_canceled THEN
-    GET STACKED DIAGNOSTICS error_code = RETURNED_SQLSTATE, error_message = MESSAGE_TEXT, error_detail = PG_EXCEPTION_DETAIL;
-  END;
-  RETURN NEXT;
-END
-$fn$`;
-}
-
 /**
  * `append_events` and `claim_nodes` as they are now (schema version 8 replaces version 4's: same
  * signatures and results, so workers of the previous Lovage keep working while it is applied).

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { LovageError } from '../../errors.ts';
-import { appendInTransactionSql, extendLeasesSql, hotFunctionsSql } from './functions-sql.ts';
+import { appendInTransactionSql } from './caller-transaction.ts';
+import { extendLeasesSql, hotFunctionsSql } from './functions-sql.ts';
 import { functionsSqlV1 } from './functions-sql-v1.ts';
 import { functionsSqlV2 } from './functions-sql-v2.ts';
 import { extendLeasesSqlV4, hotFunctionsSqlV4 } from './functions-sql-v4.ts';
