@@ -229,7 +229,10 @@ function flatAfter(prev: Expr): Expr {
     } else if ('failure' in e) {
       leaves.push(e);
     } else {
-      if ('collect' in e) leaves.push({ collect: e.collect });
+      // What a collect waits for is its members' scopes (inputDeps); an `after` is never evaluated, so
+      // their values are left out: kept, they nested every level before (nested collect chords doubled
+      // the DAG at each level).
+      if ('collect' in e) leaves.push({ collect: e.collect.map((m) => ({ scope: m.scope, value: { list: [] } })) });
       if (e.after) stack.push(e.after);
       if ('list' in e) for (let i = e.list.length - 1; i >= 0; i--) stack.push(e.list[i]!);
     }
