@@ -9,8 +9,7 @@ import { connectionError, redactUrl } from './postgres/connection.ts';
 import { DbClock } from './postgres/db-clock.ts';
 import { APPEND_PARAMS, CLAIM_PARAMS } from './postgres/functions-sql.ts';
 import { ReadyListener } from './postgres/listener.ts';
-import { migratePostgres } from './postgres/migrate-checked.ts';
-import { checkMigrated } from './postgres/migrations.ts';
+import { checkMigrated, migrate as migratePostgres } from './postgres/migrations.ts';
 import { RunQueries, type Tables } from './postgres/run-queries.ts';
 import { namedQuery } from './postgres/query.ts';
 import { setRateLimitPg, takeTokenPg } from './postgres/rate-sql.ts';
@@ -20,7 +19,7 @@ import { newToken } from './token.ts';
 import type { AppendOptions, AppendRequest, DeleteOptions, ClaimedNode, ClaimRequest, EventStore, LeaseRef, RunFilter, RunRecord } from './store.ts';
 
 export { parsePostgresUrl, type PostgresUrl } from './postgres/connection.ts';
-export { migratePostgres } from './postgres/migrate-checked.ts';
+export { migrate as migratePostgres } from './postgres/migrations.ts';
 export { LATEST_VERSION, type MigrateOptions, type MigrationResult } from './postgres/migrations.ts';
 export { quoteSchema } from './postgres/schema-name.ts';
 

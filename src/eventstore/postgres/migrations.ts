@@ -195,7 +195,8 @@ export interface MigrateOptions {
  * Brings `schema` to the newest version: creates it if needed, applies the missing versions in
  * order, each recorded in `<schema>.lovage_migrations`, all in one transaction under an advisory
  * lock, so processes that start at once apply each version exactly once (the others wait, then find
- * nothing to do).
+ * nothing to do). A schema that holds objects of something else (another
+ * application's `runs`, say) is VALIDATION naming the schema and the object; nothing is changed.
  *
  * @example
  * await migrate(pool, 'lovage') // { schema: 'lovage', from: 0, to: LATEST_VERSION }
@@ -232,11 +233,28 @@ export async function migrate(pool: pg.Pool, schema: string, options: MigrateOpt
       return { schema, from, to: Math.max(from, target) };
     } catch (e) {
       await client.query('ROLLBACK').catch(() => undefined);
-      throw e;
+      throw takenNameError(e, schema);
     }
   } finally {
     client.release();
   }
+}
+
+/** duplicate_table (relations: tables, indexes, sequences), duplicate_object, duplicate_function. */
+const TAKEN = new Set(['42P07', '42710', '42723']);
+
+/** A migration's name clash with an object it did not make, in Lovage's words (others pass through). */
+function takenNameError(e: unknown, schema: string): unknown {
+  const err = e as { code?: unknown; message?: unknown } | null;
+  if (typeof err?.code !== 'string' || !TAKEN.has(err.code)) return e;
+  const message = typeof err.message === 'string' ? err.message : String(e);
+  // Postgres says 'relation "runs" already exists': the object, in its words.
+  const object = /^(.*) already exists$/.exec(message)?.[1] ?? message;
+  return new LovageError(
+    'VALIDATION',
+    `Postgres schema "${schema}" holds ${object} already, not made by Lovage's migrations (its lovage_migrations table does not record them); nothing was changed: give Lovage a schema of its own (?schema=name, default lovage) or move that object out`,
+    { schema, cause: message },
+  );
 }
 
 /**
